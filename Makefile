@@ -1,0 +1,48 @@
+# The README's two commands: `make demo` and `make test`. Both set up everything first.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PYTHON ?= python3
+SYS_PKGS := liburing-dev libaio-dev bpftrace strace fio systemtap-sdt-dev
+ZIGCC := $(PY) -m ziglang cc -target x86_64-freebsd
+FREEBSD_OUT := workloads/out/aiotrace-workload.x86_64-freebsd
+
+.PHONY: setup sysdeps test demo bench freebsd-check clean
+
+# System packages: installed when root on Debian, otherwise named so the user can install them.
+sysdeps:
+	@missing=""; for p in $(SYS_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing system packages:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	else \
+	  echo "aiotrace: missing system packages:$$missing; install them with: sudo apt-get install$$missing" >&2; \
+	fi
+
+$(VENV)/.stamp: pyproject.toml setup.py workloads/build_engine.py $(wildcard workloads/*.c workloads/*.h)
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	@touch $@
+
+setup: sysdeps $(VENV)/.stamp
+
+test: setup
+	$(PY) -m pytest -q tests
+
+demo: setup
+	$(VENV)/bin/aiotrace demo
+
+bench: setup
+	$(PY) bench/run_all.py
+
+# Cross-compile and link the C workload for FreeBSD with Zig's bundled FreeBSD libc.
+freebsd-check: setup
+	@mkdir -p workloads/out
+	$(ZIGCC) -std=c11 -O2 -Wall -Wextra -Werror -D_GNU_SOURCE -o $(FREEBSD_OUT) workloads/main.c workloads/engine.c $(wildcard workloads/mode_freebsd_*.c) workloads/mode_posix.c -lpthread
+	@file $(FREEBSD_OUT) 2>/dev/null || true
+	@echo "freebsd-check: linked $(FREEBSD_OUT)"
+
+clean:
+	rm -rf build workloads/out workloads/_engine*.so workloads/_engine.c *.egg-info .pytest_cache

@@ -1,0 +1,5 @@
+# The cffi extension (workloads/_engine) is declared here because cffi_modules is a
+# setup() keyword; everything else lives in pyproject.toml.
+from setuptools import setup
+
+setup(cffi_modules=["workloads/build_engine.py:ffibuilder"])

@@ -1,0 +1,69 @@
+"""The `aiotrace` command. Each subcommand lives in its own module and is imported on use,
+so `aiotrace run` does not pay for pandas or nbconvert."""
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from tracer.errors import AiotraceError
+
+# name -> "module:attribute" of a click.Command
+COMMANDS = {
+    "run": "tracer.commands.run:run",
+    "modes": "tracer.commands.run:modes",
+    "capture": "tracer.capture.cli:capture",
+    "doctor": "tracer.capture.cli:doctor",
+    "parse": "tracer.parse.cli:parse",
+    "sweep": "tracer.analysis.cli:sweep",
+    "report": "tracer.analysis.cli:report",
+    "compare": "tracer.analysis.cli:compare",
+    "export": "tracer.analysis.cli:export",
+    "demo": "tracer.commands.demo:demo",
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx):
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx, name):
+        target = COMMANDS.get(name)
+        if target is None:
+            return None
+        module, attr = target.split(":")
+        try:
+            return getattr(importlib.import_module(module), attr)
+        except (ImportError, AttributeError) as exc:  # a command not built yet
+            @click.command(name=name, help=f"(unavailable: {exc})")
+            def unavailable():
+                raise click.ClickException(f"command '{name}' is unavailable: {exc}")
+            return unavailable
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="aiotrace")
+def cli():
+    """aiotrace: what an asynchronous I/O completion API costs, measured."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        cli.main(args=argv, prog_name="aiotrace", standalone_mode=False)
+    except AiotraceError as exc:
+        click.echo(f"aiotrace: error: {exc}", err=True)
+        return 2
+    except click.exceptions.Abort:
+        click.echo("aiotrace: interrupted", err=True)
+        return 130
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

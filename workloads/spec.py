@@ -1,0 +1,158 @@
+"""The run spec: what one workload run does. Shared by `aiotrace run`, `capture` and `sweep`."""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+
+import click
+
+from tracer.errors import SpecError
+
+LINUX_MODES = ("aio-poll", "aio-suspend", "libaio", "io_uring", "io_uring-sqpoll")
+FREEBSD_MODES = ("aio-poll", "aio-suspend", "waitcomplete", "kevent", "kevent-error", "reap")
+ALL_MODES = tuple(dict.fromkeys(LINUX_MODES + FREEBSD_MODES))
+OPS = ("read", "write", "write-fsync")
+PATTERNS = ("rand", "seq")
+THREADS = ("single", "split")  # split: a submitter thread and a separate reaper thread
+SUBMITS = ("single", "lio")  # aio_read/aio_write per I/O, or lio_listio(LIO_NOWAIT) batches
+
+# Names of the workload's probe functions (non-inlined C, uprobe/pid-provider targets) and its
+# USDT probes (provider "aiotrace"). dscripts/ and the capture layer use exactly these.
+PROBE_FUNCTIONS = {
+    "window_start": "aiotrace_probe_window_start",  # (uint64 planned_ios)
+    "window_stop": "aiotrace_probe_window_stop",  # (uint64 completed_ios)
+    "submit": "aiotrace_probe_submit",  # (uint64 first_id, uint32 count, int64 ret)
+    "reap": "aiotrace_probe_reap",  # (uint64 id, int64 result, uint32 batch)
+    "sync": "aiotrace_probe_sync",  # (uint64 monotonic_ns)
+}
+USDT_PROVIDER = "aiotrace"
+
+# Start handshake: with --hold the workload loads everything, opens its file, then prints
+# READY_LINE.format(pid=...) on stdout (flushed) and blocks until a line arrives on stdin.
+# "go\n" releases it; EOF or anything else makes it exit 3 without doing I/O.
+READY_LINE = "AIOTRACE-READY pid={pid}"
+RELEASE_WORD = "go"
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    mode: str
+    op: str = "read"
+    depth: int = 32  # I/Os in flight at most
+    batch: int = 1  # I/Os per submit call
+    reap_batch: int = 1  # minimum completions per wait call
+    bs: int = 4096  # block size, bytes
+    count: int = 10000  # I/Os to do (ignored when duration is set)
+    duration: float | None = None  # seconds; overrides count
+    file: str = "aiotrace.dat"
+    file_size: int = 64 << 20
+    direct: bool = False  # O_DIRECT
+    pattern: str = "rand"
+    seed: int = 1
+    threads: str = "single"
+    submit: str = "single"
+    extra: dict = field(default_factory=dict)
+
+    def validate(self, os_modes: tuple[str, ...] | None = None) -> "RunSpec":
+        if self.mode not in ALL_MODES:
+            raise SpecError(f"unknown mode '{self.mode}' (known: {', '.join(ALL_MODES)})")
+        if os_modes is not None and self.mode not in os_modes:
+            raise SpecError(f"mode '{self.mode}' is not available on this OS (available: {', '.join(os_modes)})")
+        if self.op not in OPS:
+            raise SpecError(f"unknown op '{self.op}' (known: {', '.join(OPS)})")
+        if self.depth < 1:
+            raise SpecError(f"depth must be at least 1, got {self.depth}")
+        if self.batch < 1 or self.batch > self.depth:
+            raise SpecError(f"submit batch {self.batch} must be between 1 and depth {self.depth}")
+        if self.reap_batch < 1 or self.reap_batch > self.depth:
+            raise SpecError(f"reap batch {self.reap_batch} must be between 1 and depth {self.depth}")
+        if self.bs < 512 or self.bs % 512:
+            raise SpecError(f"block size {self.bs} must be a positive multiple of 512")
+        if self.file_size < self.bs:
+            raise SpecError(f"file size {self.file_size} is smaller than one block ({self.bs})")
+        if self.duration is None and self.count < 1:
+            raise SpecError(f"count must be at least 1, got {self.count}")
+        if self.duration is not None and self.duration <= 0:
+            raise SpecError(f"duration must be positive, got {self.duration}")
+        if self.pattern not in PATTERNS:
+            raise SpecError(f"unknown pattern '{self.pattern}' (known: {', '.join(PATTERNS)})")
+        if self.threads not in THREADS:
+            raise SpecError(f"unknown threads '{self.threads}' (known: {', '.join(THREADS)})")
+        if self.submit not in SUBMITS:
+            raise SpecError(f"unknown submit '{self.submit}' (known: {', '.join(SUBMITS)})")
+        return self
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "RunSpec":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise SpecError(f"unknown run spec keys: {', '.join(sorted(unknown))}")
+        return cls(**d)
+
+    def to_args(self) -> list[str]:
+        """The CLI options that reproduce this spec (for `python -m workloads` and dry runs)."""
+        args = ["--mode", self.mode, "--op", self.op, "--depth", str(self.depth),
+                "--batch", str(self.batch), "--reap-batch", str(self.reap_batch),
+                "--bs", str(self.bs), "--file", self.file, "--file-size", str(self.file_size),
+                "--pattern", self.pattern, "--seed", str(self.seed),
+                "--threads", self.threads, "--submit", self.submit]
+        args += ["--duration", str(self.duration)] if self.duration is not None else ["--count", str(self.count)]
+        args.append("--direct" if self.direct else "--no-direct")
+        return args
+
+
+def _size(text: str) -> int:
+    """Parse 4096, 4k, 64M, 1G (binary units)."""
+    t = str(text).strip().lower().removesuffix("b").removesuffix("i")
+    mult = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}.get(t[-1:], 1)
+    try:
+        return int(float(t[:-1] if mult > 1 else t) * mult)
+    except ValueError:
+        raise click.BadParameter(f"not a size: {text!r}") from None
+
+
+def spec_options(func):
+    """click options for every RunSpec field; the command receives them as keyword arguments
+    and builds the spec with spec_from_options(**kwargs)."""
+    opts = [
+        click.option("--mode", "-m", required=True, type=click.Choice(ALL_MODES), help="completion mode"),
+        click.option("--op", type=click.Choice(OPS), default="read", show_default=True),
+        click.option("--depth", "-q", type=int, default=32, show_default=True, help="I/Os in flight at most"),
+        click.option("--batch", "-b", type=int, default=1, show_default=True, help="I/Os per submit call"),
+        click.option("--reap-batch", "-r", type=int, default=1, show_default=True, help="minimum completions per wait"),
+        click.option("--bs", type=str, default="4k", show_default=True, help="block size"),
+        click.option("--count", "-n", type=int, default=10000, show_default=True, help="I/Os to do"),
+        click.option("--duration", type=float, default=None, help="seconds to run (overrides --count)"),
+        click.option("--file", "-f", "file", type=str, default="aiotrace.dat", show_default=True),
+        click.option("--file-size", type=str, default="64M", show_default=True),
+        click.option("--direct/--no-direct", default=False, show_default=True, help="O_DIRECT"),
+        click.option("--pattern", type=click.Choice(PATTERNS), default="rand", show_default=True),
+        click.option("--seed", type=int, default=1, show_default=True),
+        click.option("--threads", type=click.Choice(THREADS), default="single", show_default=True,
+                     help="single: one thread submits and reaps; split: submitter + reaper threads"),
+        click.option("--submit", type=click.Choice(SUBMITS), default="single", show_default=True,
+                     help="single: aio_read/aio_write per I/O; lio: lio_listio batches (POSIX modes)"),
+    ]
+    for opt in reversed(opts):
+        func = opt(func)
+    return func
+
+
+SPEC_OPTION_NAMES = ("mode", "op", "depth", "batch", "reap_batch", "bs", "count", "duration", "file",
+                     "file_size", "direct", "pattern", "seed", "threads", "submit")
+
+
+def spec_from_options(**kw) -> RunSpec:
+    """Build and validate a RunSpec from spec_options() keyword arguments (extra keys ignored)."""
+    d = {k: kw[k] for k in SPEC_OPTION_NAMES if k in kw}
+    d["bs"] = _size(d.get("bs", "4k"))
+    d["file_size"] = _size(d.get("file_size", "64M"))
+    return RunSpec(**d).validate()
