@@ -1,0 +1,1 @@
+"""Reference data kept in the repo, each file with its source in its header."""
