@@ -1,0 +1,416 @@
+"""The tracer scripts in dscripts/: where they are, the exact command lines that run them, and the
+static checks that keep them and the event-line contract (tracer/schema.py) from drifting apart.
+
+Used by the capture layer (``bpftrace_argv``, ``bpftrace_env``, ``dtrace_argv``, ``is_ready_line``)
+and by tests (``extract_printfs``, ``check_printf_against_schema``, the probe extractors).
+
+Security: the only user-controlled values that reach a tracer are the pid (an int) and, for
+bpftrace, the path of the shared object holding the workload's probe functions. Neither is ever
+pasted into program text: both are positional parameters ($1, $2) or dtrace's -p/-c, and the path
+is validated first (``validate_probe_object``).
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from tracer import schema
+from tracer.errors import CaptureError
+
+DSCRIPTS_DIR = Path(__file__).resolve().parent.parent / "dscripts"
+
+OSES = ("Linux", "FreeBSD")
+FLAVOURS = ("events", "aggregate")
+
+# (os, flavour) -> script. Keys use the manifest's spellings ("Linux"|"FreeBSD", "events"|"aggregate").
+SCRIPTS: dict[tuple[str, str], Path] = {
+    ("Linux", "events"): DSCRIPTS_DIR / "linux" / "aiotrace-events.bt",
+    ("Linux", "aggregate"): DSCRIPTS_DIR / "linux" / "aiotrace-agg.bt",
+    ("FreeBSD", "events"): DSCRIPTS_DIR / "freebsd" / "aiotrace-events.d",
+    ("FreeBSD", "aggregate"): DSCRIPTS_DIR / "freebsd" / "aiotrace-agg.d",
+}
+# Add-on for kernels with D33271 (charges rusage to job->td in aio_complete); stock kernels refuse it.
+D33271_ADDON = DSCRIPTS_DIR / "freebsd" / "aiotrace-ru-d33271.d"
+
+# First line of an aggregated script's output (bpftrace -f json wraps it in a printf record).
+AGG_HEADER = "AIOTRACE-AGG\tv1"
+
+# Output format of each (os, flavour): the parser to use and the raw file name in a run bundle.
+RAW_FORMATS: dict[tuple[str, str], tuple[str, str]] = {
+    ("Linux", "events"): ("events", "events.txt"),
+    ("Linux", "aggregate"): ("bpftrace", "agg.json"),
+    ("FreeBSD", "events"): ("events", "events.txt"),
+    ("FreeBSD", "aggregate"): ("dtrace", "agg.txt"),
+}
+
+# dtrace -x options per flavour. Per-event output needs a big principal buffer drained often
+# (drops otherwise); strsize=32 keeps each %s record small (the longest name printed is 27 chars).
+DTRACE_OPTIONS: dict[str, tuple[str, ...]] = {
+    "events": ("bufsize=32m", "switchrate=20hz", "dynvarsize=16m", "strsize=32"),
+    "aggregate": ("bufsize=4m", "switchrate=10hz", "dynvarsize=16m", "aggsize=4m", "strsize=32"),
+}
+
+# bpftrace environment per flavour: a 4 MiB per-CPU ring for per-event output (default 64 pages
+# lost events in tests of bursty output), and room for in-flight (dev, sector)/request keys.
+BPFTRACE_ENV: dict[str, dict[str, str]] = {
+    "events": {"BPFTRACE_PERF_RB_PAGES": "1024", "BPFTRACE_MAP_KEYS_MAX": "65536"},
+    "aggregate": {"BPFTRACE_MAP_KEYS_MAX": "65536"},
+}
+
+_SAFE_PATH = re.compile(r"^/[A-Za-z0-9._+/-]+$")
+
+
+def _check_flavour(flavour: str) -> None:
+    if flavour not in FLAVOURS:
+        raise CaptureError(f"unknown trace flavour '{flavour}' (known: {', '.join(FLAVOURS)})")
+
+
+def _check_pid(pid: object) -> int:
+    if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0:
+        raise CaptureError(f"pid must be a positive integer, got {pid!r}")
+    return pid
+
+
+def validate_probe_object(path: str | os.PathLike) -> str:
+    """Return `path` as a string if it may be handed to bpftrace as an attach-point parameter:
+    absolute, normalised (no '.', '..' or '//'), only [A-Za-z0-9._+/-], an existing regular file.
+    Raises CaptureError naming the problem otherwise."""
+    text = os.fspath(path)
+    if not text.startswith("/"):
+        raise CaptureError(f"probe object path must be absolute: {text!r}")
+    if not _SAFE_PATH.match(text):
+        raise CaptureError(f"probe object path has characters outside [A-Za-z0-9._+/-]: {text!r}")
+    if os.path.normpath(text) != text:
+        raise CaptureError(f"probe object path is not normalised: {text!r}")
+    if not os.path.isfile(text) or os.path.islink(text):
+        raise CaptureError(f"probe object is not an existing regular file: {text}")
+    return text
+
+
+def bpftrace_argv(flavour: str, pid: int, engine_so: str | os.PathLike, *, bpftrace: str | None = None) -> list[str]:
+    """The bpftrace command line that traces process `pid`, whose probe functions live in the shared
+    object `engine_so` (the workload's cffi extension). Run it with ``bpftrace_env(flavour)`` added to
+    the environment, stdout to the raw trace file, and wait for ``is_ready_line`` before releasing the
+    workload. -B line: the ready line must reach a file at once. -p: bpftrace exits when pid exits."""
+    _check_flavour(flavour)
+    pid = _check_pid(pid)
+    so = validate_probe_object(engine_so)
+    exe = bpftrace or shutil.which("bpftrace") or "bpftrace"
+    fmt = ["-f", "json"] if flavour == "aggregate" else []
+    return [exe, "-B", "line", *fmt, "-p", str(pid), str(SCRIPTS[("Linux", flavour)]), str(pid), so]
+
+
+def bpftrace_env(flavour: str) -> dict[str, str]:
+    """Environment variables to add when running ``bpftrace_argv(flavour, ...)``."""
+    _check_flavour(flavour)
+    return dict(BPFTRACE_ENV[flavour])
+
+
+def _check_command(command: list[str] | str) -> str:
+    """dtrace -c takes one string and splits it on blanks without quoting: refuse what would not survive."""
+    words = command.split(" ") if isinstance(command, str) else list(command)
+    if not words or any(not w or any(c.isspace() for c in w) for w in words):
+        raise CaptureError(f"dtrace -c command must be non-empty words without blanks: {command!r}")
+    return " ".join(words)
+
+
+def dtrace_argv(flavour: str, pid: int | None = None, command: list[str] | str | None = None, *,
+                d33271: bool = False, dtrace: str = "dtrace") -> list[str]:
+    """The dtrace command line for `flavour`, attached to `pid` (-p) or running `command` (-c).
+    Exactly one of them. ``d33271`` adds the rusage add-on for D33271 kernels (events only)."""
+    _check_flavour(flavour)
+    if (pid is None) == (command is None):
+        raise CaptureError("dtrace_argv needs exactly one of pid or command")
+    if d33271 and flavour != "events":
+        raise CaptureError("the D33271 rusage add-on goes with the events flavour")
+    argv = [dtrace, "-q"]
+    for opt in DTRACE_OPTIONS[flavour]:
+        argv += ["-x", opt]
+    argv += ["-p", str(_check_pid(pid))] if pid is not None else ["-c", _check_command(command)]
+    argv += ["-s", str(SCRIPTS[("FreeBSD", flavour)])]
+    if d33271:
+        argv += ["-s", str(D33271_ADDON)]
+    return argv
+
+
+def dtrace_list_argv(flavour: str) -> list[str]:
+    """`dtrace -l -n <probe> ...` for every fbt probe the FreeBSD script of `flavour` needs: run it on
+    the target first; a probe missing there (e.g. an inlined static function) makes the script fail."""
+    _check_flavour(flavour)
+    argv = ["dtrace", "-l"]
+    for desc in probe_descriptions(SCRIPTS[("FreeBSD", flavour)]):
+        if desc.provider == "fbt" and ["-n", desc.text] != argv[-2:] and desc.text not in argv:
+            argv += ["-n", desc.text]
+    return argv
+
+
+def is_ready_line(os_name: str, flavour: str, line: str) -> bool:
+    """True for the tracer output line that says every probe is attached and enabled.
+
+    bpftrace prints BEGIN output only once its poll loop runs, after all probes are attached
+    (0.17: BEGIN_trigger, attach loop, then poll_perf_events); "Attaching N probes..." comes before
+    attaching and is not a ready signal. DTrace fires BEGIN after enabling every probe."""
+    text = line.rstrip("\n")
+    if flavour == "events":
+        return text == schema.HEADER_LINE
+    if os_name == "Linux":  # -f json: {"type": "printf", "data": "AIOTRACE-AGG\tv1\n"}
+        import json
+        try:
+            rec = json.loads(text)
+        except ValueError:
+            return False
+        return isinstance(rec, dict) and rec.get("type") == "printf" and rec.get("data", "").rstrip("\n") == AGG_HEADER
+    return text == AGG_HEADER
+
+
+# ---------------------------------------------------------------------------------------------
+# Static reading of scripts: printf calls and probe descriptions
+# ---------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class PrintfCall:
+    path: Path
+    line: int  # 1-based line of the call
+    func: str  # printf | printa
+    fmt: str  # the format with C escapes decoded (real tabs and newlines)
+    nargs: int  # arguments after the format
+
+
+@dataclass(frozen=True)
+class ProbeDesc:
+    text: str  # as written, e.g. "syscall::aio_read:entry", "tracepoint:block:block_io_start"
+    provider: str
+    parts: tuple[str, ...]  # the fields after the provider
+    line: int
+
+
+_ESCAPES = {"t": "\t", "n": "\n", "\\": "\\", '"': '"', "'": "'", "0": "\0", "r": "\r"}
+
+
+def _decode(raw: str) -> str:
+    out, i = [], 0
+    while i < len(raw):
+        c = raw[i]
+        if c == "\\" and i + 1 < len(raw):
+            out.append(_ESCAPES.get(raw[i + 1], "\\" + raw[i + 1]))
+            i += 2
+        else:
+            out.append(c)
+            i += 1
+    return "".join(out)
+
+
+def _scan(text: str) -> tuple[str, list[tuple[int, int, str]]]:
+    """Blank out comments and string literals (keeping offsets and newlines). Returns the code with
+    each string replaced by spaces inside its quotes, and the strings as (start, end, raw body)."""
+    code = list(text)
+    strings: list[tuple[int, int, str]] = []
+    i, n = 0, len(text)
+    while i < n:
+        c = text[i]
+        if text.startswith("/*", i):
+            j = text.find("*/", i + 2)
+            j = n if j < 0 else j + 2
+            for k in range(i, j):
+                if code[k] != "\n":
+                    code[k] = " "
+            i = j
+        elif text.startswith("//", i):
+            j = text.find("\n", i)
+            j = n if j < 0 else j
+            for k in range(i, j):
+                code[k] = " "
+            i = j
+        elif c == '"':
+            j = i + 1
+            while j < n and text[j] != '"':
+                j += 2 if text[j] == "\\" else 1
+            strings.append((i, j + 1, text[i + 1:j]))
+            for k in range(i + 1, min(j, n)):
+                code[k] = " "
+            i = j + 1
+        else:
+            i += 1
+    return "".join(code), strings
+
+
+def _split_args(argtext: str) -> list[str]:
+    """Top-level comma split of a call's argument text."""
+    args, depth, cur = [], 0, []
+    for c in argtext:
+        if c in "([{":
+            depth += 1
+        elif c in ")]}":
+            depth -= 1
+        if c == "," and depth == 0:
+            args.append("".join(cur).strip())
+            cur = []
+        else:
+            cur.append(c)
+    if "".join(cur).strip():
+        args.append("".join(cur).strip())
+    return args
+
+
+def extract_printfs(path: str | os.PathLike) -> list[PrintfCall]:
+    """Every printf(...) and printa(...) call in a D or bpftrace script whose first argument is a
+    string literal, with its decoded format and argument count. Comments are ignored."""
+    path = Path(path)
+    text = path.read_text()
+    code, strings = _scan(text)
+    by_start = {s: (e, raw) for s, e, raw in strings}
+    calls = []
+    for m in re.finditer(r"\b(printf|printa)\s*\(", code):
+        open_paren = m.end() - 1
+        depth, j = 0, open_paren
+        while j < len(code):
+            if code[j] == "(":
+                depth += 1
+            elif code[j] == ")":
+                depth -= 1
+                if depth == 0:
+                    break
+            j += 1
+        inner_start = open_paren + 1
+        k = inner_start
+        while k < j and code[k].isspace():
+            k += 1
+        if k not in by_start:
+            continue  # printa(@agg) without a format, or a non-literal format
+        end, raw = by_start[k]
+        rest = text[end:j]
+        rest_code = code[end:j]
+        nargs = len(_split_args(rest_code.lstrip().removeprefix(",")))
+        if not rest.strip():
+            nargs = 0
+        calls.append(PrintfCall(path, text.count("\n", 0, m.start()) + 1, m.group(1), _decode(raw), nargs))
+    return calls
+
+
+def _top_level(code: str) -> str:
+    """`code` with everything inside braces blanked (newlines kept), so only probe headers remain."""
+    out, depth = [], 0
+    for c in code:
+        if c == "{":
+            depth += 1
+            out.append(" ")
+        elif c == "}":
+            depth -= 1
+            out.append(" ")
+        else:
+            out.append(c if depth == 0 or c == "\n" else " ")
+    return "".join(out)
+
+
+def _blank_predicates(code: str) -> str:
+    """Blank the /predicate/ parts of probe headers (they follow a probe list, before '{')."""
+    return re.sub(r"/[^/\n]*(?:\n[^/\n]*)*/", lambda m: re.sub(r"[^\n]", " ", m.group(0)), code)
+
+
+def probe_descriptions(path: str | os.PathLike) -> list[ProbeDesc]:
+    """Probe descriptions of a D (.d) or bpftrace (.bt) script, in order of appearance.
+    D: provider:module:function:name (e.g. syscall::aio_read:entry, pid$target::f:entry, dtrace:::BEGIN).
+    bpftrace: provider:arg[:arg...] (tracepoint:raw_syscalls:sys_enter, uprobe:$2:f) plus BEGIN/END."""
+    path = Path(path)
+    code, _ = _scan(path.read_text())
+    # Blank the "#!" interpreter line and any other '#' control line before looking for predicates.
+    code = "\n".join("" if ln.lstrip().startswith("#") else ln for ln in code.split("\n"))
+    top = _blank_predicates(_top_level(code))
+    descs = []
+    for lineno, line in enumerate(top.splitlines(), 1):
+        for tok in re.split(r"[\s,]+", line):
+            if not tok or tok.endswith(";"):
+                continue
+            if tok in ("BEGIN", "END"):
+                descs.append(ProbeDesc(tok, tok, (), lineno))
+            elif ":" in tok:
+                provider, *parts = tok.split(":")
+                descs.append(ProbeDesc(tok, provider, tuple(parts), lineno))
+    return descs
+
+
+_SYMBOL = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
+
+
+def check_printf_against_schema(fmt: str) -> list[str]:
+    """Problems that stop `fmt` (a decoded printf format) from being a valid event line; [] if valid.
+
+    A valid event printf is exactly 1 + len(schema.EVENT_FIELDS) fields separated by single tabs and
+    ended by one newline (no other newline, no '%%'). Field 0 is the literal ``E``. Field i is either
+    the schema's conversion for EVENT_FIELDS[i-1] (``%llu``, ``%d``, ``%s``, ``%lld`` as listed there)
+    or a literal token: an integer (``0``, ``-1``) for integer fields, an identifier (letters, digits,
+    ``_``, one ``.`` as in ``compat11.kevent``) for string fields. ``name`` may also be ``nr%d`` or
+    ``nr%lld`` (a syscall known only by number). A literal ``ev`` must be a key of schema.EVENT_KINDS.
+    """
+    problems: list[str] = []
+    if not fmt.endswith("\n"):
+        problems.append("does not end with a newline")
+    body = fmt[:-1] if fmt.endswith("\n") else fmt
+    if "\n" in body:
+        problems.append("has a newline before the end")
+    if "%%" in body:
+        problems.append("contains '%%'")
+    fields = body.split("\t")
+    want = 1 + len(schema.EVENT_FIELDS)
+    if len(fields) != want:
+        problems.append(f"has {len(fields)} tab-separated fields, the schema has {want}")
+        return problems
+    if fields[0] != schema.EVENT_TAG:
+        problems.append(f"first field is {fields[0]!r}, not the literal {schema.EVENT_TAG!r}")
+    for field, text in zip(schema.EVENT_FIELDS, fields[1:]):
+        where = f"field {field.name!r} = {text!r}"
+        if text == field.printf:
+            continue
+        if field.name == "name" and text in ("nr%d", "nr%lld"):
+            continue
+        if "%" in text:
+            problems.append(f"{where}: conversion differs from the schema's {field.printf!r}")
+            continue
+        if field.dtype == "string":
+            if not _SYMBOL.match(text):
+                problems.append(f"{where}: not a literal identifier")
+            elif field.name == "ev" and text not in schema.EVENT_KINDS:
+                problems.append(f"{where}: not one of schema.EVENT_KINDS")
+        elif not re.fullmatch(r"-?\d+", text):
+            problems.append(f"{where}: not an integer literal")
+    return problems
+
+
+def count_conversions(fmt: str) -> int:
+    """Number of % conversions in a printf format (%% excluded)."""
+    return len(re.findall(r"%(?!%)[-+ #0-9.]*(?:hh|h|ll|l|j|z|t)?[a-zA-Z@]", fmt.replace("%%", "")))
+
+
+def check_script_printfs(path: str | os.PathLike) -> list[str]:
+    """Problems with the printf calls of one script (empty when all are valid):
+    every printf whose format starts with ``E<TAB>`` must pass check_printf_against_schema and pass as
+    many arguments as it has conversions; in a per-event script (file name contains "-events" or is
+    a ``ru`` add-on) every other printf must be the header line or a ``#`` comment line; an aggregated
+    script prints AGG_HEADER and never the event header."""
+    path = Path(path)
+    problems: list[str] = []
+    calls = extract_printfs(path)
+    per_event = "-events" in path.name or "-ru-" in path.name
+    for call in calls:
+        where = f"{path.name}:{call.line}"
+        if call.func == "printf" and count_conversions(call.fmt) != call.nargs:
+            problems.append(f"{where}: {count_conversions(call.fmt)} conversions but {call.nargs} arguments")
+        if call.fmt.startswith(schema.EVENT_TAG + "\t"):
+            problems += [f"{where}: {p}" for p in check_printf_against_schema(call.fmt)]
+        elif per_event and call.fmt != schema.HEADER_LINE + "\n" and not call.fmt.startswith("#"):
+            problems.append(f"{where}: printf is neither an event line, the header line, nor a '#' comment: {call.fmt!r}")
+        elif not per_event and call.fmt == schema.HEADER_LINE + "\n":
+            problems.append(f"{where}: an aggregated script must not print the event header")
+    if not per_event and not any(c.fmt == AGG_HEADER + "\n" for c in calls):
+        problems.append(f"{path.name}: never prints {AGG_HEADER!r}")
+    if per_event and "-ru-" not in path.name and not any(c.fmt == schema.HEADER_LINE + "\n" for c in calls):
+        problems.append(f"{path.name}: never prints the header line")
+    return problems
+
+
+def all_scripts() -> list[Path]:
+    """Every tracer script under dscripts/ (D and bpftrace)."""
+    return sorted([*DSCRIPTS_DIR.rglob("*.d"), *DSCRIPTS_DIR.rglob("*.bt")])
