@@ -1,0 +1,112 @@
+"""cffi builder for workloads._engine (API mode, out of line).
+
+`pip install -e .` runs it through setup.py's cffi_modules. The C sources are the same
+files the standalone program (workloads/main.c) and `make freebsd-check` compile; only
+the mode files of the build OS are included.
+"""
+from __future__ import annotations
+
+import platform
+from pathlib import Path
+
+from cffi import FFI
+
+HERE = Path(__file__).resolve().parent
+
+CDEF = """
+#define AIOT_MSG_LEN 512
+#define AIOT_MAX_THREADS 64
+struct aiot_spec {
+    const char *mode;
+    int op;
+    int fsync_at_end;
+    uint32_t depth;
+    uint32_t batch;
+    uint32_t reap_batch;
+    uint32_t bs;
+    uint64_t count;
+    uint64_t duration_ns;
+    uint64_t file_size;
+    int direct;
+    int random;
+    uint64_t seed;
+    int split;
+    int lio;
+    uint64_t lost_timeout_ns;
+};
+struct aiot_io_record {
+    uint64_t id;
+    int64_t offset;
+    int64_t bytes;
+    uint64_t submit_ns;
+    uint64_t complete_ns;
+    int64_t result;
+    int64_t submit_tid;
+    int64_t reap_tid;
+    int32_t op;
+    int32_t done;
+};
+struct aiot_thread_record {
+    int64_t tid;
+    char name[32];
+    char role[16];
+    int64_t inblock, oublock, utime_ns, stime_ns, nvcsw, nivcsw;
+    int64_t io_read_bytes, io_write_bytes;
+};
+struct aiot_result {
+    int status;
+    uint64_t ios;
+    uint64_t errors;
+    int verified;
+    uint64_t start_ns, stop_ns;
+    uint64_t submit_calls;
+    uint64_t wait_calls;
+    uint64_t status_calls;
+    uint64_t result_calls;
+    int64_t self_utime_ns, self_stime_ns;
+    int64_t self_inblock, self_oublock;
+    int reap_supported;
+    uint64_t n_records;
+    uint32_t n_chunks;
+    uint32_t chunk_size;
+    struct aiot_io_record **chunks;
+    uint32_t n_threads;
+    uint32_t threads_dropped;
+    struct aiot_thread_record threads[64];
+    char message[512];
+};
+int aiot_prepare_file(const char *path, uint64_t file_size, int direct, uint32_t bs, int writable,
+                      int *fd_out, char *msg, size_t msglen);
+const char *aiot_mode_name(int index);
+int aiot_mode_available(const char *mode, char *reason, size_t reasonlen);
+int aiot_run(const struct aiot_spec *spec, int fd, struct aiot_result *res);
+void aiot_result_free(struct aiot_result *res);
+uint64_t aiot_now_ns(void);
+"""
+
+
+def sources_for(system: str) -> tuple[list[str], list[str]]:
+    """C files and libraries of the engine for an OS (platform.system() name)."""
+    common = ["engine.c", "mode_posix.c"]
+    if system == "Linux":
+        return common + ["mode_libaio.c", "mode_uring.c"], ["uring", "aio", "pthread", "rt"]
+    if system == "FreeBSD":
+        files = sorted(p.name for p in HERE.glob("mode_freebsd_*.c"))
+        return common + files, ["pthread", "rt"]
+    raise RuntimeError(f"aiotrace's workload engine supports Linux and FreeBSD, not {system}")
+
+
+ffibuilder = FFI()
+ffibuilder.cdef(CDEF)
+_sources, _libraries = sources_for(platform.system())
+ffibuilder.set_source(
+    "workloads._engine",
+    '#include "engine.h"',
+    sources=[str((HERE / s).relative_to(HERE.parent)) for s in _sources],
+    include_dirs=[str(HERE)],
+    libraries=_libraries,
+    extra_compile_args=["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+)
+
+if __name__ == "__main__":
+    ffibuilder.compile(verbose=True)

@@ -1,0 +1,83 @@
+/*
+ * reap (FreeBSD with review D33144): SIGEV_KEVENT with AIO_KEVENT_FLAG_REAP in
+ * sigev_notify_kevent_flags. The kernel frees the job when the I/O completes and puts the
+ * result in the kevent: data = bytes transferred, or the errno with EV_ERROR set.
+ * One kevent() call reaps a whole batch; there is no per-I/O system call.
+ *
+ * Header presence is not kernel support: the flag is defined here when <aio.h> lacks it,
+ * and setup probes the running kernel with one read. A stock kernel refuses unknown
+ * kevent flags with EINVAL at submission; the mode is then refused, never replaced.
+ */
+#define AIOT_INTERNAL
+#include "engine.h"
+
+#if defined(__FreeBSD__)
+#include <errno.h>
+#include <string.h>
+#include <sys/event.h>
+#include <time.h>
+
+#ifndef AIO_KEVENT_FLAG_REAP
+#define AIO_KEVENT_FLAG_REAP 0x4000 /* == EV_FLAG2, D33144 */
+#endif
+
+static int reap_prep(struct aiot_ctx *ctx, struct aiot_slot *slot)
+{
+    return aiot_kq_prep(ctx, slot, AIO_KEVENT_FLAG_REAP);
+}
+
+/* One read with the flag: EINVAL at aio_read = this kernel lacks REAP. */
+static int reap_probe(struct aiot_ctx *ctx)
+{
+    struct aiot_slot *slot = &ctx->slots[0];
+    slot->op = AIOT_OP_READ;
+    slot->offset = 0;
+    reap_prep(ctx, slot);
+    slot->u.posix.cb.aio_nbytes = ctx->spec->bs;
+    if (aio_read(&slot->u.posix.cb) != 0) {
+        int e = errno;
+        ctx->reap_supported = 0;
+        if (e == EINVAL)
+            return aiot_fail(ctx,
+                             "reap: this kernel refused AIO_KEVENT_FLAG_REAP (sigev_notify_kevent_flags=0x%x) with "
+                             "EINVAL: it lacks review D33144; the mode is refused, not replaced",
+                             (unsigned)AIO_KEVENT_FLAG_REAP);
+        return aiot_fail(ctx, "reap: probe read failed: %s", strerror(e));
+    }
+    ctx->reap_supported = 1;
+    if (aiot_kq_getevents(ctx, 1, 1, 10000000000ull) != 1)
+        return aiot_fail(ctx, "reap: the probe read did not complete within 10 s");
+    struct kevent *kev = aiot_kq_kev(ctx, 0);
+    if ((kev->flags & EV_ERROR) || kev->data != (int64_t)ctx->spec->bs)
+        return aiot_fail(ctx, "reap: the probe read's kevent carried data=%lld flags=0x%x, expected %u bytes",
+                         (long long)kev->data, (unsigned)kev->flags, ctx->spec->bs);
+    return 0;
+}
+
+static int reap_setup(struct aiot_ctx *ctx)
+{
+    if (aiot_kq_setup(ctx) != 0)
+        return -1;
+    return reap_probe(ctx);
+}
+
+/* The result is in the event itself: no aio_return, no aio_error. */
+static struct aiot_slot *reap_event(struct aiot_ctx *ctx, unsigned i, int64_t *result)
+{
+    struct kevent *kev = aiot_kq_kev(ctx, i);
+    *result = (kev->flags & EV_ERROR) ? -(int64_t)kev->data : (int64_t)kev->data;
+    return kev->udata;
+}
+
+const struct aiot_mode_ops aiot_mode_reap = {
+    .name = "reap",
+    .setup = reap_setup,
+    .prep = reap_prep,
+    .submit = aiot_posix_submit,
+    .getevents = aiot_kq_getevents,
+    .event = reap_event,
+    .release = NULL,
+    .cleanup = aiot_kq_cleanup,
+    .available = NULL,
+};
+#endif
