@@ -40,7 +40,7 @@ bench: setup
 # Cross-compile and link the C workload for FreeBSD with Zig's bundled FreeBSD libc.
 freebsd-check: setup
 	@mkdir -p workloads/out
-	$(ZIGCC) -std=c11 -O2 -Wall -Wextra -Werror -D_GNU_SOURCE -o $(FREEBSD_OUT) workloads/main.c workloads/engine.c $(wildcard workloads/mode_freebsd_*.c) workloads/mode_posix.c -lpthread
+	$(ZIGCC) -std=c11 -O2 -Wall -Wextra -Werror -o $(FREEBSD_OUT) workloads/main.c workloads/engine.c workloads/mode_posix.c $(wildcard workloads/mode_freebsd_*.c) -lpthread
 	@file $(FREEBSD_OUT) 2>/dev/null || true
 	@echo "freebsd-check: linked $(FREEBSD_OUT)"
 

@@ -6,7 +6,9 @@
  * its own offset), the submitter/reaper threads, rusage and /proc task snapshots, probe
  * points. A mode (mode_*.c) only says how to submit, wait and fetch results.
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #define AIOT_INTERNAL
 #include "engine.h"
 
@@ -340,6 +342,7 @@ struct task_snap {
 
 #define MAX_TASKS 256
 
+#if defined(__linux__)
 static int read_small(const char *path, char *buf, size_t len)
 {
     int fd = open(path, O_RDONLY);
@@ -352,6 +355,7 @@ static int read_small(const char *path, char *buf, size_t len)
     buf[n] = '\0';
     return (int)n;
 }
+#endif
 
 /* Snapshot every task of this process: comm, /proc io bytes, utime/stime ticks. */
 static int snap_tasks(struct task_snap *out, int max)

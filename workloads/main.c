@@ -13,7 +13,9 @@
  * (workloads/spec.py READY_LINE / RELEASE_WORD), so a tracer can attach first.
  * Exit: 0 ok, 2 bad input or refused mode, 1 workload failure, 3 not released.
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include "engine.h"
 
 #include <getopt.h>

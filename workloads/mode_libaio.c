@@ -9,7 +9,9 @@
  * Page-cache I/O is not asynchronous here: io_submit() does the copy itself (see
  * linux-notes 2), which is exactly what the measurements should show.
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #define AIOT_INTERNAL
 #include "engine.h"
 

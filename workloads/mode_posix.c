@@ -13,7 +13,9 @@
  * glibc implements this with helper threads doing pread/pwrite (one per fd at a time),
  * so its aio_error/aio_return are library calls; on FreeBSD each is a system call.
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #define AIOT_INTERNAL
 #include "engine.h"
 

@@ -12,7 +12,9 @@
  * The wait carries a timeout (IORING_ENTER_EXT_ARG on this kernel: still one
  * io_uring_enter) so a lost completion is reported instead of hanging.
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #define AIOT_INTERNAL
 #include "engine.h"
 

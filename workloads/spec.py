@@ -15,7 +15,9 @@ ALL_MODES = tuple(dict.fromkeys(LINUX_MODES + FREEBSD_MODES))
 OPS = ("read", "write", "write-fsync")
 PATTERNS = ("rand", "seq")
 THREADS = ("single", "split")  # split: a submitter thread and a separate reaper thread
-SUBMITS = ("single", "lio")  # aio_read/aio_write per I/O, or lio_listio(LIO_NOWAIT) batches
+SUBMITS = ("single", "lio")
+# Modes that submit with aio_read/aio_write or lio_listio (the ones --submit applies to).
+POSIX_MODES = ("aio-poll", "aio-suspend", "waitcomplete", "kevent", "kevent-error", "reap")  # aio_read/aio_write per I/O, or lio_listio(LIO_NOWAIT) batches
 
 # Names of the workload's probe functions (non-inlined C, uprobe/pid-provider targets) and its
 # USDT probes (provider "aiotrace"). dscripts/ and the capture layer use exactly these.
