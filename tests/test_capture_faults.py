@@ -1,0 +1,208 @@
+"""Capture orchestration and its faults, for real: a real strace attached to a real process that
+speaks the workload's handshake (a small stand-in written here, so these tests do not depend on
+the C engine), Ctrl-C delivered to a real `aiotrace capture` process, a crashing workload, a
+tracer that is missing, refused, or killed mid-run. Every case must keep a bundle with a status."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+from tracer.capture import manifest as mf
+from tracer.capture.backends import BACKENDS
+from tracer.capture.bundle import PARTIAL_SUFFIX
+from tracer.capture.runner import Timeouts, run_capture
+from workloads.spec import RunSpec
+
+# Speaks workloads/spec.py's handshake: READY line, then waits for the release word. STANDIN selects
+# a behaviour; --count N makes N getppid() calls, so a trace must hold exactly N of them.
+STANDIN = r'''
+import json, os, sys, time
+args = sys.argv[1:]
+count = int(args[args.index("--count") + 1])
+record = args[args.index("--record") + 1]
+print("AIOTRACE-READY pid=%d" % os.getpid(), flush=True)
+if sys.stdin.readline().strip() != "go":
+    sys.exit(3)
+behaviour = os.environ.get("STANDIN", "ok")
+if behaviour == "crash":
+    sys.stderr.write("stand-in: crashing on purpose\n"); sys.stderr.flush()
+    os.kill(os.getpid(), 9)
+if behaviour == "sleep":
+    print("stand-in: released", flush=True)
+    time.sleep(120)
+for _ in range(count):
+    os.getppid()
+print(json.dumps({"pid": os.getpid(), "submit_calls": count, "wait_calls": 0}), flush=True)
+'''
+
+
+@pytest.fixture(scope="module")
+def standin(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("standin") / "standin.py"
+    path.write_text(STANDIN)
+    path.chmod(0o755)
+    return path
+
+
+@pytest.fixture
+def standin_env(standin, monkeypatch):
+    monkeypatch.setenv("AIOTRACE_WORKLOAD_CMD", f"{sys.executable} {standin}")
+    return standin
+
+
+def _spec(count=200, **kw) -> RunSpec:
+    return RunSpec(mode="io_uring", count=count, **kw)
+
+
+def _only_bundle(out: Path) -> Path:
+    entries = list(out.iterdir())
+    assert len(entries) == 1 and not entries[0].name.endswith(PARTIAL_SUFFIX), entries
+    return entries[0]
+
+
+def _cli(args, env=None, **kw):
+    full_env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
+    return subprocess.Popen([sys.executable, "-m", "tracer.cli", "capture", *args], env=full_env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+
+
+def test_strace_attaches_before_release_and_sees_every_call(strace_bin, standin_env, tmp_path):
+    res = run_capture(_spec(count=500), BACKENDS["strace"], "requested", "events", tmp_path)
+    assert res.status == "ok", res.reason
+    bundle = _only_bundle(tmp_path)
+    m = mf.read_manifest(bundle)
+    trace = (bundle / m["raw"]["trace"]).read_text().splitlines()
+    assert sum(" getppid()" in line for line in trace) == 500  # nothing ran before the tracer attached
+    assert m["exit"] == {"workload": 0, "tracer": 0} and m["attach"] == "pid"
+    assert m["command"][1][:2] == [strace_bin, "-f"] and m["command"][1][-2:] == ["-p", str(m["workload_pid"])]
+    assert m["raw"]["lines"] == len(trace) and m["losses"]["messages"] == []
+    assert json.loads((bundle / "record" / "summary.json").read_text())["submit_calls"] == 500
+
+
+def test_crashed_workload_keeps_bundle_with_reason(strace_bin, standin_env, tmp_path):
+    proc = _cli(["--backend", "strace", "--mode", "io_uring", "--count", "10", "--out", str(tmp_path)],
+                env={"STANDIN": "crash"})
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2, err
+    bundle = _only_bundle(tmp_path)
+    assert out.strip().splitlines()[-1] == str(bundle)  # the path is printed last
+    m = mf.read_manifest(bundle)
+    assert m["status"] == "failed" and "SIGKILL" in m["reason"] and m["exit"]["workload"] == -9
+    assert "crashing on purpose" in m["reason"]
+    assert "aiotrace: error: capture failed" in err
+
+
+def test_missing_tracer_keeps_bundle_and_stops_the_held_workload(standin_env, tmp_path, monkeypatch):
+    monkeypatch.setenv("AIOTRACE_STRACE", str(tmp_path / "no-such-strace"))
+    res = run_capture(_spec(), BACKENDS["strace"], "requested", "events", tmp_path / "runs")
+    assert res.status == "failed" and "cannot start strace" in res.reason and "No such file" in res.reason
+    m = mf.read_manifest(_only_bundle(tmp_path / "runs"))
+    assert m["exit"]["tracer"] is None and m["exit"]["workload"] == 3  # EOF at the handshake: no I/O done
+    assert m["released_at_monotonic_ns"] is None
+
+
+def test_bpf_refused_keeps_bundle_with_bpftrace_error(tracing, tmp_path):
+    """bpftrace really run without CAP_BPF/CAP_PERFMON/CAP_SYS_ADMIN (dropped from the bounding set):
+    the kernel refuses its maps; the bundle says so and the held workload does no I/O."""
+    cmd = ["setpriv", "--bounding-set=-bpf,-perfmon,-sys_admin", sys.executable, "-m", "tracer.cli",
+           "capture", "--backend", "bpftrace", "--mode", "io_uring", "--count", "10", "--file-size", "1M",
+           "--file", str(tmp_path / "w.dat"), "--out", str(tmp_path / "runs")]
+    proc = subprocess.run(cmd, env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    bundle = _only_bundle(tmp_path / "runs")
+    assert proc.stdout.strip().splitlines()[-1] == str(bundle)
+    m = mf.read_manifest(bundle)
+    assert m["status"] == "failed" and "bpftrace exited with status 1 before attaching" in m["reason"]
+    # which error depends on what bpftrace tries first (BTF, maps): its ERROR line is the reason
+    assert "ERROR:" in m["reason"] and "RLIMIT_MEMLOCK" not in m["reason"] and m["exit"]["workload"] == 3
+
+
+def _wait_for(predicate, timeout_s=30.0, what=""):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _children(pid: int) -> dict[int, str]:
+    kids = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        comm = text[text.index("(") + 1:text.rindex(")")]
+        ppid = int(text[text.rindex(")") + 2:].split()[1])
+        if ppid == pid:
+            kids[int(stat.parent.name)] = comm
+    return kids
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_ctrl_c_stops_workload_and_tracer_and_keeps_interrupted_bundle(strace_bin, standin_env, tmp_path):
+    proc = _cli(["--backend", "strace", "--mode", "io_uring", "--out", str(tmp_path)], env={"STANDIN": "sleep"})
+    _wait_for(lambda: any((p / "raw" / "workload.stdout").exists() and "released" in
+                          (p / "raw" / "workload.stdout").read_text() for p in tmp_path.iterdir()),
+              what="the stand-in to be released")
+    # while it runs, only the hidden partial directory exists
+    assert [p.name.endswith(PARTIAL_SUFFIX) for p in tmp_path.iterdir()] == [True]
+    kids = _children(proc.pid)
+    assert sorted(kids.values()) == ["python3", "strace"] or len(kids) == 2, kids
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    bundle = _only_bundle(tmp_path)
+    assert out.strip().splitlines()[-1] == str(bundle)
+    m = mf.read_manifest(bundle)
+    assert m["status"] == "interrupted" and "SIGINT" in m["reason"] and "while the workload ran" in m["reason"]
+    assert m["exit"]["workload"] != 0 and m["exit"]["tracer"] is not None
+    assert not any(_alive(pid) for pid in kids)  # nothing left running
+
+
+def test_tracer_killed_mid_run_fails_the_capture_and_stops_the_workload(strace_bin, standin_env, tmp_path):
+    proc = _cli(["--backend", "strace", "--mode", "io_uring", "--out", str(tmp_path)], env={"STANDIN": "sleep"})
+    _wait_for(lambda: any((p / "raw" / "workload.stdout").exists() and "released" in
+                          (p / "raw" / "workload.stdout").read_text() for p in tmp_path.iterdir()),
+              what="the stand-in to be released")
+    kids = _children(proc.pid)
+    strace_pid = next(pid for pid, comm in kids.items() if comm == "strace")
+    t0 = time.monotonic()
+    os.kill(strace_pid, signal.SIGKILL)
+    out, err = proc.communicate(timeout=60)
+    assert time.monotonic() - t0 < 30  # did not wait out the stand-in's 120 s sleep
+    assert proc.returncode == 2
+    m = mf.read_manifest(_only_bundle(tmp_path))
+    assert m["status"] == "failed" and "strace was killed by SIGKILL while the workload ran" in m["reason"]
+    assert not any(_alive(pid) for pid in kids)
+
+
+def test_interrupt_before_release_leaves_the_workload_unreleased(strace_bin, standin_env, tmp_path, monkeypatch):
+    """A tracer that never reports attachment: capture gives up, the workload exits at its handshake."""
+    fake = tmp_path / "silent-tracer"
+    fake.write_text("#!/bin/sh\nsleep 30\n")  # starts, says nothing
+    fake.chmod(0o755)
+    monkeypatch.setenv("AIOTRACE_STRACE", str(fake))
+    res = run_capture(_spec(), BACKENDS["strace"], "requested", "events", tmp_path / "runs",
+                      timeouts=Timeouts(attach_s=1.0, stop_s=(1.0, 1.0, 1.0)))
+    assert res.status == "failed" and "did not report its probes attached within 1 s" in res.reason
+    m = res.manifest
+    assert m["exit"]["workload"] == 3 and m["released_at_monotonic_ns"] is None
+    assert m["exit"]["tracer"] == -signal.SIGINT or m["exit"]["tracer"] < 0

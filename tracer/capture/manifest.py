@@ -1,0 +1,138 @@
+"""The run bundle manifest: schema ``aiotrace.manifest/1`` and its writer.
+
+``manifest.json`` is the one file that makes a bundle self-describing. Every key is always
+present (``null`` when not known); readers check ``schema`` first.
+
+=====================  ===========  ==========================================================
+key                    type         meaning
+=====================  ===========  ==========================================================
+schema                 str          ``"aiotrace.manifest/1"``
+run_id                 str          ``<UTC YYYYmmddTHHMMSSZ>-<mode>-<backend>-<6 hex>``; the bundle
+                                    directory's name
+os                     str          ``"Linux"`` | ``"FreeBSD"`` (``platform.system()``)
+kernel                 str          kernel release (``uname -r``)
+machine                str          ``uname -m`` (``x86_64``, ``amd64``)
+cpus                   int          online CPUs (``os.cpu_count()``)
+hostname               str          ``uname -n``
+backend                str          ``bpftrace`` | ``strace`` | ``dtrace`` | ``ktrace`` | ``truss`` | ``none``
+backend_reason         str          why this backend: ``"requested"`` or what ``auto`` found
+backend_version        str|null     the tracer's own version line (``bpftrace v0.17.0``)
+flavour                str          ``"events"`` (one line per event) | ``"aggregate"`` (in-kernel
+                                    counts printed at exit)
+command                list[list]   every command run, in order, as argv lists: the workload, the
+                                    tracer, and any post-processor (kdump)
+tracer_env             dict         environment variables set for the tracer
+                                    (``BPFTRACE_PERF_RB_PAGES``)
+attach                 str          ``"pid"`` (workload held at its handshake, tracer attached by
+                                    pid, then released) | ``"wrap"`` (the tracer starts the workload)
+spec                   dict         the RunSpec (``workloads.spec.RunSpec.to_dict()``)
+features               dict         ``reap_supported`` (bool), ``reap_detail`` (str), ``o_direct``
+                                    (bool|null: a real O_DIRECT open + aligned read/write worked on
+                                    the file's filesystem), ``o_direct_detail`` (str); the workload's
+                                    own ``features`` (summary.json) win when present
+fs                     dict         filesystem of the workload file: ``path`` (absolute),
+                                    ``type`` (ext4, tmpfs, zfs...), ``mountpoint``, ``source``
+clocks                 dict         ``realtime_minus_monotonic_ns`` sampled at start, to place strace's
+                                    ``-ttt`` wall-clock stamps on CLOCK_MONOTONIC
+started_at             str          ISO 8601 UTC, when capture started the workload
+ended_at               str          ISO 8601 UTC, when the tracer had stopped
+duration_s             float        ended_at - started_at, seconds
+released_at_monotonic_ns int|null   CLOCK_MONOTONIC when the workload was released (pid attach)
+exit                   dict         ``workload`` and ``tracer``: exit status (int; negative = killed by
+                                    that signal; null = never started), plus ``post`` for kdump
+status                 str          ``"ok"`` | ``"failed"`` | ``"interrupted"``
+reason                 str|null     why not ok (one sentence); for ok with accepted losses, says so
+losses                 dict         ``dropped_events`` (int, events the tracer reported lost),
+                                    ``messages`` (list of str: every loss or warning line seen:
+                                    ``Lost N events``, ``dtrace: N drops on CPU 1``, ``Events
+                                    dropped.``, strace warnings, non-zero tracer exits),
+                                    ``allowed`` (bool: ``--allow-loss`` given)
+raw                    dict         ``trace``: bundle-relative path of the tracer's output
+                                    (``raw/events.txt``...), ``format``: ``events`` | ``bpftrace`` |
+                                    ``strace`` | ``kdump`` | ``truss`` | ``dtrace``, ``stderr``:
+                                    ``raw/tracer.stderr``; ``lines``: lines in the trace file
+workload_pid           int|null     the workload's pid (its READY line, else its summary)
+tracer_pid             int|null     the tracer's pid
+summary                str|null     ``record/summary.json`` when the workload wrote its summary
+fixture                bool         true ONLY for hand-written FreeBSD fixture bundles: never a
+                                    measurement
+aiotrace_version       str          the package version that wrote the bundle
+=====================  ===========  ==========================================================
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from tracer.errors import CaptureError
+
+SCHEMA = "aiotrace.manifest/1"
+BACKENDS = ("bpftrace", "strace", "dtrace", "ktrace", "truss", "none")
+FLAVOURS = ("events", "aggregate")
+STATUSES = ("ok", "failed", "interrupted")
+RAW_FORMATS = ("events", "bpftrace", "strace", "kdump", "truss", "dtrace")
+
+# key -> allowed Python types (None means the key may be null)
+KEYS: dict[str, tuple] = {
+    "schema": (str,), "run_id": (str,), "os": (str,), "kernel": (str,), "machine": (str,),
+    "cpus": (int,), "hostname": (str,), "backend": (str,), "backend_reason": (str,),
+    "backend_version": (str, type(None)), "flavour": (str,), "command": (list,),
+    "tracer_env": (dict,), "attach": (str,), "spec": (dict,), "features": (dict,), "fs": (dict,),
+    "clocks": (dict,), "started_at": (str,), "ended_at": (str,), "duration_s": (float, int),
+    "released_at_monotonic_ns": (int, type(None)), "exit": (dict,), "status": (str,),
+    "reason": (str, type(None)), "losses": (dict,), "raw": (dict,),
+    "workload_pid": (int, type(None)), "tracer_pid": (int, type(None)),
+    "summary": (str, type(None)), "fixture": (bool,), "aiotrace_version": (str,),
+}
+
+
+def validate_manifest(manifest: dict[str, Any]) -> dict[str, Any]:
+    """Check a manifest against the schema above; return it, or raise CaptureError naming the key."""
+    if manifest.get("schema") != SCHEMA:
+        raise CaptureError(f"manifest schema is {manifest.get('schema')!r}, expected {SCHEMA!r}")
+    missing = [k for k in KEYS if k not in manifest]
+    if missing:
+        raise CaptureError(f"manifest lacks keys: {', '.join(missing)}")
+    for key, types in KEYS.items():
+        value = manifest[key]
+        if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+            raise CaptureError(f"manifest key {key!r} has type {type(manifest[key]).__name__}")
+    for key, allowed in (("backend", BACKENDS), ("flavour", FLAVOURS), ("status", STATUSES)):
+        if manifest[key] not in allowed:
+            raise CaptureError(f"manifest {key} {manifest[key]!r} is not one of {', '.join(allowed)}")
+    if manifest["raw"].get("format") not in RAW_FORMATS:
+        raise CaptureError(f"manifest raw.format {manifest['raw'].get('format')!r} is not one of {', '.join(RAW_FORMATS)}")
+    if not all(isinstance(c, list) and all(isinstance(t, str) for t in c) for c in manifest["command"]):
+        raise CaptureError("manifest command must be a list of argv lists of strings")
+    for k in ("dropped_events", "messages", "allowed"):
+        if k not in manifest["losses"]:
+            raise CaptureError(f"manifest losses lacks {k!r}")
+    return manifest
+
+
+def write_manifest(bundle_dir: Path, manifest: dict[str, Any]) -> Path:
+    """Validate and write ``manifest.json`` atomically (temp file, fsync, rename). Returns its path."""
+    validate_manifest(manifest)
+    path = Path(bundle_dir) / "manifest.json"
+    tmp = path.with_name(".manifest.json.tmp")
+    with open(tmp, "w") as fh:
+        json.dump(manifest, fh, indent=2, sort_keys=True)
+        fh.write("\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    return path
+
+
+def read_manifest(bundle_dir: Path) -> dict[str, Any]:
+    """Read and validate a bundle's manifest."""
+    path = Path(bundle_dir) / "manifest.json"
+    try:
+        manifest = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise CaptureError(f"{bundle_dir}: not a run bundle (no manifest.json)") from None
+    except json.JSONDecodeError as exc:
+        raise CaptureError(f"{path}: not JSON: {exc}") from None
+    return validate_manifest(manifest)
