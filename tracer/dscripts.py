@@ -142,7 +142,7 @@ def dtrace_list_argv(flavour: str) -> list[str]:
     _check_flavour(flavour)
     argv = ["dtrace", "-l"]
     for desc in probe_descriptions(SCRIPTS[("FreeBSD", flavour)]):
-        if desc.provider == "fbt" and ["-n", desc.text] != argv[-2:] and desc.text not in argv:
+        if desc.provider == "fbt" and desc.text not in argv:
             argv += ["-n", desc.text]
     return argv
 

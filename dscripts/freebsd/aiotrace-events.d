@@ -81,8 +81,10 @@
  *     (tracer.dscripts.dtrace_list_argv()). Choices when one is missing: run with -Z (dtrace then
  *     silently drops that clause: its event kind is simply absent and analyses needing it must
  *     refuse, e.g. no job_free means no async-free timing), or on FreeBSD 14+ use the kinst
- *     provider (dtrace_kinst(4): kinst::<function>:<instruction offset>, built for tracing
- *     arbitrary and inlined code) in a copy of this script. kern_aio_return/kern_aio_waitcomplete
+ *     provider in a copy of this script (dtrace_kinst(4): kinst::<function>:<instruction offset>
+ *     probes any instruction of a function that exists, so code inlined into a caller can be
+ *     traced at its offsets there; list them with dtrace -l -n 'kinst::aio_complete:'; UNVERIFIED
+ *     here). kern_aio_return/kern_aio_waitcomplete
  *     (static, two callers each) are deliberately NOT probed: the rusage charge is measured on
  *     curthread->td_ru across the aio_return/aio_waitcomplete syscalls, which bracket it exactly.
  *   - syscall::compat11.kevent is the freebsd11 kevent (363) used by binaries built for <= 11;
@@ -108,7 +110,7 @@ syscall::aio_read:entry, syscall::aio_write:entry, syscall::aio_readv:entry,
 syscall::aio_writev:entry, syscall::aio_error:entry, syscall::aio_return:entry
 /pid == $target/
 {
-	self->ujob = arg0;
+	self->ujob = (int64_t)arg0;
 	printf("E\t%llu\t%d\t%d\tsys_enter\t%s\t%lld\t%lld\t0\t0\t0\t0\n",
 	    timestamp, pid, tid, probefunc, (int64_t)arg0, (int64_t)arg0);
 }
@@ -116,7 +118,7 @@ syscall::aio_writev:entry, syscall::aio_error:entry, syscall::aio_return:entry
 syscall::aio_cancel:entry, syscall::aio_fsync:entry
 /pid == $target/
 {
-	self->ujob = arg1;
+	self->ujob = (int64_t)arg1;
 	printf("E\t%llu\t%d\t%d\tsys_enter\t%s\t%lld\t%lld\t%lld\t0\t0\t0\n",
 	    timestamp, pid, tid, probefunc, (int64_t)arg1, (int64_t)arg0, (int64_t)arg1);
 }
@@ -125,7 +127,7 @@ syscall::aio_suspend:entry, syscall::aio_waitcomplete:entry, syscall::lio_listio
 syscall::kevent:entry, syscall::compat11.kevent:entry, syscall::getrusage:entry
 /pid == $target/
 {
-	self->ujob = 0;
+	self->ujob = (int64_t)0;
 	printf("E\t%llu\t%d\t%d\tsys_enter\t%s\t0\t%lld\t%lld\t%lld\t0\t0\n",
 	    timestamp, pid, tid, probefunc, (int64_t)arg0, (int64_t)arg1, (int64_t)arg2);
 }
