@@ -687,7 +687,8 @@ static uint64_t remaining(struct run *r)
             return 0;
         return UINT64_MAX;
     }
-    return r->writes_or_reads - r->submitted;
+    /* the final fsync takes one id past the data I/Os: never count below zero */
+    return r->submitted >= r->writes_or_reads ? 0 : r->writes_or_reads - r->submitted;
 }
 
 static void take_rusage(struct rusage *ru)
@@ -874,8 +875,8 @@ static void fill_threads(struct run *r, struct task_snap *before, int nb, struct
                 role = "iou-sqp";
             else if (ts->tid == pid)
                 role = "main";
-            else if (bs)
-                role = "other"; /* alive before the window: not started by this run */
+            else if (bs && rd <= 0 && wr <= 0 && t->utime_ns <= 0 && t->stime_ns <= 0)
+                role = "other"; /* alive before the window and idle in it (e.g. an allocator thread) */
             snprintf(t->role, sizeof t->role, "%s", role);
         }
         snprintf(t->name, sizeof t->name, "%s", ts->comm);
@@ -951,7 +952,6 @@ int aiot_run(const struct aiot_spec *spec, int fd, struct aiot_result *res)
         free(r);
         return res->status = 1;
     }
-    memset(ctx->buffers, 0, buf_stride * spec->depth); /* fault the pages in before the window */
     for (uint32_t i = 0; i < spec->depth; i++) {
         ctx->slots[i].index = i;
         ctx->slots[i].buf = (char *)ctx->buffers + buf_stride * i;
@@ -977,6 +977,7 @@ int aiot_run(const struct aiot_spec *spec, int fd, struct aiot_result *res)
         return res->status = 1;
     }
 
+    memset(ctx->buffers, 0, buf_stride * spec->depth); /* fault the pages in before the window */
     pthread_t reaper;
     int split = spec->split != 0;
     r->n_own = split ? 2 : 1;

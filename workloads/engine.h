@@ -79,7 +79,8 @@ struct aiot_io_record {
 struct aiot_thread_record {
     int64_t tid;
     char name[32];
-    char role[16]; /* both | submitter | reaper | main | helper | iou-wrk | iou-sqp | other */
+    char role[16]; /* both, submitter, reaper (own threads); main; iou-wrk; iou-sqp; helper = another
+                    * task created in the window or busy in it (glibc AIO threads); other = idle */
     int64_t inblock, oublock, utime_ns, stime_ns, nvcsw, nivcsw; /* -1 when unknown */
     int64_t io_read_bytes, io_write_bytes;                        /* -1 when unknown */
 };
