@@ -1,0 +1,159 @@
+"""Syscall amplification: system calls per I/O, by role and by thread, beside each mode's floor.
+
+Counted inside the measurement window (``syscalls.in_window``) over ALL threads of the process
+(glibc AIO helper threads, io_uring ``iou-wrk``/``iou-sqp`` workers included: the trace is per
+process, not per thread), divided by the I/Os the run did.
+
+Theoretical floor (:func:`theoretical_floor`): the fewest syscalls per I/O a mode can make, by
+role, when every call does the most work it can (after anchors.md D.5 and DESIGN.md's modes
+table). ``b`` = submit batch (``lio``/``io_submit``/``io_uring_enter`` carry b I/Os; POSIX modes
+with ``submit=single`` pay 1 call per I/O), ``r`` = reap batch (completions one wait returns):
+
+============== ========= ======== ========= ========= =========================================
+mode           submit    wait     status    result    notes
+============== ========= ======== ========= ========= =========================================
+aio-poll (FB)  1 or 1/b  0        1         1         >= 1 aio_error that sees the completion
+aio-suspend(FB)1 or 1/b  1/r      1         1         aio_suspend per wake + aio_error+aio_return
+waitcomplete   1 or 1/b  1        0         0         aio_waitcomplete returns the result
+kevent         1 or 1/b  1/r      0         1         kevent per batch + aio_return per I/O
+kevent-error   1 or 1/b  1/r      1         1         + aio_error per I/O
+reap (D33144)  1 or 1/b  1/r      0         0         result in kev.data, job freed at completion
+aio-* (glibc)  0         0        0         0         other = 1: the helper thread's pread/pwrite
+libaio         1/b       1/r      0         0         result in io_event
+io_uring       1/b       0        0         0         waits ride on the submit enter (min_complete)
+io_uring-sqpoll 0        0        0         0         SQ polled by a kernel thread, CQ in memory
+============== ========= ======== ========= ========= =========================================
+
+glibc's aio_error/aio_return/aio_suspend are memory reads and futexes in user space, so the
+Linux POSIX floor is the one pread/pwrite per I/O its helper makes (role ``other``). Writes with
+fsync add one fsync call per run, which is below the resolution of a per-I/O floor.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tracer.analysis.requires import provenance, requires, with_provenance
+from tracer.schema import ROLES
+
+POSIX_MODES = ("aio-poll", "aio-suspend", "waitcomplete", "kevent", "kevent-error", "reap")
+
+
+def theoretical_floor(mode: str, os_name: str, batch: int = 1, reap_batch: int = 1,
+                      submit: str = "single") -> dict[str, float]:
+    """Fewest syscalls per I/O for ``mode`` on ``os_name``, by role (see the module docstring)."""
+    b, r = max(int(batch or 1), 1), max(int(reap_batch or 1), 1)
+    floor = dict.fromkeys(ROLES, 0.0)
+    if mode in ("libaio",):
+        floor.update(submit=1 / b, wait=1 / r)
+    elif mode == "io_uring":
+        floor.update(submit=1 / b)
+    elif mode == "io_uring-sqpoll":
+        pass
+    elif os_name == "Linux" and mode in ("aio-poll", "aio-suspend"):
+        floor.update(other=1.0)
+    elif mode in POSIX_MODES:
+        floor["submit"] = 1 / b if submit == "lio" else 1.0
+        floor.update({
+            "aio-poll": dict(status=1.0, result=1.0),
+            "aio-suspend": dict(wait=1 / r, status=1.0, result=1.0),
+            "waitcomplete": dict(wait=1.0),
+            "kevent": dict(wait=1 / r, result=1.0),
+            "kevent-error": dict(wait=1 / r, status=1.0, result=1.0),
+            "reap": dict(wait=1 / r),
+        }[mode])
+    else:
+        raise ValueError(f"no floor known for mode {mode!r}")
+    floor = {k: float(v) for k, v in floor.items()}
+    floor["total"] = sum(floor[k] for k in ROLES)
+    return floor
+
+
+def io_count(model: Any) -> int:
+    """I/Os the run did: the workload record's rows, else its summary's count."""
+    ios = getattr(model, "ios", None)
+    if ios is not None and len(ios):
+        return int(len(ios))
+    return int((getattr(model, "summary", None) or {}).get("ios") or 0)
+
+
+def _windowed(model: Any) -> pd.DataFrame:
+    sc = model.syscalls
+    return sc[sc["in_window"].fillna(False).astype(bool)]
+
+
+def _floor_for(model: Any) -> dict[str, float]:
+    p = provenance(model)
+    try:
+        return theoretical_floor(p["mode"], p["os"], p["batch"] or 1, p["reap_batch"] or 1, p["submit"] or "single")
+    except ValueError:
+        return {**dict.fromkeys(ROLES, np.nan), "total": np.nan}
+
+
+@requires(tables={"syscalls": ("name", "role", "tid", "in_window")})
+def by_role(model: Any) -> pd.DataFrame:
+    """One row per role plus ``total``: ``syscalls`` (count in window), ``ios``, ``per_io``
+    (syscalls / I/O) and ``floor_per_io`` (the mode's theoretical floor), ``excess_per_io``."""
+    ios = io_count(model)
+    counts = _windowed(model)["role"].fillna("other").value_counts()
+    counts = counts.reindex(list(ROLES), fill_value=0)
+    floor = _floor_for(model)
+    out = pd.DataFrame({"role": list(ROLES) + ["total"],
+                        "syscalls": [int(counts[r]) for r in ROLES] + [int(counts.sum())]})
+    out["ios"] = ios
+    out["per_io"] = out["syscalls"] / ios if ios else np.nan
+    out["floor_per_io"] = [floor[r] for r in out["role"]]
+    out["excess_per_io"] = out["per_io"] - out["floor_per_io"]
+    return with_provenance(out, model)
+
+
+@requires(tables={"syscalls": ("name", "role", "tid", "in_window")})
+def by_thread(model: Any) -> pd.DataFrame:
+    """One row per (thread, role): ``tid``, ``thread`` (name), ``thread_role`` (from the workload's
+    thread record: main/submitter/reaper/helper/iou-wrk...), ``role``, ``syscalls``, ``per_io``."""
+    ios = io_count(model)
+    sc = _windowed(model)
+    grouped = (sc.assign(role=sc["role"].fillna("other"))
+                 .groupby(["tid", "role"], observed=True).size().rename("syscalls").reset_index())
+    threads = getattr(model, "threads", None)
+    if threads is not None and len(threads) and "tid" in threads.columns:
+        names = threads[["tid", "name", "role"]].rename(columns={"name": "thread", "role": "thread_role"})
+        names = names.drop_duplicates("tid")
+        grouped = grouped.merge(names, on="tid", how="left")
+    else:
+        grouped["thread"], grouped["thread_role"] = pd.NA, pd.NA
+    grouped["thread"] = grouped["thread"].fillna("(not in thread record)")
+    grouped["thread_role"] = grouped["thread_role"].fillna("other")
+    grouped["per_io"] = grouped["syscalls"] / ios if ios else np.nan
+    grouped = grouped[["tid", "thread", "thread_role", "role", "syscalls", "per_io"]]
+    return with_provenance(grouped.sort_values(["tid", "role"]).reset_index(drop=True), model)
+
+
+@requires(tables={"syscalls": ("name", "role", "in_window")})
+def by_syscall(model: Any) -> pd.DataFrame:
+    """One row per syscall name in the window: ``name``, ``role``, ``syscalls``, ``threads``
+    (``tids``: distinct threads that made it), ``per_io``, ``dur_ns_mean`` (NaN when durations are unknown)."""
+    ios = io_count(model)
+    sc = _windowed(model).assign(role=lambda d: d["role"].fillna("other"))
+    dur = sc["dur_ns"] if "dur_ns" in sc.columns else pd.Series(np.nan, index=sc.index)
+    out = (sc.assign(dur_ns=dur).groupby(["name", "role"], observed=True)
+             .agg(syscalls=("tid", "size"), tids=("tid", "nunique"), dur_ns_mean=("dur_ns", "mean"))
+             .reset_index())
+    out["per_io"] = out["syscalls"] / ios if ios else np.nan
+    out = out.sort_values("syscalls", ascending=False).reset_index(drop=True)
+    return with_provenance(out[["name", "role", "syscalls", "tids", "per_io", "dur_ns_mean"]], model)
+
+
+def role_matrix(role_rows: pd.DataFrame) -> pd.DataFrame:
+    """Pivot many bundles' :func:`by_role` rows into one row per run: ``<role>_per_io`` and
+    ``<role>_floor`` columns, plus the provenance columns (for the sweep table and figures)."""
+    from tracer.analysis.requires import PROVENANCE_COLUMNS
+
+    keys = [c for c in PROVENANCE_COLUMNS if c in role_rows.columns]
+    wide = role_rows.pivot_table(index="run_id", columns="role", values=["per_io", "floor_per_io"],
+                                 aggfunc="first")
+    wide.columns = [f"{role}_{'per_io' if v == 'per_io' else 'floor'}" for v, role in wide.columns]
+    meta = role_rows[keys].drop_duplicates("run_id").set_index("run_id")
+    return meta.join(wide).reset_index()

@@ -1,0 +1,118 @@
+"""Per-thread rusage attribution: which thread is charged for block I/O, and did it ask for it?
+
+Per thread, blocks SUBMITTED (the workload record: ``ios.bytes`` of the I/Os whose
+``submit_tid`` is that thread, in 512-byte blocks, the unit of ``ru_inblock``/``ru_oublock``)
+against blocks CHARGED, taken from the best source the bundle has (column ``charge_source``):
+
+1. ``traced``: kernel-side ``ru_charge`` events (FreeBSD: the thread that ran ``kern_aio_return``
+   or, with D33271, the submitter), a0 = inblock, a1 = oublock;
+2. ``rusage``: the workload's own ``getrusage(RUSAGE_THREAD)`` delta, for its own threads
+   (thread roles main, submitter, reaper, both);
+3. ``proc_io``: ``/proc/<pid>/task/<tid>/io`` read_bytes + write_bytes / 512, for threads the
+   workload does not run itself (glibc AIO helpers, ``iou-wrk``, ``iou-sqp``): Linux only.
+
+``share_not_submitter`` = blocks charged to threads that submitted nothing / all blocks charged.
+Stock FreeBSD charges the reaping thread (share near 1 with threads=split), D33271 the submitter
+(share 0). On Linux it depends on the engine: libaio and io_uring inline issue charge the
+submitter, glibc POSIX AIO its helper thread, io_uring punts its ``iou-wrk`` worker.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tracer.analysis.requires import requires, with_provenance
+
+BLOCK_BYTES = 512
+OWN_ROLES = ("main", "submitter", "reaper", "both")
+
+
+def _traced_charges(model: Any) -> pd.DataFrame | None:
+    ev = getattr(model, "events", None)
+    if ev is None or len(ev) == 0 or "ev" not in ev.columns:
+        return None
+    ch = ev[ev["ev"] == "ru_charge"]
+    if ch.empty:
+        return None
+    return (ch.assign(traced_blocks=ch["a0"].astype("int64") + ch["a1"].astype("int64"))
+              .groupby("tid")["traced_blocks"].sum().reset_index())
+
+
+def _nonneg(series: pd.Series) -> pd.Series:
+    s = pd.to_numeric(series, errors="coerce").astype("float64")
+    return s.where(s >= 0)
+
+
+@requires(tables={"ios": ("submit_tid", "bytes"), "threads": ("tid", "role")})
+def by_thread(model: Any) -> pd.DataFrame:
+    """One row per thread: ``tid``, ``thread``, ``thread_role``, ``submitted_ios``,
+    ``submitted_blocks``, ``reaped_ios``, ``rusage_blocks``, ``proc_io_blocks``, ``traced_blocks``,
+    ``charged_blocks``, ``charge_source``, ``charged_not_submitted`` (charged > 0, submitted 0)."""
+    ios = model.ios
+    io_ops = ios[ios["op"].isin(["read", "write"])] if "op" in ios.columns else ios
+    sub = (io_ops.groupby("submit_tid").agg(submitted_ios=("bytes", "size"), submitted_bytes=("bytes", "sum"))
+                 .rename_axis("tid").reset_index())
+    reaped = (ios.groupby("reap_tid").size().rename("reaped_ios").rename_axis("tid").reset_index()
+              if "reap_tid" in ios.columns else pd.DataFrame(columns=["tid", "reaped_ios"]))
+    th = model.threads.drop_duplicates("tid").copy()
+    th["rusage_blocks"] = _nonneg(th["inblock"]).add(_nonneg(th["oublock"]), fill_value=np.nan) \
+        if {"inblock", "oublock"} <= set(th.columns) else np.nan
+    if {"io_read_bytes", "io_write_bytes"} <= set(th.columns):
+        th["proc_io_blocks"] = (_nonneg(th["io_read_bytes"]).add(_nonneg(th["io_write_bytes"]), fill_value=np.nan)
+                                / BLOCK_BYTES)
+    else:
+        th["proc_io_blocks"] = np.nan
+    th = th.rename(columns={"name": "thread", "role": "thread_role"})[
+        ["tid", "thread", "thread_role", "rusage_blocks", "proc_io_blocks"]]
+    out = th.merge(sub, on="tid", how="outer").merge(reaped, on="tid", how="outer")
+    traced = _traced_charges(model)
+    out = out.merge(traced, on="tid", how="outer") if traced is not None else out.assign(traced_blocks=np.nan)
+    out["thread"] = out["thread"].fillna("(not in thread record)")
+    out["thread_role"] = out["thread_role"].fillna("other")
+    for col in ("submitted_ios", "submitted_bytes", "reaped_ios"):
+        out[col] = out[col].fillna(0).astype("int64")
+    out["submitted_blocks"] = out["submitted_bytes"] / BLOCK_BYTES
+    own = out["thread_role"].isin(OWN_ROLES)
+    if traced is not None:
+        out["charged_blocks"], out["charge_source"] = out["traced_blocks"].fillna(0.0), "traced"
+    else:
+        primary = out["rusage_blocks"].where(own, out["proc_io_blocks"])
+        secondary = out["proc_io_blocks"].where(own, out["rusage_blocks"])
+        out["charged_blocks"] = primary.fillna(secondary)
+        out["charge_source"] = np.select(
+            [primary.notna() & own, primary.notna(), secondary.notna() & own, secondary.notna()],
+            ["rusage", "proc_io", "proc_io", "rusage"], default="unknown")
+    out["charged_not_submitted"] = (out["charged_blocks"].fillna(0) > 0) & (out["submitted_blocks"] == 0)
+    cols = ["tid", "thread", "thread_role", "submitted_ios", "submitted_blocks", "reaped_ios",
+            "rusage_blocks", "proc_io_blocks", "traced_blocks", "charged_blocks", "charge_source",
+            "charged_not_submitted"]
+    return with_provenance(out[cols].sort_values("tid").reset_index(drop=True), model)
+
+
+def summarize(per_thread: pd.DataFrame) -> pd.DataFrame:
+    """One row per run from :func:`by_thread` rows: ``submitted_blocks``, ``charged_blocks``,
+    ``share_not_submitter`` (0..1), ``charged_thread_role`` (role holding most charged blocks)
+    and ``verdict`` (a sentence)."""
+    rows = []
+    for run_id, g in per_thread.groupby("run_id", sort=False):
+        charged = g["charged_blocks"].fillna(0)
+        total = float(charged.sum())
+        not_sub = float(charged[g["submitted_blocks"] == 0].sum())
+        share = not_sub / total if total > 0 else np.nan
+        top = g.loc[charged.idxmax()] if total > 0 else None
+        top_role = top["thread_role"] if top is not None else None
+        if total == 0:
+            verdict = "no blocks charged to any thread (page-cache hits or untraced worker)"
+        elif share < 0.05:
+            verdict = f"submitter charged ({top_role} {top['thread']})"
+        else:
+            verdict = f"{share:.0%} charged to threads that did not submit (mostly {top_role} {top['thread']})"
+        first = g.iloc[0]
+        rows.append({"run_id": run_id, "submitted_blocks": float(g["submitted_blocks"].sum()),
+                     "charged_blocks": total, "share_not_submitter": share,
+                     "charged_thread_role": top_role, "verdict": verdict,
+                     **{c: first[c] for c in ("os", "backend", "mode", "op", "depth", "threads", "direct",
+                                              "source", "lossy", "loss_note") if c in g.columns}})
+    return pd.DataFrame(rows)

@@ -1,0 +1,131 @@
+"""Many bundles -> one tidy table, with 95% confidence intervals over repetitions.
+
+:func:`run_metrics` reduces one bundle to one row of headline numbers (syscalls per I/O by role
+and their floors, IOPS, CPU per I/O, latency percentiles, free lag, attribution share), each only
+when the bundle has what it needs. :func:`tidy` melts many such rows into long form and
+:func:`summarize` groups repetitions of the same configuration (os, backend, mode, op, depth,
+batch, reap batch, threads, submit, direct, source): ``n``, ``mean``, ``std``, ``ci_low``,
+``ci_high`` (Student t, 95%, from a table: scipy is not a dependency), and ``lossy`` (any run in
+the group had tracer losses). With one repetition the interval is NaN, not zero.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+import pandas as pd
+
+from tracer.analysis import amplification, attribution, free_timing, latency
+from tracer.analysis.requires import PROVENANCE_COLUMNS, can_run, provenance
+from tracer.errors import AnalysisError
+from tracer.schema import ROLES
+
+CONFIG_COLUMNS = ("os", "backend", "mode", "op", "depth", "batch", "reap_batch", "threads", "submit",
+                  "direct", "source")
+# two-sided 95% Student t quantiles t(0.975, df)
+_T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262,
+         10: 2.228, 11: 2.201, 12: 2.179, 13: 2.160, 14: 2.145, 15: 2.131, 16: 2.120, 17: 2.110,
+         18: 2.101, 19: 2.093, 20: 2.086, 21: 2.080, 22: 2.074, 23: 2.069, 24: 2.064, 25: 2.060,
+         26: 2.056, 27: 2.052, 28: 2.048, 29: 2.045, 30: 2.042, 40: 2.021, 60: 2.000, 120: 1.980}
+# headline metrics: name -> unit (for tables and axis labels)
+METRICS: dict[str, str] = {
+    **{f"{r}_per_io": "syscalls/I/O" for r in (*ROLES, "total")},
+    "total_floor": "syscalls/I/O", "iops": "I/O/s", "cpu_ns_per_io": "ns", "observed_p50_ns": "ns",
+    "observed_p99_ns": "ns", "complete_p50_ns": "ns", "free_lag_p50_ns": "ns", "free_lag_p99_ns": "ns",
+    "max_alive": "jobs", "share_not_submitter": "fraction",
+}
+
+
+def t975(df: int) -> float:
+    """Two-sided 95% t quantile for ``df`` degrees of freedom (table lookup, conservative
+    between rows; 1.960 beyond 120)."""
+    if df < 1:
+        return float("nan")
+    if df in _T975:
+        return _T975[df]
+    if df > 120:
+        return 1.960
+    return _T975[max(k for k in _T975 if k < df)]  # the smaller tabulated df: a wider interval
+
+
+def run_metrics(model: Any) -> dict[str, Any]:
+    """One row of headline numbers for one bundle (NaN where the bundle cannot tell)."""
+    row: dict[str, Any] = dict(provenance(model))
+    row.update({m: np.nan for m in METRICS})
+    if can_run(amplification.by_role, model)[0]:
+        roles = amplification.by_role(model).set_index("role")
+        for r in (*ROLES, "total"):
+            row[f"{r}_per_io"] = roles.at[r, "per_io"]
+        row["total_floor"] = roles.at["total", "floor_per_io"]
+    if can_run(latency.throughput, model)[0]:
+        tp = latency.throughput(model).iloc[0]
+        row["iops"], row["cpu_ns_per_io"] = tp["iops"], tp["cpu_ns_per_io"]
+    if can_run(latency.percentiles, model)[0]:
+        lat = latency.percentiles(model).set_index("stage")
+        if "observed" in lat.index:
+            row["observed_p50_ns"], row["observed_p99_ns"] = lat.at["observed", "p50"], lat.at["observed", "p99"]
+        if "complete" in lat.index:
+            row["complete_p50_ns"] = lat.at["complete", "p50"]
+    if can_run(free_timing.percentiles, model)[0]:
+        ft = free_timing.percentiles(model).iloc[0]
+        row["free_lag_p50_ns"], row["free_lag_p99_ns"], row["max_alive"] = ft["p50"], ft["p99"], ft["max_alive"]
+    if can_run(attribution.by_thread, model)[0]:
+        row["share_not_submitter"] = attribution.summarize(attribution.by_thread(model)).iloc[0]["share_not_submitter"]
+    return row
+
+
+def runs_table(models: Iterable[Any]) -> pd.DataFrame:
+    """One row per bundle (see :func:`run_metrics`)."""
+    return pd.DataFrame([run_metrics(m) for m in models])
+
+
+def tidy(runs: pd.DataFrame) -> pd.DataFrame:
+    """Long form: provenance columns, ``metric``, ``unit``, ``value`` (one row per run and metric)."""
+    keys = [c for c in PROVENANCE_COLUMNS if c in runs.columns]
+    metrics = [m for m in METRICS if m in runs.columns]
+    long = runs.melt(id_vars=keys, value_vars=metrics, var_name="metric", value_name="value")
+    long["unit"] = long["metric"].map(METRICS)
+    return long.dropna(subset=["value"]).reset_index(drop=True)
+
+
+def summarize(runs: pd.DataFrame) -> pd.DataFrame:
+    """Group repetitions of one configuration: ``n``, ``mean``, ``std``, ``ci_low``, ``ci_high``
+    (95% t interval of the mean), ``lossy`` (any run lossy), per metric."""
+    long = tidy(runs)
+    if long.empty:
+        return pd.DataFrame(columns=[*CONFIG_COLUMNS, "metric", "unit", "n", "mean", "std", "ci_low", "ci_high", "lossy"])
+    keys = [c for c in CONFIG_COLUMNS if c in long.columns]
+    filled = long.assign(**{k: long[k].astype("object").where(long[k].notna(), "-") for k in keys})
+    g = filled.groupby([*keys, "metric", "unit"], sort=False)
+    out = g["value"].agg(n="count", mean="mean", std="std").reset_index()
+    out["lossy"] = g["lossy"].any().to_numpy()
+    half = out.apply(lambda r: t975(int(r["n"]) - 1) * r["std"] / np.sqrt(r["n"]) if r["n"] > 1 else np.nan, axis=1)
+    out["ci_low"], out["ci_high"] = out["mean"] - half, out["mean"] + half
+    return out[[*keys, "metric", "unit", "n", "mean", "std", "ci_low", "ci_high", "lossy"]]
+
+
+def bundle_paths(paths: Iterable[str | Path]) -> list[Path]:
+    """Expand bundle or sweep directories into bundle directories (a sweep: its sweep.json
+    index, else every ``*/manifest.json`` below it). Raises AnalysisError for a path that is
+    neither."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if (p / "manifest.json").is_file():
+            out.append(p)
+        elif (p / "sweep.json").is_file():
+            index = json.loads((p / "sweep.json").read_text())
+            out += [p / r["bundle"] for r in index.get("runs", []) if r.get("bundle") and r.get("status") == "ok"]
+        elif p.is_dir() and any(p.glob("*/manifest.json")):
+            out += sorted(m.parent for m in p.glob("*/manifest.json"))
+        else:
+            raise AnalysisError(f"{p}: neither a run bundle (manifest.json) nor a sweep (sweep.json)")
+    return out
+
+
+def load_models(paths: Iterable[str | Path]) -> list[Any]:
+    """Load every bundle under ``paths`` with tracer.model.load_bundle."""
+    from tracer.model import load_bundle
+
+    return [load_bundle(p) for p in bundle_paths(paths)]

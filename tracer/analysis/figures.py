@@ -1,0 +1,170 @@
+"""Matplotlib figures for the notebooks and the report: every one has a title, units and labelled
+axes, and says when its data come from FreeBSD fixtures rather than measurements. Figures only
+draw numbers the analysis functions computed."""
+from __future__ import annotations
+
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg", force=False)
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from tracer.analysis.requires import FIXTURE_LABEL  # noqa: E402
+from tracer.schema import ROLES  # noqa: E402
+
+ROLE_COLORS = {"submit": "#4c72b0", "wait": "#55a868", "status": "#c44e52", "result": "#8172b2", "other": "#999999"}
+
+
+def run_label(row: pd.Series | dict) -> str:
+    """Short label of a run: ``<os> <mode> q<depth> b<batch> r<reap_batch>`` (+ ``*`` when lossy)."""
+    r = dict(row)
+    label = f"{r.get('os') or '?'} {r.get('mode')} q{r.get('depth')} b{r.get('batch')} r{r.get('reap_batch')}"
+    if r.get("threads") == "split":
+        label += " split"
+    return label + (" *lossy*" if r.get("lossy") else "")
+
+
+def _title(ax, text: str, frame: pd.DataFrame) -> None:
+    sources = set(frame["source"].dropna()) if "source" in frame else set()
+    if FIXTURE_LABEL in sources:
+        text += f"\n[{FIXTURE_LABEL}" + ("; mixed with measurements]" if len(sources) > 1 else "]")
+    if "lossy" in frame and frame["lossy"].any():
+        text += "\n(* tracer reported losses: counts are lower bounds)"
+    ax.set_title(text, fontsize=10)
+
+
+def amplification_bars(role_rows: pd.DataFrame) -> plt.Figure:
+    """Stacked syscalls per I/O by role, one bar per run, with the mode's floor as a black tick."""
+    wide = role_rows[role_rows["role"].isin(ROLES)].copy()
+    wide["label"] = wide.apply(run_label, axis=1)
+    pivot = wide.pivot_table(index="label", columns="role", values="per_io", aggfunc="mean", sort=False)
+    pivot = pivot.reindex(columns=[r for r in ROLES if r in pivot.columns])
+    floors = role_rows[role_rows["role"] == "total"].assign(label=lambda d: d.apply(run_label, axis=1)) \
+        .groupby("label", sort=False)["floor_per_io"].mean()
+    fig, ax = plt.subplots(figsize=(max(6, 0.55 * len(pivot) + 3), 4.8))
+    bottom = np.zeros(len(pivot))
+    x = np.arange(len(pivot))
+    for role in pivot.columns:
+        vals = pivot[role].fillna(0).to_numpy()
+        ax.bar(x, vals, bottom=bottom, label=role, color=ROLE_COLORS.get(role))
+        bottom += vals
+    ax.scatter(x, floors.reindex(pivot.index).to_numpy(), marker="_", s=400, color="black", zorder=3,
+               label="theoretical floor")
+    ax.set_xticks(x, pivot.index, rotation=60, ha="right", fontsize=7)
+    ax.set_ylabel("syscalls per I/O (all threads, in window)")
+    ax.set_xlabel("run (OS, mode, depth q, submit batch b, reap batch r)")
+    _title(ax, "Syscall amplification by role", role_rows)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def amplification_vs_reap_batch(role_rows: pd.DataFrame) -> plt.Figure:
+    """Total syscalls per I/O against reap batch, one line per (OS, mode, depth), floor dashed."""
+    tot = role_rows[role_rows["role"] == "total"]
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for (os_name, mode, depth), g in tot.groupby(["os", "mode", "depth"], dropna=False, sort=False):
+        g = g.groupby("reap_batch", as_index=False)[["per_io", "floor_per_io"]].mean().sort_values("reap_batch")
+        line, = ax.plot(g["reap_batch"], g["per_io"], marker="o", label=f"{os_name} {mode} q{depth}")
+        ax.plot(g["reap_batch"], g["floor_per_io"], linestyle="--", color=line.get_color(), alpha=0.6)
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("symlog", linthresh=0.01)
+    ax.set_xlabel("reap batch (completions per wait call)")
+    ax.set_ylabel("syscalls per I/O (total; dashed = floor)")
+    _title(ax, "How amplification falls as the reap batch grows", tot)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def attribution_bars(per_thread: pd.DataFrame) -> plt.Figure:
+    """Blocks submitted vs blocks charged, per thread of each run."""
+    d = per_thread.copy()
+    d["label"] = d.apply(lambda r: f"{run_label(r)}\n{r['thread_role']} {r['tid']}", axis=1)
+    fig, ax = plt.subplots(figsize=(max(6, 0.6 * len(d) + 3), 5))
+    x = np.arange(len(d))
+    ax.bar(x - 0.2, d["submitted_blocks"], width=0.4, label="blocks submitted (I/Os x bytes / 512)")
+    ax.bar(x + 0.2, d["charged_blocks"].fillna(0), width=0.4, label="blocks charged (ru_inblock+ru_oublock)")
+    ax.set_xticks(x, d["label"], rotation=70, ha="right", fontsize=6)
+    ax.set_ylabel("512-byte blocks")
+    ax.set_xlabel("thread (run, thread role, tid)")
+    _title(ax, "Per-thread rusage attribution: who is charged for the I/O", d)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def free_lag_histogram(hists: pd.DataFrame) -> plt.Figure:
+    """Log2 histograms of completion -> release lag, one line per run."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for _, g in hists.groupby("run_id", sort=False):
+        label = run_label(g.iloc[0])
+        ax.step(np.maximum(g["lo_ns"], 1) / 1000, g["count"], where="post", label=label)
+    ax.set_xscale("log")
+    ax.set_xlabel("kernel completion -> release of kernel state (us, log2 buckets)")
+    ax.set_ylabel("I/Os")
+    _title(ax, "Async-free timing: distribution", hists)
+    ax.legend(fontsize=6)
+    fig.tight_layout()
+    return fig
+
+
+def jobs_alive_plot(alive: pd.DataFrame) -> plt.Figure:
+    """Jobs alive (submitted, not released) over time, per run, with FreeBSD's per-process limit."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for _, g in alive.groupby("run_id", sort=False):
+        label = run_label(g.iloc[0])
+        ax.step(g["t_ns"] / 1e6, g["alive"], where="post", label=label, linewidth=0.8)
+    limits = alive["limit"].dropna().unique() if "limit" in alive else []
+    for lim in limits:
+        ax.axhline(lim, color="red", linestyle=":", label=f"vfs.aio.max_aio_queue_per_proc = {int(lim)}")
+    ax.set_xlabel("time since first submit (ms)")
+    ax.set_ylabel("kernel jobs alive (submitted, not released)")
+    _title(ax, "AIO slot occupancy over time", alive)
+    ax.legend(fontsize=6)
+    fig.tight_layout()
+    return fig
+
+
+def latency_bars(lat: pd.DataFrame) -> plt.Figure:
+    """p50 and p99 per latency stage and run (us)."""
+    d = lat.copy()
+    d["label"] = d.apply(run_label, axis=1)
+    stages = list(dict.fromkeys(d["stage"]))
+    labels = list(dict.fromkeys(d["label"]))
+    fig, ax = plt.subplots(figsize=(max(6, 0.8 * len(labels) + 3), 4.8))
+    width = 0.8 / max(len(stages), 1)
+    x = np.arange(len(labels))
+    for i, stage in enumerate(stages):
+        g = d[d["stage"] == stage].groupby("label")[["p50", "p99"]].mean().reindex(labels)
+        ax.bar(x + i * width, g["p50"] / 1000, width=width, label=f"{stage} p50")
+        ax.scatter(x + i * width, g["p99"] / 1000, marker="v", color="black", s=12)
+    ax.set_xticks(x + width * (len(stages) - 1) / 2, labels, rotation=60, ha="right", fontsize=7)
+    ax.set_yscale("log")
+    ax.set_ylabel("latency from submit (us; bar p50, triangle p99)")
+    ax.set_xlabel("run")
+    _title(ax, "Latency by stage", d)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def iops_bars(runs: pd.DataFrame) -> plt.Figure:
+    """IOPS and CPU per I/O per run."""
+    d = runs.copy()
+    d["label"] = d.apply(run_label, axis=1)
+    fig, ax = plt.subplots(figsize=(max(6, 0.6 * len(d) + 3), 4.5))
+    x = np.arange(len(d))
+    ax.bar(x, d["iops"] / 1000, color="#4c72b0")
+    ax.set_ylabel("thousand I/O per second (traced)")
+    ax.set_xticks(x, d["label"], rotation=60, ha="right", fontsize=7)
+    ax.set_xlabel("run")
+    ax2 = ax.twinx()
+    ax2.plot(x, d["cpu_ns_per_io"] / 1000, "o", color="#c44e52")
+    ax2.set_ylabel("CPU per I/O (us, red dots)")
+    _title(ax, "Throughput and CPU per I/O (under tracing)", d)
+    fig.tight_layout()
+    return fig

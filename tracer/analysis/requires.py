@@ -1,0 +1,149 @@
+"""Declare what an analysis needs; refuse a bundle that lacks it before any work is done.
+
+LISA's ``@requires_events`` in our terms: an analysis names the model tables and columns it reads
+(and the trace event kinds it needs). ``@requires`` checks them on the model passed as the first
+argument and raises :class:`tracer.errors.AnalysisError` with one sentence naming the bundle, the
+analysis and exactly what is missing. A column entry may be a tuple of alternatives: any one of
+them non-null is enough (e.g. ``("freed_ns", "fetched_ns")``).
+
+Every analysis result also carries provenance and loss columns (:func:`provenance`), so a number
+from a bundle whose tracer lost events is flagged next to the number, never silently.
+"""
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Sequence
+
+import pandas as pd
+
+from tracer.errors import AnalysisError
+
+FIXTURE_LABEL = "FreeBSD fixture (not a measurement)"
+MEASURED_LABEL = "measured"
+ColumnSpec = "str | tuple[str, ...]"
+
+
+@dataclass(frozen=True)
+class Requirements:
+    """What an analysis reads: {table: [column or (alternatives...)]} and event kinds."""
+    tables: dict[str, tuple] = field(default_factory=dict)
+    events: tuple[str, ...] = ()
+    any_events: tuple[str, ...] = ()  # at least one of these kinds
+
+    def missing(self, model: Any) -> list[str]:
+        """Human-readable list of what ``model`` lacks (empty when it has everything)."""
+        out: list[str] = []
+        for table, columns in self.tables.items():
+            frame = getattr(model, table, None)
+            if frame is None or len(frame) == 0:
+                out.append(f"table '{table}' (empty or absent)")
+                continue
+            for col in columns:
+                alts = (col,) if isinstance(col, str) else tuple(col)
+                if not any(_has_column(model, table, c) for c in alts):
+                    out.append(f"{table}.{'|'.join(alts)}")
+        kinds = _event_kinds(model) if (self.events or self.any_events) else set()
+        out += [f"event '{e}'" for e in self.events if e not in kinds]
+        if self.any_events and not kinds.intersection(self.any_events):
+            out.append("one of events " + ", ".join(f"'{e}'" for e in self.any_events))
+        return out
+
+
+def _has_column(model: Any, table: str, column: str) -> bool:
+    has = getattr(model, "has", None)
+    if callable(has):
+        return bool(has(table, column))
+    frame = getattr(model, table, None)
+    return frame is not None and column in frame.columns and bool(frame[column].notna().any())
+
+
+def _event_kinds(model: Any) -> set[str]:
+    events = getattr(model, "events", None)
+    if events is None or len(events) == 0 or "ev" not in events.columns:
+        return set()
+    return set(events["ev"].dropna().unique().tolist())
+
+
+def bundle_name(model: Any) -> str:
+    manifest = getattr(model, "manifest", None) or {}
+    return str(manifest.get("run_id") or getattr(model, "path", None) or "bundle")
+
+
+def requires(tables: dict[str, Sequence] | None = None, events: Iterable[str] = (),
+             any_events: Iterable[str] = ()) -> Callable:
+    """Decorator: the wrapped function's first argument is a model; check it first."""
+    req = Requirements({t: tuple(c) for t, c in (tables or {}).items()}, tuple(events), tuple(any_events))
+
+    def wrap(fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        def checked(model, *args, **kwargs):
+            missing = req.missing(model)
+            if missing:
+                raise AnalysisError(f"{fn.__name__} cannot run on {bundle_name(model)}: it lacks "
+                                    + ", ".join(missing))
+            return fn(model, *args, **kwargs)
+
+        checked.requirements = req  # type: ignore[attr-defined]
+        return checked
+
+    return wrap
+
+
+def can_run(fn: Callable, model: Any) -> tuple[bool, str]:
+    """(True, "") when ``fn``'s requirements hold on ``model``, else (False, what is missing)."""
+    req: Requirements | None = getattr(fn, "requirements", None)
+    if req is None:
+        return True, ""
+    missing = req.missing(model)
+    return (not missing, ", ".join(missing))
+
+
+def loss_note(model: Any) -> str:
+    """'' when the bundle reported no loss, else a short note ('1260 events dropped; 3 unparsed lines')."""
+    losses = getattr(model, "losses", None) or {}
+    manifest = getattr(model, "manifest", None) or {}
+    dropped = int(losses.get("dropped_events") or manifest.get("losses", {}).get("dropped_events") or 0)
+    unparsed = int(losses.get("unparsed_lines") or 0)
+    parts = []
+    if dropped:
+        parts.append(f"{dropped} events dropped")
+    if unparsed:
+        parts.append(f"{unparsed} unparsed lines")
+    if not parts and (losses.get("messages") or []):
+        parts.append(f"{len(losses['messages'])} tracer loss messages")
+    return "; ".join(parts)
+
+
+def provenance(model: Any) -> dict[str, Any]:
+    """Columns every result row carries: which run, what spec, measured or fixture, losses."""
+    manifest = getattr(model, "manifest", None) or {}
+    spec = manifest.get("spec") or (getattr(model, "summary", None) or {}).get("spec") or {}
+    note = loss_note(model)
+    return {
+        "run_id": bundle_name(model),
+        "os": manifest.get("os"),
+        "backend": manifest.get("backend"),
+        "mode": spec.get("mode"),
+        "op": spec.get("op"),
+        "depth": spec.get("depth"),
+        "batch": spec.get("batch"),
+        "reap_batch": spec.get("reap_batch"),
+        "threads": spec.get("threads"),
+        "submit": spec.get("submit"),
+        "direct": spec.get("direct"),
+        "source": FIXTURE_LABEL if manifest.get("fixture") else MEASURED_LABEL,
+        "lossy": bool(note),
+        "loss_note": note,
+    }
+
+
+PROVENANCE_COLUMNS = tuple(provenance(object()).keys())
+
+
+def with_provenance(frame: pd.DataFrame, model: Any) -> pd.DataFrame:
+    """Append the provenance columns (constant per bundle) to ``frame``."""
+    out = frame.copy()
+    for key, value in provenance(model).items():
+        out[key] = value
+    return out
