@@ -31,8 +31,8 @@ def _render(argv: list[str], env: dict[str, str] | None = None, relative_to: Pat
         if t == str(PID_PLACEHOLDER):
             tokens.append("$PID")
             continue
-        if relative_to is not None and t.startswith(str(relative_to) + "/"):
-            t = os.path.relpath(t, relative_to)
+        if relative_to is not None:  # repository paths, also inside dtrace's -c string
+            t = t.replace(str(relative_to) + "/", "")
         tokens.append(shlex.quote(t))
     prefix = [f"{k}={shlex.quote(v)}" for k, v in sorted((env or {}).items())]
     return " ".join(prefix + tokens)

@@ -75,8 +75,29 @@ def workload_argv_linux(spec: RunSpec, record_dir: Path) -> list[str]:
 
 
 def workload_argv_freebsd(spec: RunSpec, record_dir: Path) -> list[str]:
-    """The standalone FreeBSD binary with the same options, no handshake (the tracer wraps it)."""
-    return [str(FREEBSD_WORKLOAD), *spec.to_args(), "--record", str(record_dir), "--json"]
+    """The standalone FreeBSD binary (workloads/main.c) with the same spec options and no handshake:
+    the tracer starts it. It has no --record/--json: its stdout (raw/workload.stdout) ends with one
+    ``key=value`` summary line, which capture copies to record/summary.json."""
+    return [str(FREEBSD_WORKLOAD), *spec.to_args()]
+
+
+def _summary_from_kv(text: str) -> dict | None:
+    """The standalone binary's ``key=value ...`` summary line (its last such line), numbers parsed."""
+    for line in reversed(text.splitlines()):
+        pairs = [tok.split("=", 1) for tok in line.split() if "=" in tok]
+        if len(pairs) >= 3:
+            out = {}
+            for k, v in pairs:
+                for cast in (int, float):
+                    try:
+                        out[k] = cast(v)
+                        break
+                    except ValueError:
+                        continue
+                else:
+                    out[k] = v
+            return out
+    return None
 
 
 def _utc_now() -> str:
@@ -309,7 +330,10 @@ def run_capture(spec: RunSpec, backend: Backend, backend_reason: str, flavour: s
             trace_path = raw / backend.raw_file(flavour, tracer_argv)
             commands += cmds
             tracer_env = backend.env(ctx)
-            tr_out = open(trace_path if backend.stdout_is_trace else raw / "tracer.stdout", "wb"); files.append(tr_out)
+            # a wrapping tracer's stdout is the workload's (ktrace execs it; truss and dtrace -c share it)
+            tr_out_path = trace_path if backend.stdout_is_trace else \
+                raw / ("workload.stdout" if backend.attach == "wrap" else "tracer.stdout")
+            tr_out = open(tr_out_path, "wb"); files.append(tr_out)
             tr_err = open(tr_stderr_path, "wb"); files.append(tr_err)
             log("tracer: " + " ".join(tracer_argv))
             try:
@@ -424,8 +448,11 @@ def run_capture(spec: RunSpec, backend: Backend, backend_reason: str, flavour: s
             summary = json.loads(summary_path.read_text())
         except (OSError, json.JSONDecodeError):
             summary = None
-    elif pump is not None:
-        summary = _summary_from_stdout(pump.lines)
+    else:
+        if pump is not None:
+            summary = _summary_from_stdout(pump.lines)
+        elif (raw / "workload.stdout").exists():
+            summary = _summary_from_kv((raw / "workload.stdout").read_text(errors="replace"))
         if summary is not None:
             summary_path.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
     if workload_pid is None and summary and isinstance(summary.get("pid"), int):
