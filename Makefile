@@ -7,7 +7,7 @@ SYS_PKGS := liburing-dev libaio-dev bpftrace strace fio systemtap-sdt-dev
 ZIGCC := $(PY) -m ziglang cc -target x86_64-freebsd
 FREEBSD_OUT := workloads/out/aiotrace-workload.x86_64-freebsd
 
-.PHONY: setup sysdeps test demo bench freebsd-check clean
+.PHONY: setup sysdeps test demo bench freebsd-check freebsd-build clean
 
 # System packages: installed when root on Debian, otherwise named so the user can install them.
 sysdeps:
@@ -37,12 +37,15 @@ demo: setup
 bench: setup
 	$(PY) bench/run_all.py
 
-# Cross-compile and link the C workload for FreeBSD with Zig's bundled FreeBSD libc.
-freebsd-check: setup
-	@mkdir -p workloads/out
+# Cross-compile and link the C workload for FreeBSD with Zig's bundled FreeBSD libc, then
+# check the result is a FreeBSD executable (ABI tag note + ld-elf.so.1, workloads/elfcheck.py).
+# freebsd-build needs only the venv's ziglang (the tests call it directly).
+freebsd-check: setup freebsd-build
+
+freebsd-build:
+	@mkdir -p $(dir $(FREEBSD_OUT))
 	$(ZIGCC) -std=c11 -O2 -Wall -Wextra -Werror -o $(FREEBSD_OUT) workloads/main.c workloads/engine.c workloads/mode_posix.c $(wildcard workloads/mode_freebsd_*.c) -lpthread
-	@file $(FREEBSD_OUT) 2>/dev/null || true
-	@echo "freebsd-check: linked $(FREEBSD_OUT)"
+	@$(PY) -m workloads.elfcheck $(FREEBSD_OUT) --expect freebsd
 
 clean:
 	rm -rf build workloads/out workloads/_engine*.so workloads/_engine.c *.egg-info .pytest_cache
