@@ -56,30 +56,31 @@ def make_run(mode: str = "kevent", os_name: str = "FreeBSD", n: int = 64, reap_b
 
     Per I/O: one aio_read (submit); per reap_batch I/Os: one kevent (wait); per I/O one
     aio_return (result) for kevent modes, none for reap. Plus 3 'other' syscalls in the window
-    and 5 outside it. Kernel completes each I/O 50 us after submit; it is reaped 20 us later and
+    and 5 outside it. Kernel completes each I/O 50 us after submit; it is reaped 25 us later and
     freed at reap (legacy) or at completion (reap). ru_charge goes to the reaper or submitter."""
     submitter, reaper = 101, (102 if threads == "split" else 101)
     ids = np.arange(n)
     submit_ns = 1_000_000 + ids * 10_000
     done_ns = submit_ns + 50_000
-    fetched_ns = done_ns + 20_000
+    fetched_ns = done_ns + 25_000
     freed_ns = done_ns if mode == "reap" else fetched_ns
     ios = typed("ios", {"id": ids, "op": ["read"] * n, "offset": ids * 4096, "bytes": [4096] * n,
                         "submit_ns": submit_ns.astype(float), "kernel_done_ns": done_ns.astype(float),
                         "notified_ns": fetched_ns.astype(float), "fetched_ns": fetched_ns.astype(float),
                         "freed_ns": freed_ns.astype(float), "result": [4096] * n,
                         "submit_tid": [submitter] * n, "reap_tid": [reaper] * n})
+    # (tid, name, role, enter_ns, in_window); calls of one thread never overlap (1 us each)
     rows = []
     for i in ids:
         rows.append((submitter, "aio_read", "submit", submit_ns[i], True))
         if mode in ("kevent", "kevent-error"):
             rows.append((reaper, "aio_return", "result", fetched_ns[i], True))
         if mode == "kevent-error":
-            rows.append((reaper, "aio_error", "status", fetched_ns[i], True))
+            rows.append((reaper, "aio_error", "status", fetched_ns[i] + 1200, True))
     for k in range(n // reap_batch):
-        rows.append((reaper, "kevent", "wait", fetched_ns[k * reap_batch], True))
-    rows += [(101, "write", "other", 2_000_000 + j, True) for j in range(3)]
-    rows += [(101, "openat", "other", 100 + j, False) for j in range(5)]
+        rows.append((reaper, "kevent", "wait", fetched_ns[k * reap_batch] - 1500, True))
+    rows += [(101, "write", "other", 100_000 + 2000 * j, True) for j in range(3)]
+    rows += [(101, "openat", "other", 100 + 2000 * j, False) for j in range(5)]
     sc = pd.DataFrame(rows, columns=["tid", "name", "role", "enter_ns", "in_window"])
     sc["pid"], sc["exit_ns"], sc["dur_ns"] = 100, sc["enter_ns"] + 1000, 1000.0
     sc["ret"], sc["err"], sc["a0"], sc["a1"], sc["a2"] = 0, 0, 0, 0, 0
