@@ -1,0 +1,139 @@
+"""Real captures on Linux: every mode in both bpftrace flavours, and strace, each checked against the
+workload's own record. The tracer must see exactly the submit and reap calls the workload says it
+made (its uprobes), and for io_uring and libaio exactly its io_uring_enter / io_submit /
+io_getevents syscalls inside the measurement window."""
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, tracing_missing
+from tracer.capture import manifest as mf
+from tracer.capture.backends import BACKENDS
+from tracer.capture.runner import run_capture
+from workloads.spec import LINUX_MODES, RunSpec
+
+COUNT = 2000
+SYSCALL_NR = {name: int(nr) for nr, name in (
+    line.split("\t") for line in (REPO / "tracer/data/linux_x86_64_syscalls.tsv").read_text().splitlines()
+    if line and not line.startswith(("#", "nr\t")))}
+# syscalls that the workload's submit_calls / wait_calls count one for one
+EXACT = {"io_uring": {"io_uring_enter": ("submit_calls", "wait_calls")},
+         "libaio": {"io_submit": ("submit_calls",), "io_getevents": ("wait_calls",)}}
+
+
+def spec_for(mode: str, tmp: Path) -> RunSpec:
+    return RunSpec(mode=mode, depth=32, batch=32, count=COUNT, file=str(tmp / f"{mode}.dat"), file_size=8 << 20)
+
+
+def _capture(tmp: Path, mode: str, backend: str, flavour: str) -> Path:
+    res = run_capture(spec_for(mode, tmp), BACKENDS[backend], "requested", flavour, tmp / "runs")
+    return res.bundle
+
+
+@pytest.fixture(scope="module")
+def bundles(tmp_path_factory) -> dict[tuple[str, str, str], Path]:
+    """One capture per (mode, backend, flavour), shared by the tests below (bpftrace starts in ~1-3 s)."""
+    if tracing_missing():
+        return {}
+    tmp = tmp_path_factory.mktemp("captures")
+    out = {}
+    for mode in LINUX_MODES:
+        for flavour in ("events", "aggregate"):
+            out[(mode, "bpftrace", flavour)] = _capture(tmp, mode, "bpftrace", flavour)
+    for mode in EXACT:
+        out[(mode, "strace", "events")] = _capture(tmp, mode, "strace", "events")
+    return out
+
+
+def _get(bundles, tracing, key) -> tuple[dict, dict, Path]:
+    bundle = bundles[key]
+    m = mf.read_manifest(bundle)
+    assert m["status"] == "ok", m["reason"]
+    assert m["losses"] == {"dropped_events": 0, "messages": [], "allowed": False}
+    summary = json.loads((bundle / "record" / "summary.json").read_text())
+    assert summary["ios"] == COUNT and summary["errors"] == 0
+    return m, summary, bundle
+
+
+def event_rows(path: Path) -> list[list[str]]:
+    """Minimal reader of the event-line contract (tracer/schema.py): E-tagged tab-separated lines."""
+    rows = []
+    for line in path.read_text().splitlines():
+        if line.startswith("E\t"):
+            fields = line.split("\t")
+            assert len(fields) == 12, line
+            rows.append(fields)
+    return rows
+
+
+def agg_maps(path: Path) -> dict[str, object]:
+    maps = {}
+    for line in path.read_text().splitlines():
+        if line.strip():
+            rec = json.loads(line)
+            if rec["type"] in ("map", "hist"):
+                maps.update(rec["data"])
+    return maps
+
+
+def _sum(map_, nr: int | None = None) -> int:
+    """Sum a map keyed by tid or by "tid,nr" (only keys whose nr matches)."""
+    if isinstance(map_, int):
+        return map_
+    return sum(v for k, v in (map_ or {}).items() if nr is None or int(k.split(",")[1]) == nr)
+
+
+@pytest.mark.parametrize("mode", LINUX_MODES)
+def test_per_event_capture_agrees_with_the_workload(bundles, tracing, mode):
+    m, summary, bundle = _get(bundles, tracing, (mode, "bpftrace", "events"))
+    assert m["raw"] == {"trace": "raw/events.txt", "format": "events", "stderr": "raw/tracer.stderr",
+                        "lines": m["raw"]["lines"]}
+    assert m["backend_version"].startswith("bpftrace v") and m["exit"] == {"workload": 0, "tracer": 0}
+    rows = event_rows(bundle / "raw" / "events.txt")
+    kinds = Counter(r[4] for r in rows)
+    assert kinds["window_start"] == kinds["window_stop"] == 1
+    # the submit probe fires once per batch with a0 = I/Os in it; the reap probe once per I/O
+    assert sum(int(r[7]) for r in rows if r[4] == "submit") == COUNT and kinds["reap"] == COUNT
+    if mode in EXACT:  # one submit call per batch (POSIX modes count one aio_read per I/O)
+        assert kinds["submit"] == summary["submit_calls"]
+    start = next(int(r[1]) for r in rows if r[4] == "window_start")
+    stop = next(int(r[1]) for r in rows if r[4] == "window_stop")
+    in_window = Counter(r[5] for r in rows if r[4] == "sys_enter" and start <= int(r[1]) <= stop)
+    for name, counters in EXACT.get(mode, {}).items():
+        assert in_window[f"nr{SYSCALL_NR[name]}"] == sum(summary[c] for c in counters), name
+
+
+@pytest.mark.parametrize("mode", LINUX_MODES)
+def test_aggregate_capture_agrees_with_the_workload(bundles, tracing, mode):
+    m, summary, bundle = _get(bundles, tracing, (mode, "bpftrace", "aggregate"))
+    assert m["raw"]["trace"] == "raw/agg.json" and m["raw"]["format"] == "bpftrace" and m["flavour"] == "aggregate"
+    maps = agg_maps(bundle / "raw" / "agg.json")
+    assert _sum(maps["@probe_submitted_ios"]) == COUNT
+    if mode in EXACT:
+        assert _sum(maps["@probe_submit_calls"]) == summary["submit_calls"]
+    assert _sum(maps["@probe_reaped_ios"]) == _sum(maps["@window_completed_ios"]) == COUNT
+    for name, counters in EXACT.get(mode, {}).items():
+        assert _sum(maps["@window_syscalls"], SYSCALL_NR[name]) == sum(summary[c] for c in counters), name
+
+
+_STRACE_LINE = re.compile(r"^(\d+)\s+(\d+\.\d+) (\w+)\(")
+
+
+@pytest.mark.parametrize("mode", sorted(EXACT))
+def test_strace_capture_agrees_with_the_workload(bundles, tracing, mode):
+    m, summary, bundle = _get(bundles, tracing, (mode, "strace", "events"))
+    # strace -ttt stamps are wall clock: move the workload's CLOCK_MONOTONIC window onto it
+    offset_s = m["clocks"]["realtime_minus_monotonic_ns"] / 1e9
+    start, stop = summary["window"]["start_ns"] / 1e9 + offset_s, summary["window"]["stop_ns"] / 1e9 + offset_s
+    calls = Counter()
+    for line in (bundle / "raw" / "strace.txt").read_text().splitlines():
+        mt = _STRACE_LINE.match(line)
+        if mt and start <= float(mt.group(2)) <= stop:
+            calls[mt.group(3)] += 1
+    for name, counters in EXACT[mode].items():
+        assert calls[name] == sum(summary[c] for c in counters), (name, calls)
