@@ -13,9 +13,13 @@
 
 #if defined(__FreeBSD__)
 #include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/event.h>
 #include <time.h>
+#include <unistd.h>
 
 #ifndef AIO_KEVENT_FLAG_REAP
 #define AIO_KEVENT_FLAG_REAP 0x4000 /* == EV_FLAG2, D33144 */
@@ -69,6 +73,49 @@ static struct aiot_slot *reap_event(struct aiot_ctx *ctx, unsigned i, int64_t *r
     return kev->udata;
 }
 
+/* For `aiotrace modes`: the same probe on a scratch file in /tmp. */
+static int reap_available(char *reason, size_t len)
+{
+    char path[] = "/tmp/aiotrace-reap-probe.XXXXXX";
+    static char block[4096];
+    int fd = mkstemp(path), kq = -1, ok = -1;
+    if (fd < 0) {
+        snprintf(reason, len, "cannot create a probe file in /tmp: %s", strerror(errno));
+        return -1;
+    }
+    unlink(path);
+    if (pwrite(fd, block, sizeof block, 0) != (ssize_t)sizeof block || (kq = kqueue()) < 0) {
+        snprintf(reason, len, "cannot set up the REAP probe: %s", strerror(errno));
+        goto out;
+    }
+    struct aiocb cb;
+    memset(&cb, 0, sizeof cb);
+    cb.aio_fildes = fd;
+    cb.aio_buf = block;
+    cb.aio_nbytes = sizeof block;
+    cb.aio_sigevent.sigev_notify = SIGEV_KEVENT;
+    cb.aio_sigevent.sigev_notify_kqueue = kq;
+    cb.aio_sigevent.sigev_notify_kevent_flags = AIO_KEVENT_FLAG_REAP;
+    if (aio_read(&cb) != 0) {
+        if (errno == EINVAL)
+            snprintf(reason, len, "this kernel refuses AIO_KEVENT_FLAG_REAP (EINVAL): it lacks review D33144");
+        else
+            snprintf(reason, len, "REAP probe read failed: %s", strerror(errno));
+        goto out;
+    }
+    struct kevent kev;
+    struct timespec ts = {10, 0};
+    if (kevent(kq, NULL, 0, &kev, 1, &ts) == 1 && !(kev.flags & EV_ERROR) && kev.data == (int64_t)sizeof block)
+        ok = 0;
+    else
+        snprintf(reason, len, "the REAP probe's kevent did not carry the byte count");
+out:
+    if (kq >= 0)
+        close(kq);
+    close(fd);
+    return ok;
+}
+
 const struct aiot_mode_ops aiot_mode_reap = {
     .name = "reap",
     .setup = reap_setup,
@@ -78,6 +125,6 @@ const struct aiot_mode_ops aiot_mode_reap = {
     .event = reap_event,
     .release = NULL,
     .cleanup = aiot_kq_cleanup,
-    .available = NULL,
+    .available = reap_available,
 };
 #endif

@@ -33,8 +33,10 @@ def demo(count: int, depth: int, batch: int, reap_batch: int, op: str, direct: b
     from workloads.report import fmt_ns
     from workloads.spec import spec_from_options
 
+    import sys
+
     Path(file).parent.mkdir(parents=True, exist_ok=True)
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 132)
     status = driver.mode_status()
     table = Table(title=f"{op} bs=4k depth={depth} batch={batch} reap_batch={reap_batch} "
                         f"threads={threads} direct={direct} count={count}")
