@@ -194,15 +194,32 @@ def test_tracer_killed_mid_run_fails_the_capture_and_stops_the_workload(strace_b
     assert not any(_alive(pid) for pid in kids)
 
 
-def test_interrupt_before_release_leaves_the_workload_unreleased(strace_bin, standin_env, tmp_path, monkeypatch):
-    """A tracer that never reports attachment: capture gives up, the workload exits at its handshake."""
-    fake = tmp_path / "silent-tracer"
-    fake.write_text("#!/bin/sh\nsleep 30\n")  # starts, says nothing
+def _silent_tracer(tmp_path) -> Path:
+    fake = tmp_path / "silent-tracer"  # answers -V, then never reports an attachment
+    fake.write_text('#!/bin/sh\n[ "$1" = -V ] && { echo "silent-tracer 1.0"; exit 0; }\nexec sleep 30\n')
     fake.chmod(0o755)
-    monkeypatch.setenv("AIOTRACE_STRACE", str(fake))
+    return fake
+
+
+def test_tracer_that_never_attaches_times_out_and_the_workload_does_no_io(standin_env, tmp_path, monkeypatch):
+    monkeypatch.setenv("AIOTRACE_STRACE", str(_silent_tracer(tmp_path)))
     res = run_capture(_spec(), BACKENDS["strace"], "requested", "events", tmp_path / "runs",
                       timeouts=Timeouts(attach_s=1.0, stop_s=(1.0, 1.0, 1.0)))
     assert res.status == "failed" and "did not report its probes attached within 1 s" in res.reason
     m = res.manifest
+    assert m["exit"]["workload"] == 3 and m["released_at_monotonic_ns"] is None  # EOF at the handshake
+    assert m["exit"]["tracer"] == -signal.SIGINT and m["backend_version"] == "silent-tracer 1.0"
+
+
+def test_ctrl_c_while_attaching_never_releases_the_workload(standin_env, tmp_path):
+    proc = _cli(["--backend", "strace", "--mode", "io_uring", "--out", str(tmp_path / "runs")],
+                env={"AIOTRACE_STRACE": str(_silent_tracer(tmp_path))})
+    _wait_for(lambda: any((p / "raw" / "tracer.stderr").exists() for p in (tmp_path / "runs").glob(".*")),
+              what="the tracer to start")
+    time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    m = mf.read_manifest(_only_bundle(tmp_path / "runs"))
+    assert m["status"] == "interrupted" and m["reason"] == "capture received SIGINT before the workload was released"
     assert m["exit"]["workload"] == 3 and m["released_at_monotonic_ns"] is None
-    assert m["exit"]["tracer"] == -signal.SIGINT or m["exit"]["tracer"] < 0
