@@ -52,13 +52,14 @@ def compiled_modes() -> list[str]:
     return names
 
 
-def mode_status() -> list[dict]:
-    """Every known mode with whether it runs here and, if not, why."""
+def mode_status(only: tuple[str, ...] = ALL_MODES) -> list[dict]:
+    """Every known mode (or those in `only`) with whether it runs here and, if not, why.
+    Probing is real: it sets up (and tears down) a context of each mode."""
     ffi, lib = engine()
     built = compiled_modes()
     system = platform.system()
     rows = []
-    for mode in ALL_MODES:
+    for mode in only:
         if mode not in built:
             only = "FreeBSD" if mode in FREEBSD_MODES and mode not in LINUX_MODES else "Linux"
             rows.append({"mode": mode, "available": False,
@@ -77,8 +78,7 @@ def available_modes() -> tuple[str, ...]:
 def check_spec(spec: RunSpec) -> None:
     """OS-level checks beyond RunSpec.validate(): the mode runs here, options fit the mode."""
     spec.validate()
-    status = {r["mode"]: r for r in mode_status()}
-    row = status[spec.mode]
+    row = mode_status((spec.mode,))[0]
     if not row["available"]:
         raise SpecError(f"mode '{spec.mode}' cannot run here: {row['reason']}")
     if spec.submit == "lio" and spec.mode not in POSIX_MODES:
@@ -174,7 +174,16 @@ def _percentiles_ns(lat: np.ndarray) -> dict:
 
 
 def summarize(spec: RunSpec, res, ios: pd.DataFrame, threads: pd.DataFrame) -> dict:
-    """The summary object (`aiotrace run --json`, record/summary.json)."""
+    """The summary object (`aiotrace run --json`, record/summary.json).
+
+    Call counts are the workload's own (library calls it made, not traced syscalls):
+    submit_calls = aio_read/aio_write/aio_fsync/lio_listio/io_submit/io_uring_submit calls;
+    wait_calls = calls that learn of completions (aio_error polls in aio-poll, aio_suspend,
+    io_getevents, io_uring waits that entered the kernel, kevent, aio_waitcomplete);
+    status_calls = aio_error calls after a wake-up (aio-suspend, kevent-error);
+    result_calls = aio_return calls. Latency is complete_ns - submit_ns of data I/Os;
+    cpu_ns_per_io is RUSAGE_SELF user+system time over the window (every thread, including
+    glibc helpers and io_uring workers) divided by completed I/Os."""
     elapsed_ns = int(res.stop_ns - res.start_ns)
     data = ios[ios["op"] != "fsync"]
     lat = (data["complete_ns"].to_numpy(np.int64) - data["submit_ns"].to_numpy(np.int64))
