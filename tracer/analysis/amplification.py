@@ -7,22 +7,25 @@ process, not per thread), divided by the I/Os the run did.
 Theoretical floor (:func:`theoretical_floor`): the fewest syscalls per I/O a mode can make, by
 role, when every call does the most work it can (after anchors.md D.5 and DESIGN.md's modes
 table). ``b`` = submit batch (``lio``/``io_submit``/``io_uring_enter`` carry b I/Os; POSIX modes
-with ``submit=single`` pay 1 call per I/O), ``r`` = reap batch (completions one wait returns):
+with ``submit=single`` pay 1 call per I/O), ``D`` = depth: one wait call can return at most D
+completions (``io_getevents(min_nr=r, nr=D)``, ``kevent(nevents=D)``, ``aio_suspend`` over D
+aiocbs). The reap batch ``r`` is the *minimum* a wait returns, so measured waits per I/O lie
+between the floor 1/D and 1/r; as r grows towards D the measurement is pushed onto the floor.
 
-============== ========= ======== ========= ========= =========================================
-mode           submit    wait     status    result    notes
-============== ========= ======== ========= ========= =========================================
-aio-poll (FB)  1 or 1/b  0        1         1         >= 1 aio_error that sees the completion
-aio-suspend(FB)1 or 1/b  1/r      1         1         aio_suspend per wake + aio_error+aio_return
-waitcomplete   1 or 1/b  1        0         0         aio_waitcomplete returns the result
-kevent         1 or 1/b  1/r      0         1         kevent per batch + aio_return per I/O
-kevent-error   1 or 1/b  1/r      1         1         + aio_error per I/O
-reap (D33144)  1 or 1/b  1/r      0         0         result in kev.data, job freed at completion
-aio-* (glibc)  0         0        0         0         other = 1: the helper thread's pread/pwrite
-libaio         1/b       1/r      0         0         result in io_event
-io_uring       1/b       0        0         0         waits ride on the submit enter (min_complete)
-io_uring-sqpoll 0        0        0         0         SQ polled by a kernel thread, CQ in memory
-============== ========= ======== ========= ========= =========================================
+=============== ========= ======== ========= ========= =========================================
+mode            submit    wait     status    result    notes
+=============== ========= ======== ========= ========= =========================================
+aio-poll (FB)   1 or 1/b  0        1         1         >= 1 aio_error that sees the completion
+aio-suspend(FB) 1 or 1/b  1/D      1         1         aio_suspend per wake + aio_error+aio_return
+waitcomplete    1 or 1/b  1        0         0         aio_waitcomplete returns the result
+kevent          1 or 1/b  1/D      0         1         kevent per batch + aio_return per I/O
+kevent-error    1 or 1/b  1/D      1         1         + aio_error per I/O
+reap (D33144)   1 or 1/b  1/D      0         0         result in kev.data, job freed at completion
+aio-* (glibc)   0         0        0         0         other = 1: the helper thread's pread/pwrite
+libaio          1/b       1/D      0         0         result in io_event
+io_uring        1/b       0        0         0         waits ride on the submit enter (min_complete)
+io_uring-sqpoll 0         0        0         0         SQ polled by a kernel thread, CQ in memory
+=============== ========= ======== ========= ========= =========================================
 
 glibc's aio_error/aio_return/aio_suspend are memory reads and futexes in user space, so the
 Linux POSIX floor is the one pread/pwrite per I/O its helper makes (role ``other``). Writes with
@@ -41,10 +44,11 @@ from tracer.schema import ROLES
 POSIX_MODES = ("aio-poll", "aio-suspend", "waitcomplete", "kevent", "kevent-error", "reap")
 
 
-def theoretical_floor(mode: str, os_name: str, batch: int = 1, reap_batch: int = 1,
+def theoretical_floor(mode: str, os_name: str, batch: int = 1, depth: int = 1,
                       submit: str = "single") -> dict[str, float]:
-    """Fewest syscalls per I/O for ``mode`` on ``os_name``, by role (see the module docstring)."""
-    b, r = max(int(batch or 1), 1), max(int(reap_batch or 1), 1)
+    """Fewest syscalls per I/O for ``mode`` on ``os_name``, by role and ``total`` (see the module
+    docstring): ``batch`` I/Os per submit call, at most ``depth`` completions per wait call."""
+    b, r = max(int(batch or 1), 1), max(int(depth or 1), 1)
     floor = dict.fromkeys(ROLES, 0.0)
     if mode in ("libaio",):
         floor.update(submit=1 / b, wait=1 / r)
@@ -87,7 +91,7 @@ def _windowed(model: Any) -> pd.DataFrame:
 def _floor_for(model: Any) -> dict[str, float]:
     p = provenance(model)
     try:
-        return theoretical_floor(p["mode"], p["os"], p["batch"] or 1, p["reap_batch"] or 1, p["submit"] or "single")
+        return theoretical_floor(p["mode"], p["os"], p["batch"] or 1, p["depth"] or 1, p["submit"] or "single")
     except ValueError:
         return {**dict.fromkeys(ROLES, np.nan), "total": np.nan}
 

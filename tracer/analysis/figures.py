@@ -81,8 +81,8 @@ def amplification_vs_reap_batch(role_rows: pd.DataFrame) -> plt.Figure:
 
 
 def attribution_bars(per_thread: pd.DataFrame) -> plt.Figure:
-    """Blocks submitted vs blocks charged, per thread of each run."""
-    d = per_thread.copy()
+    """Blocks submitted vs blocks charged, per thread of each run (threads with neither omitted)."""
+    d = per_thread[(per_thread["submitted_blocks"] > 0) | (per_thread["charged_blocks"].fillna(0) > 0)].copy()
     d["label"] = d.apply(lambda r: f"{run_label(r)}\n{r['thread_role']} {r['tid']}", axis=1)
     fig, ax = plt.subplots(figsize=(max(6, 0.6 * len(d) + 3), 5))
     x = np.arange(len(d))

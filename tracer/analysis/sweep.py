@@ -29,6 +29,7 @@ from workloads.spec import RunSpec
 
 SCHEMA = "aiotrace.sweep/1"
 INDEX = "sweep.json"
+MATRIX_FIELDS = ("mode", "depth", "batch", "reap_batch")  # varied per run, not part of base_spec
 
 
 def run_key(mode: str, depth: int, batch: int, reap_batch: int, rep: int) -> str:
@@ -82,7 +83,7 @@ def load_index(out: Path) -> dict | None:
 
 def merge(existing: dict | None, base: RunSpec, backend: str, runs: list[dict], matrix: dict) -> dict:
     """The index to execute: previous entries kept (by key) when their base spec matches."""
-    base_dict = base.to_dict()
+    base_dict = {k: v for k, v in base.to_dict().items() if k not in MATRIX_FIELDS}
     if existing is not None and existing.get("base_spec") != base_dict:
         raise AnalysisError("the sweep directory holds a sweep of a different spec "
                             f"({', '.join(k for k in base_dict if existing.get('base_spec', {}).get(k) != base_dict[k])} "
