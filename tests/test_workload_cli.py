@@ -140,3 +140,12 @@ def test_block_size_below_the_logical_block_size_is_refused_with_o_direct(tmp_pa
     assert r.returncode == 2, r.stderr
     assert r.stderr.strip().endswith(
         f"block size 2048 is not a multiple of the logical block size 4096 that O_DIRECT needs on {mnt}/x.dat")
+
+
+def test_demo_compares_every_linux_mode(tmp_path):
+    r = run(AIOTRACE + ["demo", "--count", "400", "--file", str(tmp_path / "demo.dat"), "--file-size", "2M"])
+    assert r.returncode == 0, r.stderr
+    rows = [line for line in r.stdout.splitlines() if line.startswith("│")]
+    modes = {line.split("│")[1].strip(): line for line in rows}
+    for mode in LINUX_MODES:
+        assert mode in modes and modes[mode].rstrip("│ ").endswith("yes"), r.stdout
