@@ -143,6 +143,12 @@ def _ios_frame(ffi, res) -> pd.DataFrame:
         parts.append(np.frombuffer(buf, dtype=dtype).copy())
         left -= n
     arr = np.concatenate(parts) if parts else np.zeros(0, dtype=dtype)
+    # The engine already failed the run on a lost or duplicated completion; check the record too.
+    bad = np.flatnonzero((arr["done"] != 1) | (arr["id"] != np.arange(len(arr), dtype=np.uint64)))
+    if len(bad):
+        i = int(bad[0])
+        raise WorkloadError(f"record of I/O {i} is inconsistent: completed {int(arr['done'][i])} times, "
+                            f"id {int(arr['id'][i])}")
     df = pd.DataFrame({
         "id": arr["id"], "op": OP_NAMES[arr["op"]] if len(arr) else np.array([], dtype=object),
         "offset": arr["offset"], "bytes": arr["bytes"], "submit_ns": arr["submit_ns"],
