@@ -102,11 +102,12 @@ _sources, _libraries = sources_for(platform.system())
 ffibuilder.set_source(
     "workloads._engine",
     '#include "engine.h"',
-    sources=[str((HERE / s).relative_to(HERE.parent)) for s in _sources],
+    # setuptools wants paths relative to the project root (where setup.py runs)
+    sources=[f"workloads/{s}" for s in _sources],
     include_dirs=[str(HERE)],
     libraries=_libraries,
     extra_compile_args=["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],
 )
 
-if __name__ == "__main__":
-    ffibuilder.compile(verbose=True)
+if __name__ == "__main__":  # a build without pip: python workloads/build_engine.py
+    ffibuilder.compile(tmpdir=str(HERE.parent), verbose=True)
