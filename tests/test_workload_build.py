@@ -109,3 +109,29 @@ def test_usdt_probes_are_in_the_extension():
     notes = subprocess.run(["readelf", "-n", str(_engine_so())], capture_output=True, text=True).stdout
     for probe in PROBE_FUNCTIONS:
         assert f"Provider: {USDT_PROVIDER}\n    Name: {probe}\n" in notes, probe
+
+
+def _function_body(path: Path, name: str) -> str:
+    """The text of a C function's body (from its signature line to the closing brace at column 0)."""
+    text = path.read_text()
+    start = text.index(f" {name}(")
+    return text[text.index("{", start):text.index("\n}\n", start) + 2]
+
+
+def test_reap_mode_needs_no_aio_return():
+    reap = _function_body(W / "mode_freebsd_reap.c", "reap_event")
+    assert "aio_return" not in reap and "aio_error" not in reap and "_calls++" not in reap
+    assert "EV_ERROR" in reap and "kev->data" in reap
+    kevent = _function_body(W / "mode_freebsd_kevent.c", "kq_event")
+    assert "aio_return(" in kevent and "aio_error(" not in kevent
+    kevent_error = _function_body(W / "mode_freebsd_kevent.c", "kq_error_event")
+    assert "aio_error(" in kevent_error and "aio_return(" in kevent_error
+
+
+def test_freebsd_modes_compile_when_the_headers_define_the_reap_flag(tmp_path):
+    need(_zig_available(), "the ziglang package")
+    r = subprocess.run([sys.executable, "-m", "ziglang", "cc", "-target", "x86_64-freebsd", "-std=c11", "-O2",
+                        "-Wall", "-Wextra", "-Werror", "-DAIO_KEVENT_FLAG_REAP=0x4000", "-c",
+                        str(W / "mode_freebsd_reap.c"), "-o", str(tmp_path / "reap.o")],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
