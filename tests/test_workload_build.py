@@ -2,6 +2,7 @@
 `make freebsd-check` does), the Linux standalone program, and the probe points tracers use."""
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -114,7 +115,7 @@ def test_usdt_probes_are_in_the_extension():
 def _function_body(path: Path, name: str) -> str:
     """The text of a C function's body (from its signature line to the closing brace at column 0)."""
     text = path.read_text()
-    start = text.index(f" {name}(")
+    start = re.search(rf"^static .*[ *]{name}\(", text, re.M).start()
     return text[text.index("{", start):text.index("\n}\n", start) + 2]
 
 
