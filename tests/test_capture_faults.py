@@ -4,6 +4,7 @@ the C engine), Ctrl-C delivered to a real `aiotrace capture` process, a crashing
 tracer that is missing, refused, or killed mid-run. Every case must keep a bundle with a status."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -14,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import REPO, tracing_missing
 from tracer.capture import manifest as mf
-from tracer.capture.backends import BACKENDS
+from tracer.capture.backends import BACKENDS, Backend
 from tracer.capture.bundle import PARTIAL_SUFFIX
 from tracer.capture.runner import Timeouts, run_capture
 from workloads.spec import RunSpec
@@ -27,10 +28,10 @@ STANDIN = r'''
 import json, os, sys, time
 args = sys.argv[1:]
 count = int(args[args.index("--count") + 1])
-record = args[args.index("--record") + 1]
-print("AIOTRACE-READY pid=%d" % os.getpid(), flush=True)
-if sys.stdin.readline().strip() != "go":
-    sys.exit(3)
+if "--hold" in args:
+    print("AIOTRACE-READY pid=%d" % os.getpid(), flush=True)
+    if sys.stdin.readline().strip() != "go":
+        sys.exit(3)
 behaviour = os.environ.get("STANDIN", "ok")
 if behaviour == "crash":
     sys.stderr.write("stand-in: crashing on purpose\n"); sys.stderr.flush()
@@ -40,7 +41,11 @@ if behaviour == "sleep":
     time.sleep(120)
 for _ in range(count):
     os.getppid()
-print(json.dumps({"pid": os.getpid(), "submit_calls": count, "wait_calls": 0}), flush=True)
+if "--json" in args:
+    print(json.dumps({"pid": os.getpid(), "submit_calls": count, "wait_calls": 0}), flush=True)
+else:  # like the standalone C binary (workloads/main.c): one key=value summary line
+    print("mode=stand-in ios=%d submit_calls=%d wait_calls=0 pid=%d" % (count, count, os.getpid()), flush=True)
+sys.exit(int(os.environ.get("STANDIN_EXIT", "0")))
 '''
 
 
@@ -223,3 +228,64 @@ def test_ctrl_c_while_attaching_never_releases_the_workload(standin_env, tmp_pat
     m = mf.read_manifest(_only_bundle(tmp_path / "runs"))
     assert m["status"] == "interrupted" and m["reason"] == "capture received SIGINT before the workload was released"
     assert m["exit"]["workload"] == 3 and m["released_at_monotonic_ns"] is None
+
+
+def _wrapping_strace(tmp_path) -> Backend:
+    """The FreeBSD ("wrap") flow exercised on Linux: strace starts the workload itself, like
+    ktrace/truss/dtrace -c do, and a post-processor turns its file into the trace (like kdump)."""
+    def build(b, ctx):
+        return [[b.program(), "-f", "-o", str(ctx.raw_dir / "strace.out"), *ctx.workload_argv],
+                ["sed", "-n", "p", str(ctx.raw_dir / "strace.out")]]
+    return dataclasses.replace(BACKENDS["strace"], attach="wrap", build=build)
+
+
+@pytest.mark.parametrize("exit_code", [0, 1])
+def test_wrap_backends_start_the_workload_and_post_process(strace_bin, standin, tmp_path, monkeypatch, exit_code):
+    monkeypatch.setenv("STANDIN_EXIT", str(exit_code))
+    workload = [sys.executable, str(standin), "--count", "300"]
+    res = run_capture(_spec(), _wrapping_strace(tmp_path), "requested", "events", tmp_path / "runs",
+                      workload_argv=workload)
+    m = res.manifest
+    assert m["attach"] == "wrap" and m["command"][0][-len(workload):] == workload and m["command"][1][0] == "sed"
+    trace = (res.bundle / m["raw"]["trace"]).read_text()
+    assert trace.count(" getppid()") == 300 and m["exit"]["post"] == [0]
+    summary = json.loads((res.bundle / "record" / "summary.json").read_text())
+    assert summary == {"mode": "stand-in", "ios": 300, "submit_calls": 300, "wait_calls": 0, "pid": summary["pid"]}
+    assert m["workload_pid"] == summary["pid"] and (res.bundle / "raw" / "workload.stdout").read_text().startswith("mode=")
+    if exit_code == 0:
+        assert res.status == "ok" and m["exit"]["tracer"] == 0
+    else:  # strace passes the workload's status on: the only sign of a failed workload
+        assert res.status == "failed" and "strace exited with status 1" in res.reason
+
+
+@pytest.fixture(scope="module")
+def lossy_bundles(tmp_path_factory):
+    """Per-event bpftrace with a one-page ring (BPFTRACE_PERF_RB_PAGES=1 exported by the user):
+    a burst of io_uring events overflows it, and bpftrace prints "Lost N events"."""
+    if tracing_missing():
+        return None
+    tmp = tmp_path_factory.mktemp("lossy")
+    env = {**os.environ, "PYTHONPATH": str(REPO), "BPFTRACE_PERF_RB_PAGES": "1"}
+    out = {}
+    for allow in (False, True):
+        args = ["--backend", "bpftrace", "--mode", "io_uring", "--depth", "32", "--batch", "32", "--count", "20000",
+                "--file", str(tmp / "w.dat"), "--file-size", "8M", "--out", str(tmp / str(allow))]
+        proc = subprocess.run([sys.executable, "-m", "tracer.cli", "capture", *args] + (["--allow-loss"] if allow else []),
+                              env=env, capture_output=True, text=True, timeout=120)
+        out[allow] = (proc, _only_bundle(tmp / str(allow)))
+    return out
+
+
+@pytest.mark.parametrize("allow", [False, True])
+def test_lost_events_fail_the_capture_unless_allowed(tracing, lossy_bundles, allow):
+    proc, bundle = lossy_bundles[allow]
+    m = mf.read_manifest(bundle)
+    assert m["tracer_env"]["BPFTRACE_PERF_RB_PAGES"] == "1"
+    assert m["losses"]["dropped_events"] > 0 and m["losses"]["allowed"] is allow
+    assert m["losses"]["messages"][0].startswith("bpftrace: Lost ") and len(m["losses"]["messages"]) <= 51
+    assert proc.stdout.strip().splitlines()[-1] == str(bundle)
+    if allow:
+        assert proc.returncode == 0 and m["status"] == "ok" and "accepted with --allow-loss" in m["reason"]
+    else:
+        assert proc.returncode == 2 and m["status"] == "failed" and "events lost" in m["reason"]
+        assert "rerun with --allow-loss" in proc.stderr

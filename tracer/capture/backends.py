@@ -63,14 +63,25 @@ class Context:
     engine_so: Path | None = None  # shared object defining the workload's probe functions
 
 
+MAX_LOSS_MESSAGES = 50  # a lossy per-event run prints thousands of "Lost N events" lines
+
+
 @dataclass
 class Losses:
     dropped_events: int = 0
     messages: list[str] = field(default_factory=list)
+    more_messages: int = 0  # counted, not kept, beyond MAX_LOSS_MESSAGES
 
     def add(self, message: str, dropped: int = 0) -> None:
         self.dropped_events += dropped
-        self.messages.append(message.rstrip("\n"))
+        if len(self.messages) < MAX_LOSS_MESSAGES:
+            self.messages.append(message.rstrip("\n"))
+        else:
+            self.more_messages += 1
+
+    def as_messages(self) -> list[str]:
+        extra = [f"... and {self.more_messages} more loss messages"] if self.more_messages else []
+        return self.messages + extra
 
     @property
     def any(self) -> bool:
@@ -197,6 +208,9 @@ def _bpftrace_env(ctx: Context) -> dict[str, str]:
     env = dict(_dscripts().bpftrace_env(ctx.flavour))
     if ctx.flavour == "events":  # at least PERF_RB_PAGES per CPU (a power of two)
         env["BPFTRACE_PERF_RB_PAGES"] = str(max(PERF_RB_PAGES, int(env.get("BPFTRACE_PERF_RB_PAGES", "0"))))
+    for name in env:  # a value the user exported wins (and is recorded in the manifest)
+        if name in os.environ:
+            env[name] = os.environ[name]
     return env
 
 

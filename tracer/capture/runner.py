@@ -473,7 +473,7 @@ def run_capture(spec: RunSpec, backend: Backend, backend_reason: str, flavour: s
         "exit": {"workload": _exit_code(workload), "tracer": _exit_code(tracer),
                  **({"post": post_exit} if post_exit else {})},
         "status": status, "reason": reason,
-        "losses": {"dropped_events": losses.dropped_events, "messages": losses.messages, "allowed": allow_loss},
+        "losses": {"dropped_events": losses.dropped_events, "messages": losses.as_messages(), "allowed": allow_loss},
         "raw": {"trace": bundle.rel(trace_path), "format": backend.raw_format(flavour),
                 "stderr": "raw/tracer.stderr", "lines": _count_lines(trace_path)},
         "workload_pid": workload_pid, "tracer_pid": tracer.pid if tracer is not None else None,
