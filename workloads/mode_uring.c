@@ -78,6 +78,9 @@ static int setup_common(struct aiot_ctx *ctx, int sqpoll)
     st->cqes = calloc(ctx->depth, sizeof *st->cqes);
     if (!st->cqes)
         return aiot_fail(ctx, "%s: out of memory", ctx->spec->mode);
+    if (ctx->depth > 32768) /* IORING_MAX_ENTRIES */
+        return aiot_fail(ctx, "%s: depth %u exceeds io_uring's limit of 32768 SQ entries", ctx->spec->mode,
+                         ctx->depth);
     int r = uring_init(&st->ring, ctx->depth, sqpoll);
     if (r < 0) {
         char why[200];
