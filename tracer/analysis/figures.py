@@ -24,6 +24,8 @@ def run_label(row: pd.Series | dict) -> str:
     label = f"{r.get('os') or '?'} {r.get('mode')} q{r.get('depth')} b{r.get('batch')} r{r.get('reap_batch')}"
     if r.get("threads") == "split":
         label += " split"
+    if r.get("direct") is True or str(r.get("direct")) == "True":
+        label += " O_DIRECT"
     return label + (" *lossy*" if r.get("lossy") else "")
 
 
@@ -66,12 +68,21 @@ def amplification_vs_reap_batch(role_rows: pd.DataFrame) -> plt.Figure:
     """Total syscalls per I/O against reap batch, one line per (OS, mode, depth), floor dashed."""
     tot = role_rows[role_rows["role"] == "total"]
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for (os_name, mode, depth), g in tot.groupby(["os", "mode", "depth"], dropna=False, sort=False):
+    keys = ["os", "mode", "depth", "threads", "direct", "op"]
+    groups = list(tot.groupby(keys, dropna=False, sort=False))
+    # configurations run at several reap batches show the trend; single points only if nothing else
+    if any(g["reap_batch"].nunique() > 1 for _, g in groups):
+        groups = [(k, g) for k, g in groups if g["reap_batch"].nunique() > 1]
+    for key, g in groups:
+        k = dict(zip(keys, key))
         g = g.groupby("reap_batch", as_index=False)[["per_io", "floor_per_io"]].mean().sort_values("reap_batch")
-        line, = ax.plot(g["reap_batch"], g["per_io"], marker="o", label=f"{os_name} {mode} q{depth}")
+        label = f"{k['os']} {k['mode']} q{k['depth']} {k['op']}" + (" split" if k["threads"] == "split" else "") \
+            + (" O_DIRECT" if k["direct"] is True else "")
+        line, = ax.plot(g["reap_batch"], g["per_io"], marker="o", label=label)
         ax.plot(g["reap_batch"], g["floor_per_io"], linestyle="--", color=line.get_color(), alpha=0.6)
     ax.set_xscale("log", base=2)
     ax.set_yscale("symlog", linthresh=0.01)
+    ax.set_ylim(bottom=0)
     ax.set_xlabel("reap batch (completions per wait call)")
     ax.set_ylabel("syscalls per I/O (total; dashed = floor)")
     _title(ax, "How amplification falls as the reap batch grows", tot)
