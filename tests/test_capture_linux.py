@@ -5,6 +5,8 @@ io_getevents syscalls inside the measurement window."""
 from __future__ import annotations
 
 import json
+import os
+import platform
 import re
 from collections import Counter
 from pathlib import Path
@@ -94,6 +96,10 @@ def test_per_event_capture_agrees_with_the_workload(bundles, tracing, mode):
     assert m["raw"] == {"trace": "raw/events.txt", "format": "events", "stderr": "raw/tracer.stderr",
                         "lines": m["raw"]["lines"]}
     assert m["backend_version"].startswith("bpftrace v") and m["exit"] == {"workload": 0, "tracer": 0}
+    assert m["os"] == "Linux" and m["kernel"] == platform.release() and m["cpus"] == os.cpu_count()
+    assert m["features"]["reap_supported"] is False and "n/a on Linux" in m["features"]["reap_detail"]
+    assert isinstance(m["features"]["o_direct"], bool) and m["fs"]["type"] and m["fs"]["path"].endswith(f"{mode}.dat")
+    assert m["spec"] == spec_for(mode, Path(m["fs"]["path"]).parent).to_dict() and m["released_at_monotonic_ns"]
     rows = event_rows(bundle / "raw" / "events.txt")
     kinds = Counter(r[4] for r in rows)
     assert kinds["window_start"] == kinds["window_stop"] == 1

@@ -20,16 +20,19 @@ backend_version        str|null     the tracer's own version line (``bpftrace v0
 flavour                str          ``"events"`` (one line per event) | ``"aggregate"`` (in-kernel
                                     counts printed at exit)
 command                list[list]   every command run, in order, as argv lists: the workload, the
-                                    tracer, and any post-processor (kdump)
+                                    tracer, and any post-processor (kdump); exactly as run, so their
+                                    bundle paths name the temporary ``.<run-id>.partial`` directory
 tracer_env             dict         environment variables set for the tracer
                                     (``BPFTRACE_PERF_RB_PAGES``)
 attach                 str          ``"pid"`` (workload held at its handshake, tracer attached by
                                     pid, then released) | ``"wrap"`` (the tracer starts the workload)
 spec                   dict         the RunSpec (``workloads.spec.RunSpec.to_dict()``)
-features               dict         ``reap_supported`` (bool), ``reap_detail`` (str), ``o_direct``
-                                    (bool|null: a real O_DIRECT open + aligned read/write worked on
-                                    the file's filesystem), ``o_direct_detail`` (str); the workload's
-                                    own ``features`` (summary.json) win when present
+features               dict         ``reap_supported`` (bool: the workload's run-time test of
+                                    AIO_KEVENT_FLAG_REAP when it made one, else false with the reason:
+                                    n/a off FreeBSD), ``reap_detail`` (str), ``o_direct`` (bool|null:
+                                    a real O_DIRECT open + aligned read/write worked on the file's
+                                    filesystem), ``o_direct_detail`` (str), ``o_direct_used`` (bool:
+                                    the spec asked for O_DIRECT)
 fs                     dict         filesystem of the workload file: ``path`` (absolute),
                                     ``type`` (ext4, tmpfs, zfs...), ``mountpoint``, ``source``
 clocks                 dict         ``realtime_minus_monotonic_ns`` sampled at start, to place strace's

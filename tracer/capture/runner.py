@@ -457,10 +457,16 @@ def run_capture(spec: RunSpec, backend: Backend, backend_reason: str, flavour: s
             summary_path.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
     if workload_pid is None and summary and isinstance(summary.get("pid"), int):
         workload_pid = summary["pid"]
-    features = probe_features(spec.file)
-    if summary and isinstance(summary.get("features"), dict):
-        features.update({k: v for k, v in summary["features"].items()})
-        features["source"] = "workload summary (capture's own probe in *_detail)"
+    features = probe_features(spec.file)  # can O_DIRECT work on that fs; can REAP exist on this OS
+    features["o_direct_used"] = spec.direct
+    workload_reap = (summary or {}).get("features", {}).get("reap_supported") if isinstance(summary, dict) else None
+    if workload_reap is None and summary:
+        workload_reap = {1: True, 0: False}.get(summary.get("reap_supported"))  # standalone binary: 1/0/-1
+    # only FreeBSD workloads test the flag (in reap mode); on Linux the summary says False by definition
+    if workload_reap is not None and platform.system() == "FreeBSD":
+        features["reap_supported"] = bool(workload_reap)
+        features["reap_detail"] = ("the running kernel accepted" if workload_reap else "the running kernel refused") + \
+            " AIO_KEVENT_FLAG_REAP (tested by the workload at run time)"
     uname = platform.uname()
     manifest = {
         "schema": mf.SCHEMA, "run_id": bundle.run_id, "os": uname.system, "kernel": uname.release,
