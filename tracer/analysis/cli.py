@@ -96,8 +96,11 @@ def compare(paths, metrics, csv_path):
     unknown = [m for m in wanted if m not in cmp.METRICS]
     if unknown:
         raise AnalysisError(f"unknown metric(s) {', '.join(unknown)} (known: {', '.join(cmp.METRICS)})")
-    keys = [c for c in ("os", "mode", "op", "depth", "batch", "reap_batch", "threads", "direct") if c in summary]
-    summary = summary.assign(config=summary[keys].astype(str).agg(" ".join, axis=1))
+    def config(r) -> str:
+        return (f"{r['os']} {r['mode']} {r['op']} q{r['depth']} b{r['batch']} r{r['reap_batch']}"
+                + (" split" if r["threads"] == "split" else "") + (" O_DIRECT" if r["direct"] is True else ""))
+
+    summary = summary.assign(config=summary.apply(config, axis=1))
     configs = list(dict.fromkeys(summary["config"]))
     table = Table(title="aiotrace compare: mean [95% CI] over repetitions (n)", show_lines=False)
     table.add_column("metric")

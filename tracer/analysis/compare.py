@@ -126,6 +126,7 @@ def bundle_paths(paths: Iterable[str | Path]) -> list[Path]:
 
 def load_models(paths: Iterable[str | Path]) -> list[Any]:
     """Load every bundle under ``paths`` with tracer.model.load_bundle."""
+    bundles = bundle_paths(paths)
     from tracer.model import load_bundle
 
-    return [load_bundle(p) for p in bundle_paths(paths)]
+    return [load_bundle(p) for p in bundles]

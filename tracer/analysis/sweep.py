@@ -119,10 +119,11 @@ def run_sweep(base: RunSpec, modes, depths, batches, reap_batches, repeat: int, 
               progress: bool = True, log: Callable[[str], None] | None = None) -> dict:
     """Run (or resume) the matrix into ``out``; returns the final index."""
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     matrix = {"modes": list(modes), "depths": list(depths), "batches": list(batches),
               "reap_batches": list(reap_batches), "repeat": repeat}
-    index = merge(load_index(out), base, backend, plan(base, modes, depths, batches, reap_batches, repeat), matrix)
+    runs = plan(base, modes, depths, batches, reap_batches, repeat)
+    out.mkdir(parents=True, exist_ok=True)
+    index = merge(load_index(out), base, backend, runs, matrix)
     write_index(out, index)
     pending = todo(index, out)
     log = log or (lambda msg: None)
