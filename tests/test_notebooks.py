@@ -119,3 +119,17 @@ def test_report_shows_reap_against_every_legacy_freebsd_mode(built_report):
     free = pd.read_csv(out / "tables" / "free_timing.csv")
     lag = free[free["os"] == "FreeBSD"].groupby("mode")["p50"].max()
     assert lag["reap"] < lag["kevent"]  # REAP frees at completion, stock waits for aio_return
+
+
+def test_perfetto_export_of_fresh_captures(linux_sweep, tmp_path):
+    """`aiotrace export --perfetto` on each real bundle: valid JSON, flows paired, tracks monotonic."""
+    from test_export_perfetto import check_structure
+    from tracer.analysis.compare import bundle_paths
+
+    for bundle in bundle_paths([linux_sweep]):
+        out = tmp_path / f"{bundle.name}.json"
+        result = subprocess.run([sys.executable, "-m", "tracer.cli", "export", "--perfetto", str(bundle), "-o", str(out)],
+                                capture_output=True, text=True, cwd=REPO, timeout=120)
+        assert result.returncode == 0, result.stderr
+        phases = check_structure(json.loads(out.read_text()))
+        assert phases["s"] == 2000 and phases["X"] > 2000 and phases["b"] >= 2000, (bundle.name, phases)

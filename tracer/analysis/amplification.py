@@ -76,10 +76,11 @@ def theoretical_floor(mode: str, os_name: str, batch: int = 1, depth: int = 1,
 
 
 def io_count(model: Any) -> int:
-    """I/Os the run did: the workload record's rows, else its summary's count."""
+    """Data I/Os the run did (reads and writes; a final fsync is not one): the workload record's
+    rows, else its summary's count."""
     ios = getattr(model, "ios", None)
     if ios is not None and len(ios):
-        return int(len(ios))
+        return int((ios["op"] != "fsync").sum()) if "op" in ios.columns else int(len(ios))
     return int((getattr(model, "summary", None) or {}).get("ios") or 0)
 
 
