@@ -162,7 +162,8 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-def test_ctrl_c_stops_workload_and_tracer_and_keeps_interrupted_bundle(strace_bin, standin_env, tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_stops_workload_and_tracer_and_keeps_interrupted_bundle(strace_bin, standin_env, tmp_path, sig):
     proc = _cli(["--backend", "strace", "--mode", "io_uring", "--out", str(tmp_path)], env={"STANDIN": "sleep"})
     _wait_for(lambda: any((p / "raw" / "workload.stdout").exists() and "released" in
                           (p / "raw" / "workload.stdout").read_text() for p in tmp_path.iterdir()),
@@ -171,13 +172,15 @@ def test_ctrl_c_stops_workload_and_tracer_and_keeps_interrupted_bundle(strace_bi
     assert [p.name.endswith(PARTIAL_SUFFIX) for p in tmp_path.iterdir()] == [True]
     kids = _children(proc.pid)
     assert sorted(kids.values()) == ["python3", "strace"] or len(kids) == 2, kids
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
+    time.sleep(0.01)
+    proc.send_signal(sig)  # an impatient second Ctrl-C must not lose the bundle
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     bundle = _only_bundle(tmp_path)
     assert out.strip().splitlines()[-1] == str(bundle)
     m = mf.read_manifest(bundle)
-    assert m["status"] == "interrupted" and "SIGINT" in m["reason"] and "while the workload ran" in m["reason"]
+    assert m["status"] == "interrupted" and f"received {sig.name} while the workload ran" in m["reason"]
     assert m["exit"]["workload"] != 0 and m["exit"]["tracer"] is not None
     assert not any(_alive(pid) for pid in kids)  # nothing left running
 

@@ -44,8 +44,9 @@ STOP_WAITS_S = (60.0, 5.0, 5.0)  # after SIGINT, SIGTERM, SIGKILL
 POLL_S = 0.02
 
 
-class Interrupted(Exception):
-    """Ctrl-C or SIGTERM reached capture."""
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM reached capture (a KeyboardInterrupt, so one arriving before the bundle
+    exists still ends the CLI as "aiotrace: interrupted", exit 130)."""
 
 
 @dataclass
@@ -259,11 +260,48 @@ def _summary_from_stdout(lines: list[str]) -> dict | None:
     return obj if isinstance(obj, dict) else None
 
 
+class _SignalGuard:
+    """Turns the first SIGINT/SIGTERM into Interrupted; once ``cleaning_up`` is set, later ones
+    (a second Ctrl-C while bpftrace prints its maps) are only noted, so nothing can abandon a
+    bundle half-written. Handlers are restored on exit; off the main thread it does nothing."""
+
+    def __init__(self):
+        self.cleaning_up = False
+        self.late: list[str] = []
+        self.old: dict = {}
+
+    def _handler(self, signum, frame):
+        name = signal.Signals(signum).name
+        if self.cleaning_up:
+            self.late.append(name)
+            return
+        self.cleaning_up = True  # only one Interrupted per capture
+        raise Interrupted(name)
+
+    def __enter__(self) -> "_SignalGuard":
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self.old[sig] = signal.signal(sig, self._handler)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self.old.items():
+            signal.signal(sig, handler)
+
+
 def run_capture(spec: RunSpec, backend: Backend, backend_reason: str, flavour: str, out_dir: Path,
                 allow_loss: bool = False, *, workload_argv: list[str] | None = None,
                 timeouts: Timeouts | None = None, log=None) -> CaptureResult:
     """Run one capture and return its finished bundle. Never raises for workload or tracer faults:
     those become the bundle's status. Raises CaptureError only when no bundle can be made."""
+    with _SignalGuard() as guard:
+        return _run_capture(spec, backend, backend_reason, flavour, out_dir, allow_loss, workload_argv,
+                            timeouts, log, guard)
+
+
+def _run_capture(spec: RunSpec, backend: Backend, backend_reason: str, flavour: str, out_dir: Path,
+                 allow_loss: bool, workload_argv: list[str] | None, timeouts: Timeouts | None, log,
+                 guard: _SignalGuard) -> CaptureResult:
     timeouts = timeouts or Timeouts()
     log = log or (lambda msg: None)
     bundle = Bundle.create(out_dir, spec.mode, backend.name)
@@ -290,14 +328,6 @@ def run_capture(spec: RunSpec, backend: Backend, backend_reason: str, flavour: s
         if status == "ok":
             status, reason = "failed", why
 
-    old_handlers = {}
-
-    def on_signal(signum, frame):
-        raise Interrupted(signal.Signals(signum).name)
-
-    if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            old_handlers[sig] = signal.signal(sig, on_signal)
     try:
         try:
             ctx = Context(flavour=flavour, raw_dir=raw, workload_argv=list(workload_argv))
@@ -410,6 +440,7 @@ def run_capture(spec: RunSpec, backend: Backend, backend_reason: str, flavour: s
         except Exception as exc:  # a bug here must not lose the bundle: record it and go on
             fail(f"capture error {type(exc).__name__}: {exc}")
         # 4. stop whatever still runs, in order: the workload first, so the tracer sees its end
+        guard.cleaning_up = True
         if workload is not None and workload.poll() is None:
             if backend.attach == "pid" and released_ns is None:
                 try:
@@ -428,8 +459,7 @@ def run_capture(spec: RunSpec, backend: Backend, backend_reason: str, flavour: s
         if pump is not None:
             pump.join(timeout=5)
     finally:
-        for sig, handler in old_handlers.items():
-            signal.signal(sig, handler)
+        guard.cleaning_up = True
         for fh in files:
             fh.close()
 
@@ -486,9 +516,12 @@ def run_capture(spec: RunSpec, backend: Backend, backend_reason: str, flavour: s
         "summary": "record/summary.json" if summary_path.exists() else None,
         "fixture": False, "aiotrace_version": _version(),
     }
+    if guard.late:
+        manifest["reason"] = (reason + "; " if reason else "") + \
+            f"{', '.join(guard.late)} received again while stopping (ignored until the bundle was written)"
     mf.write_manifest(bundle.path, manifest)
     final = bundle.finish()
-    return CaptureResult(final, manifest, status, reason, losses)
+    return CaptureResult(final, manifest, status, manifest["reason"], losses)
 
 
 def _version() -> str:
