@@ -58,3 +58,16 @@ def test_missing_tracefs_names_the_mount_command(tracing, monkeypatch, tmp_path)
     checks = {c["name"]: c for c in doctor.diagnose()["checks"]}
     assert checks["tracefs"]["fix"] == f"mount -t tracefs nodev {tmp_path / 'tracing'}"
     assert checks["tracer bpftrace"]["fix"] == f"mount -t tracefs nodev {tmp_path / 'tracing'}"
+
+
+def test_auto_capture_falls_back_to_strace_and_records_why(tracing, strace_bin, tmp_path):
+    from tracer.capture import manifest as mf
+
+    proc = subprocess.run([*DROP_BPF, sys.executable, "-m", "tracer.cli", "capture", "--mode", "libaio", "--count", "500",
+                           "--file", str(tmp_path / "w.dat"), "--file-size", "1M", "--out", str(tmp_path / "runs")],
+                          env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    m = mf.read_manifest(proc.stdout.strip().splitlines()[-1])
+    assert m["status"] == "ok" and m["backend"] == "strace" and m["raw"]["format"] == "strace"
+    assert m["backend_reason"].startswith("auto: bpftrace unusable (CapEff lacks CAP_SYS_ADMIN")
+    assert "strace: /" in m["backend_reason"] and "usable" in m["backend_reason"]
