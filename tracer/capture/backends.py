@@ -42,9 +42,12 @@ REPO = Path(__file__).resolve().parents[2]
 FREEBSD_WORKLOAD = REPO / "workloads" / "out" / "aiotrace-workload.x86_64-freebsd"
 TRACEFS = Path("/sys/kernel/tracing")
 
-# ktrace trace points: c = CALL/RET, s = PSIG (AIO completion signals), t = STRU (single structs),
-# u = USER (utrace records), + = ktrace's default set, the only way to enable KTRFAC_STRUCT_ARRAY,
-# which carries the `struct kevent[]` STRU records (freebsd-facts §5.1: no letter selects it).
+# ktrace trace points: c = CALL/RET, s = PSIG (AIO completion signals), t = STRU, u = USER (utrace
+# records), + = ktrace's default set (DEF_POINTS). The `struct kevent[]` STRU records need
+# KTRFAC_STRUCT_ARRAY: DEF_POINTS holds it (usr.bin/ktrace/ktrace.h, fel1x-developer/freebsd-src
+# @2d614aa), while 't' selects it only in some versions (KTRFAC_STRUCT alone at fel1x @2d614aa,
+# STRUCT|STRUCT_ARRAY at freebsd/freebsd-src @0325afa, usr.bin/ktrace/subr.c), so '+' is what
+# guarantees it. The letters repeat parts of '+' to say what the parser relies on.
 KTRACE_POINTS = "cstu+"
 # BPFTRACE_PERF_RB_PAGES for per-event runs: 4096 pages = 16 MiB per CPU (a power of two, as
 # bpftrace requires); the default 64 pages loses events at io_uring rates.
