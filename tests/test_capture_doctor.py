@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from tests.conftest import REPO
+from conftest import REPO
 from tracer.capture import backends, doctor
 from tracer.capture.backends import choose_backend, effective_caps
 

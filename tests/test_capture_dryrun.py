@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from conftest import REPO
 from tracer import dscripts
 from tracer.capture.bundle import RUN_ID_RE
 from tracer.capture.backends import AGGREGATE_BACKENDS, BACKENDS, FREEBSD_WORKLOAD, KTRACE_POINTS, Context

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, tracing_missing
+from conftest import REPO, tracing_missing
 from tracer.capture import manifest as mf
 from tracer.capture.backends import BACKENDS, Backend
 from tracer.capture.bundle import PARTIAL_SUFFIX

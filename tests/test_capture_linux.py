@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, tracing_missing
+from conftest import REPO, tracing_missing
 from tracer.capture import manifest as mf
 from tracer.capture.backends import BACKENDS
 from tracer.capture.runner import run_capture
