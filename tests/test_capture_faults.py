@@ -292,3 +292,25 @@ def test_lost_events_fail_the_capture_unless_allowed(tracing, lossy_bundles, all
     else:
         assert proc.returncode == 2 and m["status"] == "failed" and "events lost" in m["reason"]
         assert "rerun with --allow-loss" in proc.stderr
+
+
+def _without_tracefs(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
+    """Run `aiotrace capture ARGS` in a private mount namespace where tracefs is unmounted."""
+    script = "umount /sys/kernel/debug/tracing 2>/dev/null; umount /sys/kernel/tracing || exit 99; exec \"$@\""
+    return subprocess.run(["unshare", "-m", "sh", "-c", script, "sh", sys.executable, "-m", "tracer.cli", "capture",
+                           "--mode", "libaio", "--count", "200", "--file", str(tmp_path / "w.dat"), "--file-size",
+                           "1M", "--out", str(tmp_path / "runs"), *args],
+                          env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=120)
+
+
+def test_without_tracefs_bpftrace_fails_with_the_fix_and_auto_uses_strace(tracing, strace_bin, tmp_path):
+    proc = _without_tracefs(["--backend", "bpftrace"], tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    m = mf.read_manifest(proc.stdout.strip().splitlines()[-1])
+    assert m["status"] == "failed" and "tracepoint not found" in m["reason"]
+    assert "mount -t tracefs nodev /sys/kernel/tracing" in m["reason"]
+    proc = _without_tracefs([], tmp_path)  # --backend auto
+    assert proc.returncode == 0, proc.stderr
+    m = mf.read_manifest(proc.stdout.strip().splitlines()[-1])
+    assert m["status"] == "ok" and m["backend"] == "strace" and "tracefs is not mounted" in m["backend_reason"]
+    assert Path("/sys/kernel/tracing/available_events").exists()  # the machine's own mount is untouched

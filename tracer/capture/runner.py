@@ -378,8 +378,9 @@ def _run_capture(spec: RunSpec, backend: Backend, backend_reason: str, flavour: 
                 stdout_file = trace_path if backend.stdout_is_trace else raw / "tracer.stdout"
                 while not backend.ready(flavour, stdout_file, tr_stderr_path):
                     if tracer.poll() is not None:
+                        usable, why = backend.available()  # name the machine's problem when there is one
                         raise CaptureError(f"{backend.name} {_describe_exit(tracer.returncode)} before attaching: "
-                                           f"{_tracer_error(tr_stderr_path)}")
+                                           f"{_tracer_error(tr_stderr_path)}" + ("" if usable else f" ({why})"))
                     if workload.poll() is not None:
                         raise CaptureError(f"workload {_describe_exit(workload.returncode)} while the tracer attached")
                     if time.monotonic() > deadline:
