@@ -13,4 +13,403 @@ Owned by the parser layer. Interface (used by tracer.analysis, notebooks, report
     model.summary   -> dict       (the workload's summary.json)
     model.window    -> (start_ns, stop_ns) or None
     model.has(table, *columns) -> bool   (non-empty table with non-null columns)
+
+    model_from_trace(path, format="auto", os_name=None) -> Model   (a bare trace file, no bundle)
+
+How the tables are built (the same way from every backend; every parser yields event rows):
+
+* **Clock.** All times are ns in the trace's clock, moved to CLOCK_MONOTONIC where the bundle says
+  how: event lines already are (bpftrace ``nsecs``; DTrace ``timestamp`` is monotonic with its own
+  origin, see ``sync`` below); kdump -T / strace -ttt epoch times minus the manifest's
+  ``clocks.realtime_minus_monotonic_ns``; truss -d / kdump -E relative times plus
+  ``clocks.trace_origin_monotonic_ns``. The workload's record (CLOCK_MONOTONIC) is moved onto the
+  trace clock by the ``sync`` event (``ts_ns - a0``) only when that offset exceeds 1 s (a different
+  origin, as DTrace's); on Linux the two clocks are the same and the offset is probe latency.
+* **syscalls.** ``sys_enter``/``sys_exit`` of one thread are paired when the exit directly follows
+  the entry of the same name in that thread (rows sorted by ts, then line). An entry without an
+  exit (exit_group, end of trace) keeps ``exit_ns`` NaN; an exit without an entry (the call in
+  progress at attach) keeps ``enter_ns`` NaN. ``ret``/``err`` are nullable (Int64) for those.
+  Extra columns: ``id`` (the aiocb / I/O identity the event carried) and ``helper_io`` (True for
+  pread64/pwrite64 made by glibc's POSIX-AIO helper threads: the I/O itself, role ``other``).
+* **roles** (ROLE_MAPS): FreeBSD aio_read/aio_write/aio_readv/aio_writev/lio_listio/aio_fsync (and
+  compat6.*) = submit; kevent/compat11.kevent/aio_suspend/aio_waitcomplete = wait; aio_error =
+  status; aio_return = result. aio_waitcomplete both waits and fetches the result: it is counted
+  ONCE, as wait, and its exit time is the I/O's ``fetched_ns``. Linux io_submit = submit,
+  io_getevents/io_pgetevents = wait, io_uring_enter = submit when to_submit (a1) > 0 else wait,
+  everything else (futex in glibc's helpers, pread64/pwrite64) = other.
+* **in_window**: entry time within [window_start, window_stop] from the workload's probe events,
+  else the summary's window (moved to the trace clock).
+* **ios**: one row per I/O of the workload's record (record/ios.parquet), or of the trace's
+  ``reap``/``submit`` probe events when there is no record. Trace times join by I/O identity:
+  ``reap`` probe events carry the I/O id (-> fetched_ns, result, reap_tid); kernel job events
+  (job_done -> kernel_done_ns, job_notify -> notified_ns, job_free -> freed_ns) and aio syscalls
+  carry the user aiocb address (FreeBSD ujob) or io_uring user_data, which the workload reuses.
+  So the k-th *queue marker* in time order is I/O id k (ids are assigned in submission order),
+  and every later event with the same address belongs to that I/O until the address is queued
+  again. Queue markers are ``job_queue`` events when the trace has them, else the ``sys_enter``
+  of aio_read/aio_write/aio_readv/aio_writev/aio_fsync with an aiocb (kdump: the address; truss:
+  the aiocb's offset, as truss prints aiocb contents, not addresses). lio_listio batches traced by
+  kdump cannot be joined this way (kdump prints only the array pointer).
+* **threads**: record/threads.parquet, plus every traced tid of the workload's pid it lacks
+  (role ``other``, rusage NA).
+* **losses**: drops the trace and tracer.stderr report (``Lost N events``, ``dtrace: N drops``,
+  ``Events dropped.``, a truncated last line), or the manifest's count when that is larger.
 """
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from tracer.errors import ParseError
+from tracer.schema import MODEL_TABLES
+
+SUBMIT_FREEBSD = ("aio_read", "aio_write", "aio_readv", "aio_writev", "lio_listio", "aio_fsync",
+                  "compat6.aio_read", "compat6.aio_write", "compat6.lio_listio")
+ROLE_MAPS: dict[str, dict[str, str]] = {
+    "FreeBSD": {**dict.fromkeys(SUBMIT_FREEBSD, "submit"),
+                **dict.fromkeys(("kevent", "compat11.kevent", "aio_suspend", "aio_waitcomplete"), "wait"),
+                "aio_error": "status", "aio_return": "result", "compat6.aio_error": "status",
+                "compat6.aio_return": "result"},
+    "Linux": {"io_submit": "submit", "io_getevents": "wait", "io_pgetevents": "wait",
+              "io_uring_enter": "submit"},  # io_uring_enter: wait when to_submit == 0 (see roles())
+}
+QUEUE_SYSCALLS = ("aio_read", "aio_write", "aio_readv", "aio_writev", "aio_fsync")
+HELPER_IO = ("pread64", "pwrite64", "preadv", "pwritev", "preadv2", "pwritev2", "fdatasync", "fsync")
+SAME_CLOCK_NS = 1_000_000_000  # a sync offset below this means the record and trace share a clock
+
+
+@dataclass
+class Model:
+    events: pd.DataFrame
+    syscalls: pd.DataFrame
+    ios: pd.DataFrame
+    threads: pd.DataFrame
+    unparsed: pd.DataFrame
+    losses: dict
+    manifest: dict = field(default_factory=dict)
+    summary: dict = field(default_factory=dict)
+    window: tuple[float, float] | None = None
+    format: str = ""
+    lines: int = 0
+
+    def has(self, table: str, *columns: str) -> bool:
+        """True when ``table`` has rows and each of ``columns`` has at least one non-null value."""
+        frame = getattr(self, table, None)
+        if frame is None or len(frame) == 0:
+            return False
+        return all(c in frame.columns and bool(frame[c].notna().any()) for c in columns)
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        raise ParseError(f"unreadable JSON: {exc}", str(path)) from None
+
+
+def load_bundle(path, cache: bool = True) -> Model:
+    """Build the model of one run bundle (parsing its raw trace once; the Parquet cache does the rest)."""
+    from tracer.parse import messages, parse_file
+
+    bundle = Path(path)
+    manifest_file = bundle / "manifest.json"
+    if not manifest_file.is_file():
+        raise ParseError("not a run bundle (no manifest.json)", str(bundle))
+    manifest = _read_json(manifest_file)
+    summary = _read_json(bundle / "record" / "summary.json")
+    raw = manifest.get("raw") or {}
+    result = None
+    if raw.get("trace") and (bundle / raw["trace"]).is_file():
+        result = parse_file(bundle / raw["trace"], raw.get("format", "auto"), cache=cache)
+    side_drops, side_messages = 0, []
+    stderr = bundle / str(raw.get("stderr") or "raw/tracer.stderr")
+    if stderr.is_file() and manifest.get("backend") in ("dtrace", "bpftrace"):
+        for line in stderr.read_text(errors="replace").splitlines():
+            hit = messages.classify(line.rstrip("\r"))
+            if hit and hit[0] in messages.LOSS_KINDS:
+                side_drops += hit[1]
+                side_messages.append(line.strip())
+    rec_ios = _read_parquet(bundle / "record" / "ios.parquet")
+    rec_threads = _read_parquet(bundle / "record" / "threads.parquet")
+    return build_model(result, manifest, summary, rec_ios, rec_threads, side_drops, side_messages)
+
+
+def model_from_trace(path, format: str = "auto", os_name: str | None = None, cache: bool = True) -> Model:
+    """The model of a bare trace file (no record, no manifest)."""
+    from tracer.parse import parse_file
+
+    result = parse_file(path, format, cache=cache)
+    if os_name is None:
+        os_name = "FreeBSD" if result.format in ("kdump", "truss", "dtrace") else "Linux"
+    return build_model(result, {"os": os_name}, {}, None, None)
+
+
+def _read_parquet(path: Path) -> pd.DataFrame | None:
+    if not path.is_file():
+        return None
+    try:
+        return pd.read_parquet(path)
+    except (OSError, ValueError) as exc:
+        raise ParseError(f"unreadable Parquet: {exc}", str(path)) from None
+
+
+def empty(table: str) -> pd.DataFrame:
+    spec = MODEL_TABLES[table]
+    return pd.DataFrame({c: pd.Series(dtype={"string": "string", "bool": "bool"}.get(t, t)) for c, t in spec.items()})
+
+
+def build_model(result, manifest: dict, summary: dict, rec_ios: pd.DataFrame | None,
+                rec_threads: pd.DataFrame | None, side_drops: int = 0, side_messages: list | None = None) -> Model:
+    os_name = manifest.get("os") or summary.get("os") or "Linux"
+    if result is None:
+        events, unparsed, clock = empty("events"), empty("unparsed"), "monotonic"
+        losses = {"dropped_events": 0, "messages": []}
+    else:
+        events, unparsed, clock, losses = result.events.copy(), result.unparsed, result.clock, result.losses
+    events = _to_monotonic(events, clock, manifest)
+    events = events.sort_values(["ts_ns", "line"], kind="stable").reset_index(drop=True)
+    offset = _record_offset(events)
+    timed = clock != "none"
+    syscalls = _syscalls(events, os_name, manifest, timed)
+    window = _window(events, summary, offset)
+    if window is not None and len(syscalls):
+        start, stop = window
+        syscalls["in_window"] = (syscalls["enter_ns"].fillna(syscalls["exit_ns"]) >= start) & \
+                                (syscalls["enter_ns"].fillna(syscalls["exit_ns"]) <= stop)
+    elif len(syscalls):
+        syscalls["in_window"] = True
+    ios = _ios(events, syscalls, rec_ios, offset)
+    threads = _threads(rec_threads, events, manifest, summary)
+    dropped = int(losses.get("dropped_events", 0)) + int(side_drops)
+    manifest_dropped = int(((manifest.get("losses") or {}).get("dropped_events")) or 0)
+    all_losses = {"dropped_events": max(dropped, manifest_dropped), "unparsed_lines": int(len(unparsed)),
+                  "messages": list(losses.get("messages", []))[:100] + list(side_messages or [])[:100]}
+    return Model(events=events, syscalls=syscalls, ios=ios, threads=threads, unparsed=unparsed,
+                 losses=all_losses, manifest=manifest, summary=summary, window=window,
+                 format=getattr(result, "format", ""), lines=getattr(result, "lines", 0))
+
+
+def _to_monotonic(events: pd.DataFrame, clock: str, manifest: dict) -> pd.DataFrame:
+    clocks = manifest.get("clocks") or {}
+    if clock == "realtime" and "realtime_minus_monotonic_ns" in clocks:
+        shift = -int(clocks["realtime_minus_monotonic_ns"])
+    elif clock == "relative" and "trace_origin_monotonic_ns" in clocks:
+        shift = int(clocks["trace_origin_monotonic_ns"])
+    else:
+        return events
+    events["ts_ns"] = (events["ts_ns"].astype("int64") + shift).astype("uint64")
+    return events
+
+
+def _record_offset(events: pd.DataFrame) -> int:
+    """trace clock - workload clock, from the sync probe, when they differ in origin (see module doc)."""
+    sync = events[events["ev"] == "sync"]
+    if len(sync) == 0:
+        return 0
+    off = int(sync["ts_ns"].iloc[0]) - int(sync["a0"].iloc[0])
+    return off if abs(off) > SAME_CLOCK_NS else 0
+
+
+def roles(names: pd.Series, a1: pd.Series, os_name: str) -> pd.Series:
+    """Role per syscall (see ROLE_MAPS)."""
+    table = ROLE_MAPS.get(os_name, ROLE_MAPS["Linux"])
+    role = names.map(table).fillna("other").astype("string")
+    if os_name != "FreeBSD":
+        role = role.mask((names == "io_uring_enter") & (a1.fillna(0) <= 0), "wait")
+    return role
+
+
+def _syscalls(events: pd.DataFrame, os_name: str, manifest: dict, timed: bool) -> pd.DataFrame:
+    sc = events[events["ev"].isin(["sys_enter", "sys_exit"])]
+    if len(sc) == 0:
+        out = empty("syscalls")
+        out["id"], out["helper_io"] = pd.Series(dtype="int64"), pd.Series(dtype="bool")
+        return out
+    sc = sc.sort_values(["tid", "ts_ns", "line"], kind="stable").reset_index(drop=True)
+    is_enter = (sc["ev"] == "sys_enter").to_numpy()
+    tid, name = sc["tid"].to_numpy(), sc["name"].astype(object).to_numpy()
+    nxt_exit = np.zeros(len(sc), bool)
+    nxt_exit[:-1] = (~is_enter[1:]) & (tid[1:] == tid[:-1]) & (name[1:] == name[:-1])
+    paired = is_enter & nxt_exit
+    consumed = np.zeros(len(sc), bool)
+    consumed[1:] = paired[:-1]
+    ts = sc["ts_ns"].astype("float64").to_numpy()
+    nxt = np.arange(len(sc)) + 1
+    nxt[-1] = len(sc) - 1
+    ent = np.flatnonzero(is_enter)
+    lone_exit = np.flatnonzero(~is_enter & ~consumed)
+    ret = sc["ret"].to_numpy()
+    err = sc["err"].to_numpy()
+    ids = sc["id"].to_numpy()
+
+    def pick(arr, idx, ok, fill):
+        return np.where(ok, arr[nxt[idx]], fill)
+
+    pe = paired[ent]
+    enter_part = pd.DataFrame({
+        "tid": tid[ent], "pid": sc["pid"].to_numpy()[ent], "name": name[ent],
+        "enter_ns": ts[ent], "exit_ns": pick(ts, ent, pe, np.nan),
+        "ret": pd.array(np.where(pe, ret[nxt[ent]], 0), dtype="Int64"),
+        "err": pd.array(np.where(pe, err[nxt[ent]], 0), dtype="Int64"),
+        "a0": sc["a0"].to_numpy()[ent], "a1": sc["a1"].to_numpy()[ent], "a2": sc["a2"].to_numpy()[ent],
+        "id": np.where(ids[ent] != 0, ids[ent], np.where(pe, ids[nxt[ent]], 0)),
+        "line": sc["line"].to_numpy()[ent]})
+    enter_part.loc[~pe, ["ret", "err"]] = pd.NA
+    exit_part = pd.DataFrame({
+        "tid": tid[lone_exit], "pid": sc["pid"].to_numpy()[lone_exit], "name": name[lone_exit],
+        "enter_ns": np.nan, "exit_ns": ts[lone_exit],
+        "ret": pd.array(ret[lone_exit], dtype="Int64"), "err": pd.array(err[lone_exit], dtype="Int64"),
+        "a0": 0, "a1": 0, "a2": 0, "id": ids[lone_exit], "line": sc["line"].to_numpy()[lone_exit]})
+    out = pd.concat([enter_part, exit_part], ignore_index=True)
+    out = out.sort_values(["line"], kind="stable").reset_index(drop=True)
+    out["name"] = out["name"].astype("string")
+    out["dur_ns"] = out["exit_ns"] - out["enter_ns"]
+    if not timed:
+        out[["enter_ns", "exit_ns", "dur_ns"]] = np.nan
+    out["role"] = roles(out["name"], out["a1"], os_name)
+    mode = ((manifest.get("spec") or {}).get("mode") or "")
+    out["helper_io"] = out["name"].isin(HELPER_IO) & (os_name != "FreeBSD") & mode.startswith("aio-")
+    out["in_window"] = True
+    cols = list(MODEL_TABLES["syscalls"]) + ["id", "helper_io"]
+    return out[cols].astype({"a0": "int64", "a1": "int64", "a2": "int64", "id": "int64", "tid": "int64",
+                             "pid": "int64", "in_window": "bool"})
+
+
+def _window(events: pd.DataFrame, summary: dict, offset: int) -> tuple[float, float] | None:
+    start = events.loc[events["ev"] == "window_start", "ts_ns"]
+    stop = events.loc[events["ev"] == "window_stop", "ts_ns"]
+    if len(start) and len(stop):
+        return float(start.iloc[0]), float(stop.iloc[-1])
+    win = summary.get("window") or {}
+    if win.get("start_ns") is not None and win.get("stop_ns") is not None:
+        return float(win["start_ns"]) + offset, float(win["stop_ns"]) + offset
+    return None
+
+
+def _queue_markers(events: pd.DataFrame, syscalls: pd.DataFrame) -> pd.DataFrame:
+    """(key, ts, line) of every queueing of an I/O, in time order (see module doc)."""
+    q = events[(events["ev"] == "job_queue") & (events["ret"] == 0) & (events["id"] != 0)]
+    if len(q):
+        return pd.DataFrame({"key": q["id"].to_numpy(), "ts": q["ts_ns"].astype("float64").to_numpy(),
+                             "line": q["line"].to_numpy()})
+    s = syscalls[syscalls["name"].isin(QUEUE_SYSCALLS) & (syscalls["id"] != 0)
+                 & (syscalls["ret"].fillna(0) == 0)]
+    return pd.DataFrame({"key": s["id"].to_numpy(), "ts": s["enter_ns"].fillna(s["exit_ns"]).to_numpy(),
+                         "line": s["line"].to_numpy()}).sort_values(["ts", "line"], kind="stable")
+
+
+def _join_by_key(markers: pd.DataFrame, targets: pd.DataFrame) -> np.ndarray:
+    """I/O id (ordinal of its queue marker) for each target row (key, ts, line); -1 when none."""
+    if len(markers) == 0 or len(targets) == 0:
+        return np.full(len(targets), -1)
+    m = markers.assign(io=np.arange(len(markers)), is_marker=1, order=-1)
+    t = targets[["key", "ts", "line"]].assign(io=-1, is_marker=0, order=np.arange(len(targets)))
+    both = pd.concat([m, t], ignore_index=True).sort_values(["ts", "is_marker", "line"],
+                                                            ascending=[True, False, True], kind="stable")
+    both["gen"] = both.groupby("key")["is_marker"].cumsum()
+    ios = both[both["is_marker"] == 1][["key", "gen", "io"]]
+    tg = both[both["is_marker"] == 0].drop(columns=["io"]).merge(ios, on=["key", "gen"], how="left")
+    out = np.full(len(targets), -1)
+    out[tg["order"].to_numpy()] = tg["io"].fillna(-1).astype("int64").to_numpy()
+    return out
+
+
+def _ios(events: pd.DataFrame, syscalls: pd.DataFrame, rec: pd.DataFrame | None, offset: int) -> pd.DataFrame:
+    cols = MODEL_TABLES["ios"]
+    reap = events[events["ev"] == "reap"]
+    if rec is not None and len(rec):
+        ios = pd.DataFrame({"id": rec["id"].astype("int64"), "op": rec["op"].astype("string"),
+                            "offset": rec["offset"].astype("int64"), "bytes": rec["bytes"].astype("int64"),
+                            "submit_ns": rec["submit_ns"].astype("float64") + offset,
+                            "record_complete_ns": rec["complete_ns"].astype("float64") + offset,
+                            "result": rec["result"].astype("int64"),
+                            "submit_tid": rec["submit_tid"].astype("int64"),
+                            "reap_tid": rec["reap_tid"].astype("int64")})
+    else:
+        sub = events[events["ev"] == "submit"]
+        sub_ids = np.concatenate([np.arange(i, i + max(int(n), 0)) for i, n in zip(sub["id"], sub["a0"])]) \
+            if len(sub) else np.array([], dtype="int64")
+        sub_ts = np.repeat(sub["ts_ns"].astype("float64").to_numpy(), np.maximum(sub["a0"].to_numpy(), 0)) \
+            if len(sub) else np.array([])
+        sub_tid = np.repeat(sub["tid"].to_numpy(), np.maximum(sub["a0"].to_numpy(), 0)) if len(sub) else np.array([])
+        ids = np.union1d(sub_ids, reap["id"].to_numpy()).astype("int64")
+        ios = pd.DataFrame({"id": ids})
+        s = pd.DataFrame({"id": sub_ids, "submit_ns": sub_ts, "submit_tid": sub_tid}).drop_duplicates("id")
+        ios = ios.merge(s, on="id", how="left")
+        ios["op"], ios["offset"], ios["bytes"] = pd.NA, pd.NA, pd.NA
+    ios = ios.set_index("id", drop=False)
+    # fetched: the workload's reap probe (id = I/O id) first
+    if len(reap):
+        r = reap.drop_duplicates("id").set_index("id")
+        ios["fetched_ns"] = r["ts_ns"].astype("float64").reindex(ios.index)
+        if "result" not in ios:
+            ios["result"] = r["ret"].reindex(ios.index)
+            ios["reap_tid"] = r["tid"].reindex(ios.index)
+    else:
+        ios["fetched_ns"] = np.nan
+    markers = _queue_markers(events, syscalls)
+    order_ids = ios["id"].sort_values().to_numpy()
+
+    def by_io(frame: pd.DataFrame, ts_col: str, first: bool = True) -> pd.Series:
+        if len(frame) == 0:
+            return pd.Series(np.nan, index=ios.index)
+        k = _join_by_key(markers, pd.DataFrame({"key": frame["id"].to_numpy(), "ts": frame[ts_col].to_numpy(),
+                                                "line": frame["line"].to_numpy()}))
+        ok = (k >= 0) & (k < len(order_ids))
+        got = pd.DataFrame({"io": order_ids[k[ok]], "ts": frame[ts_col].to_numpy()[ok]})
+        agg = got.groupby("io")["ts"].min() if first else got.groupby("io")["ts"].max()
+        return agg.reindex(ios.index)
+
+    ev = events.assign(ts=events["ts_ns"].astype("float64"))
+    ios["kernel_done_ns"] = by_io(ev[(ev["ev"] == "job_done") & (ev["id"] != 0)], "ts")
+    ios["notified_ns"] = by_io(ev[(ev["ev"] == "job_notify") & (ev["id"] != 0)], "ts")
+    ios["freed_ns"] = by_io(ev[(ev["ev"] == "job_free") & (ev["id"] != 0)], "ts")
+    fetch_calls = syscalls[syscalls["name"].isin(["aio_return", "aio_waitcomplete"]) & (syscalls["id"] != 0)
+                           & syscalls["exit_ns"].notna()]
+    from_calls = by_io(fetch_calls, "exit_ns")
+    ios["fetched_ns"] = ios["fetched_ns"].fillna(from_calls)
+    if "record_complete_ns" in ios:
+        # the record's complete time is when the program learned of it: a fetch time when the trace has none
+        ios["fetched_ns"] = ios["fetched_ns"].fillna(ios.pop("record_complete_ns"))
+    for c in ("result", "submit_tid", "reap_tid"):
+        if c not in ios:
+            ios[c] = pd.NA
+    out = ios.reset_index(drop=True)[list(cols)]
+    for c, t in cols.items():
+        if t == "int64":
+            out[c] = out[c].astype("int64") if out[c].notna().all() else out[c].astype("Int64")
+        elif t == "float64":
+            out[c] = out[c].astype("float64")
+        else:
+            out[c] = out[c].astype("string")
+    return out
+
+
+def _threads(rec: pd.DataFrame | None, events: pd.DataFrame, manifest: dict, summary: dict) -> pd.DataFrame:
+    cols = MODEL_TABLES["threads"]
+    if rec is not None and len(rec):
+        th = rec.copy()
+    elif summary.get("threads"):
+        th = pd.DataFrame(summary["threads"])
+    else:
+        th = pd.DataFrame({c: pd.Series(dtype="int64") for c in ("tid",)})
+    pid = manifest.get("workload_pid") or summary.get("pid")
+    mine = events if pid is None else events[events["pid"] == int(pid)]
+    traced = set(int(t) for t in mine.loc[mine["ev"].isin(["sys_enter", "sys_exit", "submit", "reap"]), "tid"].unique())
+    extra = sorted(traced - set(th["tid"].astype("int64")))
+    if extra:
+        th = pd.concat([th, pd.DataFrame({"tid": extra, "name": pd.NA, "role": "other"})], ignore_index=True)
+    for c, t in cols.items():
+        if c not in th:
+            th[c] = pd.NA
+        if t == "int64":
+            th[c] = th[c].astype("int64") if th[c].notna().all() else th[c].astype("Int64")
+        else:
+            th[c] = th[c].astype("string")
+    return th[list(cols)].reset_index(drop=True)

@@ -1,0 +1,46 @@
+"""Tracer side lines that are not events: banners, drop reports, warnings. Shared by the
+event-line parser (bpftrace/dtrace print them into the same stream) and the dtrace/bpftrace
+parsers. Each known line is a counted message kind; drops add to ``dropped_events``."""
+from __future__ import annotations
+
+import re
+
+from tracer.schema import HEADER_TAG
+
+# (kind, regex, group holding a drop count or None). Order matters only for overlaps.
+_PATTERNS: tuple[tuple[str, re.Pattern, int | None], ...] = tuple(
+    (kind, re.compile(rx), grp) for kind, rx, grp in (
+        ("header", rf"^{HEADER_TAG}\t", None),
+        ("blank", r"^\s*$", None),
+        # bpftrace
+        ("attach", r"^Attaching \d+ probes?\.\.\.$", None),
+        ("attach", r"^Attached \d+ probes?$", None),
+        ("lost", r"^Lost (\d+) events?$", 1),
+        ("warning", r"^(ERROR|WARNING): .*RLIMIT_MEMLOCK", None),
+        ("warning", r"^WARNING: ", None),
+        ("interrupt", r"^\^C$", None),
+        # dtrace (stderr, prefix "dtrace: ")
+        ("banner", r"^dtrace: (script|description) '.*' matched \d+ probes?$", None),
+        ("drop", r"^dtrace: (\d+) drops? on CPU \d+$", 1),
+        ("drop", r"^dtrace: (\d+) aggregation drops? on CPU \d+$", 1),
+        ("drop", r"^dtrace: (\d+) dynamic variable drops?( with non-empty (dirty|rinsing) list)?$", 1),
+        ("drop", r"^dtrace: (\d+) speculative drops?$", 1),
+        ("drop", r"^dtrace: (\d+) failed speculations?( \(.*\))?$", 1),
+        ("drop", r"^dtrace: (\d+) (jstack|ustack)\(\)(/ustack\(\))? string table overflows?$", 1),
+        ("drop", r"^dtrace: (\d+) jstack\(\)/ustack\(\) string table overflows?$", 1),
+        ("drop", r"^dtrace: (\d+) errors? in ERROR probe enabling$", 1),
+        ("probe_error", r"^dtrace: error on enabled probe ID \d+ \(ID \d+: [^)]*\):", None),
+        ("probe_error", r"^dtrace: (\d+) errors? on CPU \d+$", None),
+        ("dtrace_message", r"^dtrace: (pid \d+ has exited|process exited|[a-z].*)$", None),
+    ))
+
+LOSS_KINDS = ("lost", "drop")
+
+
+def classify(line: str) -> tuple[str, int] | None:
+    """(kind, dropped count) for a known side line, else None."""
+    for kind, rx, grp in _PATTERNS:
+        m = rx.match(line)
+        if m:
+            return kind, (int(m.group(grp)) if grp else 0)
+    return None
