@@ -17,6 +17,7 @@ from conftest import REPO, tracing_missing
 from tracer.capture import manifest as mf
 from tracer.capture.backends import BACKENDS
 from tracer.capture.runner import run_capture
+from tracer.parse import parse_bytes
 from workloads.spec import LINUX_MODES, RunSpec
 
 COUNT = 2000
@@ -71,17 +72,6 @@ def _get(bundles, tracing, key) -> tuple[dict, dict, Path]:
     return m, summary, bundle
 
 
-def event_rows(path: Path) -> list[list[str]]:
-    """Minimal reader of the event-line contract (tracer/schema.py): E-tagged tab-separated lines."""
-    rows = []
-    for line in path.read_text().splitlines():
-        if line.startswith("E\t"):
-            fields = line.split("\t")
-            assert len(fields) == 12, line
-            rows.append(fields)
-    return rows
-
-
 def agg_maps(path: Path) -> dict[str, object]:
     maps = {}
     for line in path.read_text().splitlines():
@@ -109,17 +99,20 @@ def test_per_event_capture_agrees_with_the_workload(bundles, tracing, mode):
     assert m["features"]["reap_supported"] is False and "n/a on Linux" in m["features"]["reap_detail"]
     assert isinstance(m["features"]["o_direct"], bool) and m["fs"]["type"] and m["fs"]["path"].endswith(f"{mode}.dat")
     assert m["spec"] == spec_for(mode, Path(m["fs"]["path"]).parent).to_dict() and m["released_at_monotonic_ns"]
-    rows = event_rows(bundle / "raw" / "events.txt")
-    kinds = Counter(r[4] for r in rows)
+    # the parser layer reads the trace; every line must be an event or a known message
+    parsed = parse_bytes((bundle / "raw" / "events.txt").read_bytes(), "events")
+    assert parsed.unparsed.empty and parsed.lines == m["raw"]["lines"] and parsed.losses["dropped_events"] == 0
+    ev = parsed.events
+    kinds = ev["ev"].value_counts()
     assert kinds["window_start"] == kinds["window_stop"] == 1
     # the submit probe fires once per batch with a0 = I/Os in it; the reap probe once per I/O
-    assert sum(int(r[7]) for r in rows if r[4] == "submit") == COUNT and kinds["reap"] == COUNT
+    assert ev.loc[ev["ev"] == "submit", "a0"].sum() == COUNT and kinds["reap"] == COUNT
     if mode in EXACT:  # one submit call per batch (POSIX modes count one aio_read per I/O)
         assert kinds["submit"] == summary["submit_calls"]
-    start = next(int(r[1]) for r in rows if r[4] == "window_start")
-    stop = next(int(r[1]) for r in rows if r[4] == "window_stop")
-    in_window = Counter(r[5] for r in rows if r[4] == "sys_enter" and start <= int(r[1]) <= stop)
-    check_counts({name: in_window[f"nr{SYSCALL_NR[name]}"] for name in SYSCALL_NR}, mode, summary)
+    start = int(ev.loc[ev["ev"] == "window_start", "ts_ns"].iloc[0])
+    stop = int(ev.loc[ev["ev"] == "window_stop", "ts_ns"].iloc[0])
+    enters = ev[(ev["ev"] == "sys_enter") & (ev["ts_ns"] >= start) & (ev["ts_ns"] <= stop)]
+    check_counts(Counter(str(n) for n in enters["name"]), mode, summary)
 
 
 @pytest.mark.parametrize("mode", LINUX_MODES)
