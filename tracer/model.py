@@ -29,8 +29,9 @@ How the tables are built (the same way from every backend; every parser yields e
   the entry of the same name in that thread (rows sorted by ts, then line). An entry without an
   exit (exit_group, end of trace) keeps ``exit_ns`` NaN; an exit without an entry (the call in
   progress at attach) keeps ``enter_ns`` NaN. ``ret``/``err`` are nullable (Int64) for those.
-  Extra columns: ``id`` (the aiocb / I/O identity the event carried) and ``helper_io`` (True for
-  pread64/pwrite64 made by glibc's POSIX-AIO helper threads: the I/O itself, role ``other``).
+  Extra columns: ``id`` (the aiocb / I/O identity the event carried), ``helper_io`` (True for
+  pread64/pwrite64 made by glibc's POSIX-AIO helper threads: the I/O itself, role ``other``) and
+  ``line`` (the input line of the entry, or of the exit when there is no entry).
 * **roles** (ROLE_MAPS): FreeBSD aio_read/aio_write/aio_readv/aio_writev/lio_listio/aio_fsync (and
   compat6.*) = submit; kevent/compat11.kevent/aio_suspend/aio_waitcomplete = wait; aio_error =
   status; aio_return = result. aio_waitcomplete both waits and fetches the result: it is counted
@@ -230,6 +231,7 @@ def _syscalls(events: pd.DataFrame, os_name: str, manifest: dict, timed: bool) -
     if len(sc) == 0:
         out = empty("syscalls")
         out["id"], out["helper_io"] = pd.Series(dtype="int64"), pd.Series(dtype="bool")
+        out["line"] = pd.Series(dtype="int64")
         return out
     sc = sc.sort_values(["tid", "ts_ns", "line"], kind="stable").reset_index(drop=True)
     is_enter = (sc["ev"] == "sys_enter").to_numpy()
@@ -276,7 +278,7 @@ def _syscalls(events: pd.DataFrame, os_name: str, manifest: dict, timed: bool) -
     mode = ((manifest.get("spec") or {}).get("mode") or "")
     out["helper_io"] = out["name"].isin(HELPER_IO) & (os_name != "FreeBSD") & mode.startswith("aio-")
     out["in_window"] = True
-    cols = list(MODEL_TABLES["syscalls"]) + ["id", "helper_io"]
+    cols = list(MODEL_TABLES["syscalls"]) + ["id", "helper_io", "line"]
     return out[cols].astype({"a0": "int64", "a1": "int64", "a2": "int64", "id": "int64", "tid": "int64",
                              "pid": "int64", "in_window": "bool"})
 
