@@ -45,7 +45,10 @@ def parse_file(path, fmt: str = "auto", cache: bool = True) -> ParseResult:
     if fmt == "auto":
         if not data.strip():
             raise ParseError("empty trace file: nothing to parse", str(path))
-        fmt = detect_format(data)
+        try:
+            fmt = detect_format(data)
+        except ParseError as exc:
+            raise ParseError(exc.reason, str(path)) from None
     key = pcache.content_key(data, fmt)
     where = pcache.cache_dir_for(path)
     if cache:

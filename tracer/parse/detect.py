@@ -7,7 +7,7 @@ import re
 from tracer.errors import ParseError
 from tracer.schema import EVENT_TAG, HEADER_TAG
 
-_KDUMP = re.compile(r"^\s*\d+( +\d+)? +\S.*?\s(CALL|RET |NAMI|GIO |PSIG|CSW |USER|STRU|SCTL|CAP |PFLT|PRET)  ")
+_KDUMP = re.compile(r"^\s*\d+(:\d+)?( +\d+)? +\S.*?\s(CALL|RET |NAMI|GIO |PSIG|CSW |USER|STRU|SCTL|CAP |PFLT|PRET)  ")
 _STRACE = re.compile(r"^(\[pid +\d+\] |\d+ +)?(\d+[:.]\d[\d:.]* )?([a-z_0-9]+\(|--- SIG|\+\+\+ |<\.\.\. )")
 _STRACE_C = re.compile(r"^% time +seconds +usecs/call +calls +errors +syscall")
 _TRUSS = re.compile(r"^(\s*\d+( +\d+)?: )?(-?\d+\.\d{9} )*[a-z_0-9.]+\(.*\)\s+(= -?\d+ \(0x[0-9a-f]+\)|ERR#\d+ '|ERESTART|EJUSTRETURN)")
