@@ -1,0 +1,92 @@
+"""Every real sample in ../shared/samples parses without a traceback, is detected as its format,
+accounts for every line, and every unparsed line is the one explained here (with the reason)."""
+from __future__ import annotations
+
+import pytest
+
+from conftest import SAMPLES, need
+from tracer.parse import parse_bytes
+from tracer.parse.base import count_lines
+from tracer.parse.detect import detect_format
+
+# file -> (format, {line number: (text, why it is not tool output)})
+EXPECTED = {
+    "bpftrace/01-runqlat-hist.txt": ("bpftrace", {}),
+    "bpftrace/04-cpuwalk-lhist.txt": ("bpftrace", {}),
+    "bpftrace/07-syscount-two-maps.txt": ("bpftrace", {}),
+    "bpftrace/10-lost-events-printf.txt": ("bpftrace", {}),
+    "dtrace/01-default-trace-exec-success.txt": ("dtrace", {}),
+    "dtrace/03-count-agg-two-keys.txt": ("dtrace", {}),
+    "dtrace/04-quantize-readch-per-execname.txt": ("dtrace", {3: ("[...]", "the source's elision mark")}),
+    "dtrace/08-macos105-error-on-enabled-probe-and-drops.txt": ("dtrace", {1: ("...", "the source's elision mark")}),
+    "dtrace/12-freebsd-testsuite-lquantize-aggpack-zoom.txt": ("dtrace", {}),
+    "dtrace/17-macos-m1-default-header-tick-60s-printa-counts.txt": ("dtrace", {}),
+    "kdump/02-freebsd12-uul-gio-multiline.txt": ("kdump", {}),
+    "kdump/06-freebsd-b2-fstatat-nami.txt": ("kdump", {}),
+    "kdump/09-freebsd-vlang-psig-sigreturn-threads.txt": ("kdump", {}),
+    "kdump/10-openbsd-f4-go-threads-kevent-thrsleep.txt": ("kdump", {}),
+    "kdump/14-openbsd-kdump-T-libuv-fork-args-abridged.txt": ("kdump", {4: ("...", "the source's elision mark")}),
+    "kdump/16-dragonfly423-kdump-R-pid-tid-cpu-go-psig-sigsegv.txt": ("kdump", {1: ("(snip)", "the author's note")}),
+    "strace/01-qemu-aio-native-T-tt-f-y-io_submit-ppoll.txt": ("strace", {}),
+    "strace/02-qemu-test-aio-io_uring_enter-sigcont-unfinished-resumed.txt": ("strace", {}),
+    "strace/04-strace-c-es_locale-decimal-comma.txt": ("strace", {1: ("Hello, world!", "the traced program's stdout")}),
+    "strace/07-ru_locale-f-tt-o-bare-pid-fork-exec-unfinished-resumed.txt": ("strace", {}),
+    "strace/10-strace-f-c-sleep-summary-with-total.txt": ("strace", {}),
+    "strace/19-musl-halfempty-f-threads-clone-futex-resumed.txt": ("strace", {}),
+    "strace/21-linux-aio-io_submit-io_getevents-pread-2lines.txt": ("strace", {}),
+    "truss/01-freebsd12-xrdp-chansrv-recvmsg-select-mmap.txt": ("truss", {}),
+    "truss/05-freebsd11-dotnet-truss-f-d-H-kevent.txt": ("truss", {2: ("....", "the author's elision mark")}),
+    "truss/06-freebsd10-consul-truss-D-umtx-pwrite.txt": ("truss", {}),
+    "truss/09-solaris-truss-c-summary-ls-nfs-2001.txt": ("truss", {}),
+}
+
+
+def test_every_sample_is_listed():
+    need(SAMPLES.is_dir(), f"samples at {SAMPLES}")
+    present = {str(p.relative_to(SAMPLES)) for p in SAMPLES.glob("*/*") if p.is_file()}
+    assert present == set(EXPECTED)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_sample_parses_and_accounts_for_every_line(name):
+    need((SAMPLES / name).is_file(), f"sample {name}")
+    data = (SAMPLES / name).read_bytes()
+    fmt, unparsed = EXPECTED[name]
+    assert detect_format(data) == fmt
+    result = parse_bytes(data, "auto")
+    assert result.format == fmt
+    assert result.lines == count_lines(data)
+    assert result.accounted_lines() == result.lines, result.counts
+    got = {int(r.line): str(r.text).strip() for r in result.unparsed.itertuples()}
+    assert got == {ln: text for ln, (text, _why) in unparsed.items()}
+
+
+def test_samples_yield_the_records_they_show():
+    need(SAMPLES.is_dir(), f"samples at {SAMPLES}")
+
+    def parse(name):
+        return parse_bytes((SAMPLES / name).read_bytes(), "auto")
+
+    lost = parse("bpftrace/10-lost-events-printf.txt")
+    assert lost.losses["dropped_events"] == 4595
+    drops = parse("dtrace/08-macos105-error-on-enabled-probe-and-drops.txt")
+    assert drops.losses["dropped_events"] == 1005103 and drops.counts["probe_error"] == 4
+    uul = parse("kdump/02-freebsd12-uul-gio-multiline.txt").events
+    chdir = uul[(uul["name"] == "chdir") & (uul["ev"] == "sys_exit")]
+    assert list(chdir["err"]) == [0, 2]  # `RET chdir -1 errno 2 No such file or directory`
+    assert (uul[(uul["name"] == "execve") & (uul["ev"] == "sys_exit")]["err"] == -2).all()  # JUSTRETURN
+    summ = parse("strace/04-strace-c-es_locale-decimal-comma.txt").summary
+    assert summ["seconds"].dtype.kind == "f" and summ.iloc[-1]["syscall"] == "total"
+    solaris = parse("truss/09-solaris-truss-c-summary-ls-nfs-2001.txt").summary
+    assert solaris.set_index("syscall").loc["lstat64", "calls"] == 1185
+    runq = parse("bpftrace/01-runqlat-hist.txt").aggregates
+    hist = runq[runq["kind"] == "hist"]
+    assert len(hist) == 21 and tuple(hist.iloc[0][["lo", "hi", "count"]]) == (0, 0, 1)  # `[0]  1`
+    assert tuple(hist.iloc[2][["lo", "hi", "count"]]) == (2, 4, 16)  # `[2, 4)  16`
+    assert (hist["lo"] == 512 * 1024).any()  # [512K, 1M)
+    sys = parse("bpftrace/07-syscount-two-maps.txt").aggregates
+    assert sys[(sys["map"] == "@process") & (sys["key"] == "make")]["value"].item() == 1404065
+    pack = parse("dtrace/12-freebsd-testsuite-lquantize-aggpack-zoom.txt").aggregates
+    assert (pack["kind"] == "pack").sum() > 0 and (pack["hi"] == float("inf")).any()
+    st = parse("strace/07-ru_locale-f-tt-o-bare-pid-fork-exec-unfinished-resumed.txt")
+    assert st.clock == "wallclock" and st.events["pid"].nunique() > 1
