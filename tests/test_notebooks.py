@@ -119,6 +119,18 @@ def test_report_shows_reap_against_every_legacy_freebsd_mode(built_report):
     free = pd.read_csv(out / "tables" / "free_timing.csv")
     lag = free[free["os"] == "FreeBSD"].groupby("mode")["p50"].max()
     assert lag["reap"] < lag["kevent"]  # REAP frees at completion, stock waits for aio_return
+    assert (free[free["os"] == "FreeBSD"]["limit"] == 256).all()
+
+
+def test_report_shows_stock_freebsd_charging_the_reaper_and_d33271_the_submitter(built_report):
+    out, _, _ = built_report
+    summary = pd.read_csv(out / "tables" / "attribution_summary.csv")
+    split = summary[(summary["os"] == "FreeBSD") & (summary["threads"] == "split")]
+    stock = split[~split["kernel"].str.contains("D33271")]
+    patched = split[split["kernel"].str.contains("D33271")]
+    assert len(stock) and len(patched)
+    assert (stock["share_not_submitter"] == 1.0).all() and (stock["charged_thread_role"] == "reaper").all()
+    assert (patched["share_not_submitter"] == 0.0).all() and (patched["charged_thread_role"] == "submitter").all()
 
 
 def test_perfetto_export_of_fresh_captures(linux_sweep, tmp_path):

@@ -113,6 +113,6 @@ def summarize(per_thread: pd.DataFrame) -> pd.DataFrame:
         rows.append({"run_id": run_id, "submitted_blocks": float(g["submitted_blocks"].sum()),
                      "charged_blocks": total, "share_not_submitter": share,
                      "charged_thread_role": top_role, "verdict": verdict,
-                     **{c: first[c] for c in ("os", "backend", "mode", "op", "depth", "threads", "direct",
+                     **{c: first[c] for c in ("os", "kernel", "backend", "mode", "op", "depth", "threads", "direct",
                                               "source", "lossy", "loss_note") if c in g.columns}})
     return pd.DataFrame(rows)

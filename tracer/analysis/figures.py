@@ -22,6 +22,8 @@ def run_label(row: pd.Series | dict) -> str:
     """Short label of a run: ``<os> <mode> q<depth> b<batch> r<reap_batch>`` (+ ``*`` when lossy)."""
     r = dict(row)
     label = f"{r.get('os') or '?'} {r.get('mode')} q{r.get('depth')} b{r.get('batch')} r{r.get('reap_batch')}"
+    if r.get("os") == "FreeBSD" and r.get("kernel"):
+        label += " D33271" if "D33271" in str(r["kernel"]) else " stock"
     if r.get("threads") == "split":
         label += " split"
     if r.get("direct") is True or str(r.get("direct")) == "True":
@@ -92,8 +94,13 @@ def amplification_vs_reap_batch(role_rows: pd.DataFrame) -> plt.Figure:
 
 
 def attribution_bars(per_thread: pd.DataFrame) -> plt.Figure:
-    """Blocks submitted vs blocks charged, per thread of each run (threads with neither omitted)."""
+    """Blocks submitted vs blocks charged, per thread of each run (threads with neither omitted).
+    When some runs have a separate reaper thread (threads=split), only those are drawn: with one
+    thread the submitter is trivially the one charged."""
     d = per_thread[(per_thread["submitted_blocks"] > 0) | (per_thread["charged_blocks"].fillna(0) > 0)].copy()
+    split = d["threads"] == "split"
+    if split.any():
+        d = d[split]
     d["label"] = d.apply(lambda r: f"{run_label(r)}\n{r['thread_role']} {r['tid']}", axis=1)
     fig, ax = plt.subplots(figsize=(max(6, 0.6 * len(d) + 3), 5))
     x = np.arange(len(d))
@@ -102,7 +109,8 @@ def attribution_bars(per_thread: pd.DataFrame) -> plt.Figure:
     ax.set_xticks(x, d["label"], rotation=70, ha="right", fontsize=6)
     ax.set_ylabel("512-byte blocks")
     ax.set_xlabel("thread (run, thread role, tid)")
-    _title(ax, "Per-thread rusage attribution: who is charged for the I/O", d)
+    _title(ax, "Per-thread rusage attribution: who is charged for the I/O"
+           + (" (submitter + reaper runs)" if split.any() else ""), d)
     ax.legend(fontsize=7)
     fig.tight_layout()
     return fig

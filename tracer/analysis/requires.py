@@ -123,6 +123,7 @@ def provenance(model: Any) -> dict[str, Any]:
     return {
         "run_id": bundle_name(model),
         "os": manifest.get("os"),
+        "kernel": manifest.get("kernel"),
         "backend": manifest.get("backend"),
         "mode": spec.get("mode"),
         "op": spec.get("op"),
