@@ -137,3 +137,13 @@ def test_cli_json_lines_equal_the_file_line_count_and_strict(tmp_path):
     strict = subprocess.run(cmd + ["--strict"], capture_output=True, text=True, cwd=REPO, timeout=60)
     assert strict.returncode == 2 and "events.txt:4:" in strict.stderr and "noise" in strict.stderr
     assert len(strict.stderr.strip().splitlines()) == 1
+
+
+def test_wrong_field_count_inside_a_clean_file_is_found_on_the_fast_path():
+    good = [line(i, 1, 1, "sys_enter", "nr0", 0, 0, 0, 0, 0, 0) for i in range(5)]
+    text = "\n".join([HEADER_LINE, *good[:2], "E\t8\t1", *good[2:], line(9, 1, 1, "sys_exit", "nr0", 0, 0, 0, 0, 0, 0)
+                      + "\t7"]) + "\n"
+    r = parse_events(text.encode())
+    assert r.events["line"].tolist() == [2, 3, 5, 6, 7]
+    assert r.unparsed[["line", "reason"]].values.tolist() == [[4, "event line with a wrong field count"],
+                                                             [8, "event line with a wrong field count"]]
