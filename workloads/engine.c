@@ -146,11 +146,38 @@ static void stamp(uint64_t *w, uint64_t offset, uint32_t bytes)
         w[i] = offset + 8ull * i;
 }
 
-/* 0 when the block holds the words of `offset`; otherwise 1 (branch-free loop: vectorizes). */
+/* 0 when the block holds the words of `offset`; otherwise 1. Every read is checked word by
+ * word, so this is the engine's hottest user-space loop: GCC -O2 does not vectorize the plain
+ * loop (measured 149 ns per 4 KiB block, ~25% of the CPU per I/O at 800k IOPS, callgrind:
+ * 91% of user instructions), so it is written with 16-byte vectors (SSE2 on x86-64, NEON on
+ * arm64; GCC and clang): 62 ns per block with GCC, 37 ns with clang (bench/README.md). */
+typedef uint64_t aiot_u64x2 __attribute__((vector_size(16)));
+
 static int stamp_differs(const uint64_t *w, uint64_t offset, uint32_t bytes)
 {
-    uint64_t diff = 0;
-    for (uint32_t i = 0; i < bytes / 8; i++)
+    aiot_u64x2 e0 = {offset, offset + 8}, e1 = {offset + 16, offset + 24};
+    aiot_u64x2 e2 = {offset + 32, offset + 40}, e3 = {offset + 48, offset + 56};
+    const aiot_u64x2 step = {64, 64};
+    aiot_u64x2 d0 = {0, 0}, d1 = {0, 0}, d2 = {0, 0}, d3 = {0, 0};
+    uint32_t n = bytes / 8, i = 0;
+    for (; i + 8 <= n; i += 8) {
+        aiot_u64x2 a, b, c, d;
+        memcpy(&a, w + i, sizeof a); /* unaligned-safe loads */
+        memcpy(&b, w + i + 2, sizeof b);
+        memcpy(&c, w + i + 4, sizeof c);
+        memcpy(&d, w + i + 6, sizeof d);
+        d0 |= a ^ e0;
+        d1 |= b ^ e1;
+        d2 |= c ^ e2;
+        d3 |= d ^ e3;
+        e0 += step;
+        e1 += step;
+        e2 += step;
+        e3 += step;
+    }
+    d0 |= d1 | d2 | d3;
+    uint64_t diff = d0[0] | d0[1];
+    for (; i < n; i++)
         diff |= w[i] ^ (offset + 8ull * i);
     return diff != 0;
 }

@@ -1,0 +1,145 @@
+#!/usr/bin/env python3
+"""Capture overhead: the workload untraced, then under `aiotrace capture` with aggregated
+bpftrace, per-event bpftrace and strace -f, on the fastest mode (io_uring, batched) and on
+glibc POSIX AIO (aio-suspend).
+
+USAGE:   python bench/bench_capture.py [--smoke] [--reps N] [--json OUT]
+SIDES:   untraced = `python -m workloads ... --json`; the others = `aiotrace capture --backend B
+         [--aggregate]` (the real tool: workload held at its handshake, tracer attached by pid,
+         then released), each run into a temporary bundle directory that is removed afterwards.
+FIELDS:  IOPS as the workload measures it over its window (the same clock in every condition),
+         median [min–max] over alternating repetitions; slowdown = untraced IOPS / traced IOPS of
+         the repetition pair (1.0 = no cost, 10 = ten times slower); trace lines and lost events
+         from the bundle's manifest.
+NOTE:    strace stops the workload at every syscall (ptrace): glibc POSIX AIO makes about three
+         syscalls per I/O in its helper thread and futexes, so the posix counts are kept small.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from common import PY, REPO, Stats, alternate, ensure_data_file, have_bpftrace, md_table, run_workload  # noqa: E402
+
+CONDITIONS = ("untraced", "bpftrace-aggregate", "bpftrace-events", "strace")
+
+
+@dataclass(frozen=True)
+class Case:
+    mode: str
+    batch: int
+    reap_batch: int
+    ios: dict  # condition -> I/O count (strace needs fewer to stay within the time budget)
+    depth: int = 32
+
+    @property
+    def label(self) -> str:
+        return f"{self.mode} (depth {self.depth}, batch {self.batch}/{self.reap_batch})"
+
+
+FULL_CASES = (
+    Case("io_uring", 8, 8, {"untraced": 200_000, "bpftrace-aggregate": 200_000,
+                            "bpftrace-events": 200_000, "strace": 200_000}),
+    Case("aio-suspend", 1, 1, {"untraced": 30_000, "bpftrace-aggregate": 30_000,
+                               "bpftrace-events": 30_000, "strace": 30_000}),
+)
+SMOKE_CASES = (Case("io_uring", 8, 8, dict.fromkeys(CONDITIONS, 2000)),)
+
+
+def spec_args(c: Case, ios: int, data: Path) -> list[str]:
+    return ["--mode", c.mode, "--depth", str(c.depth), "--batch", str(c.batch), "--reap-batch", str(c.reap_batch),
+            "--count", str(ios), "--file", str(data), "--file-size", str(data.stat().st_size), "--no-direct"]
+
+
+def capture_once(args: list[str], backend: str, aggregate: bool) -> tuple[float, dict]:
+    """One `aiotrace capture`; returns (workload IOPS, manifest facts)."""
+    out = Path(tempfile.mkdtemp(prefix="aiotrace-bench-cap-"))
+    try:
+        cmd = [PY, "-m", "tracer.cli", "capture", "--backend", backend, "--out", str(out), *args]
+        if aggregate:
+            cmd.append("--aggregate")
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=REPO,
+                           env={**os.environ, "PYTHONPATH": str(REPO)})
+        if r.returncode != 0:
+            raise RuntimeError(f"capture failed ({r.returncode}): {' '.join(cmd)}\n{r.stderr[-2000:]}")
+        bundle = Path(r.stdout.strip().splitlines()[-1])
+        if not bundle.is_absolute():
+            bundle = REPO / bundle
+        manifest = json.loads((bundle / "manifest.json").read_text())
+        summary = json.loads((bundle / "record" / "summary.json").read_text())
+        facts = {"status": manifest.get("status"), "trace_lines": (manifest.get("raw") or {}).get("lines"),
+                 "dropped_events": (manifest.get("losses") or {}).get("dropped_events", 0)}
+        return float(summary["iops"]), facts
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+
+
+def run(smoke: bool = False, reps: int = 3) -> dict:
+    data = ensure_data_file()
+    cases = SMOKE_CASES if smoke else FULL_CASES
+    reps = 1 if smoke else reps
+    conditions = CONDITIONS if have_bpftrace() else ("untraced", "strace")
+    rows = []
+    for c in cases:
+        facts: dict[str, list] = {k: [] for k in conditions}
+
+        def side(cond: str):
+            def go() -> float:
+                args = spec_args(c, c.ios[cond], data)
+                if cond == "untraced":
+                    return float(run_workload(args)["iops"])
+                backend = "strace" if cond == "strace" else "bpftrace"
+                iops, f = capture_once(args, backend, cond == "bpftrace-aggregate")
+                facts[cond].append(f)
+                return iops
+            return go
+
+        stats = alternate({cond: side(cond) for cond in conditions}, reps)
+        base = stats["untraced"]
+        for cond in conditions:
+            slowdown = Stats([b / t for b, t in zip(base.values, stats[cond].values) if t])
+            rows.append({"case": c.label, "mode": c.mode, "condition": cond, "ios": c.ios[cond], "reps": reps,
+                         "iops": stats[cond].values, "slowdown": slowdown.values, "facts": facts[cond]})
+            print(f"  {c.label} {cond}: IOPS {stats[cond].fmt(',.0f')} slowdown x{slowdown.fmt('.2f')}", flush=True)
+    return {"rows": rows, "markdown": markdown(rows, conditions)}
+
+
+def markdown(rows: list[dict], conditions: tuple[str, ...]) -> str:
+    header = ["mode", "condition", "I/Os", "IOPS (workload's window)", "slowdown vs untraced (x)",
+              "trace lines", "lost events"]
+    body = []
+    for r in rows:
+        lines = [f.get("trace_lines") for f in r["facts"] if f.get("trace_lines") is not None]
+        lost = sum(int(f.get("dropped_events") or 0) for f in r["facts"])
+        body.append([r["case"], r["condition"], f"{r['ios']:,}", Stats(r["iops"]).fmt(",.0f"),
+                     Stats(r["slowdown"]).fmt(".2f"),
+                     f"{int(Stats(lines).median):,}" if lines else "-",
+                     "-" if r["condition"] == "untraced" else str(lost)])
+    note = "" if "bpftrace-events" in conditions else "\n\nbpftrace needs root and tracefs: not measured in this run."
+    return md_table(header, body) + note
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--smoke", action="store_true")
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--json", type=Path, default=None)
+    a = ap.parse_args()
+    res = run(a.smoke, a.reps)
+    print(res["markdown"])
+    if a.json:
+        a.json.write_text(json.dumps(res["rows"], indent=1))
+
+
+if __name__ == "__main__":
+    main()
