@@ -53,7 +53,7 @@ FULL_CASES = (
     Case("aio-suspend", 1, 1, {"untraced": 30_000, "bpftrace-aggregate": 30_000,
                                "bpftrace-events": 30_000, "strace": 30_000}),
 )
-SMOKE_CASES = (Case("io_uring", 8, 8, dict.fromkeys(CONDITIONS, 2000)),)
+SMOKE_CASES = (Case("io_uring", 8, 8, dict.fromkeys(CONDITIONS, 1000)),)
 
 
 def spec_args(c: Case, ios: int, data: Path) -> list[str]:

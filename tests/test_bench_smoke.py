@@ -1,0 +1,111 @@
+"""The benchmarks in their tiny "smoke" configuration: each module runs end to end (real fio,
+real captures, real parsers, a generated bundle) and produces the table rows and ratio columns
+bench/results.md is made of. No timing is asserted: speed belongs in `make bench`."""
+from __future__ import annotations
+
+import math
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import need
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "bench"))
+
+RESULTS: dict = {}  # section -> result dict, shared with the results-writing test
+
+
+def _finite_positive(values) -> bool:
+    return bool(values) and all(math.isfinite(v) and v > 0 for v in values)
+
+
+def test_fio_smoke_compares_same_engine_and_counts_syscalls(tracing):
+    need(shutil.which("fio") is not None, "fio")
+    import bench_fio
+
+    res = bench_fio.run(smoke=True)
+    RESULTS["fio"] = res
+    (row,) = res["rows"]
+    assert (row["ours_mode"], row["fio_engine"], row["batch"], row["reap_batch"]) == ("io_uring", "io_uring", 8, 8)
+    assert len(row["ours_iops"]) == len(row["fio_iops"]) == len(row["ratio"]) == row["reps"] == 2
+    assert _finite_positive(row["ratio"])
+    assert row["ratio"] == pytest.approx([o / f for o, f in zip(row["ours_iops"], row["fio_iops"])])
+    # batch 8 on both sides: io_uring_enter once per 8 I/Os; the engine's own count says the same
+    sc = row["syscalls"]
+    assert 0.1 < sc["ours"]["per_io"] < 0.5 and 0.1 < sc["fio"]["per_io"] < 0.5, sc
+    assert sc["ours"]["own_calls_per_io"] == pytest.approx(0.125, abs=0.01)
+    assert "io_uring_enter" in sc["ours"]["top"] and "io_uring_enter" in sc["fio"]["top"]
+    header = res["markdown"].splitlines()[0]
+    for col in ("IOPS ratio ours/fio", "syscalls/IO ours", "syscalls/IO fio"):
+        assert col in header
+    assert res["markdown"].count("\n| io_uring vs io_uring (32, 8/8) |") == 1
+
+
+def test_capture_smoke_has_every_condition_and_slowdown(tracing):
+    need(shutil.which("strace") is not None, "strace")
+    import bench_capture
+
+    res = bench_capture.run(smoke=True)
+    RESULTS["capture"] = res
+    conds = [r["condition"] for r in res["rows"]]
+    assert conds == list(bench_capture.CONDITIONS)
+    for r in res["rows"]:
+        assert _finite_positive(r["iops"]) and _finite_positive(r["slowdown"])
+        if r["condition"] == "untraced":
+            assert r["slowdown"] == [1.0]
+        else:
+            assert r["facts"][0]["status"] == "ok" and r["facts"][0]["trace_lines"] > 0
+    lines = res["markdown"].splitlines()
+    assert "slowdown vs untraced (x)" in lines[0]
+    assert len(lines) == 2 + len(bench_capture.CONDITIONS)
+
+
+def test_parsers_smoke_reports_every_format_and_both_references():
+    import run_all
+
+    res = run_all.run_parsers(smoke=True)
+    RESULTS["parsers"] = res
+    formats = [r["format"] for r in res["rows"]]
+    assert {"events", "strace", "kdump", "truss", "dtrace"} <= set(formats)
+    by = {r["format"]: r for r in res["rows"]}
+    assert _finite_positive(by["events"]["ratio"]) and by["events"]["reference"] == "pyarrow read_csv"
+    assert _finite_positive(by["strace"]["ratio"]) and by["strace"]["reference"] == "strace-parser"
+    assert all(_finite_positive(r["mb_per_s"]) for r in res["rows"])
+    assert res["markdown"].startswith("| format |") and "ratio" in res["markdown"].splitlines()[0]
+
+
+def test_scale_smoke_builds_the_model_of_every_generated_event():
+    import bench_scale
+
+    res = bench_scale.run(smoke=True)
+    RESULTS["scale"] = res
+    rows = res["rows"]
+    assert [r["target_events"] for r in rows] == [20_000, 40_000]
+    for r in rows:
+        assert r["events"] >= r["event_lines"] and r["unparsed"] == 0 and not r["skipped"]
+        assert r["ios"] > 0 and r["ios"] % bench_scale.BATCH == 0
+        # every analysis ran, each timed
+        assert len(r["per_analysis_s"]) == 11 and r["peak_rss_mib"] > r["rss_after_imports_mib"] > 0
+    assert "Largest/smallest: events x2.00" in res["markdown"]
+
+
+def test_results_files_carry_every_ratio(tmp_path):
+    need(len(RESULTS) == 4, "the four smoke results above (run the whole module)")
+    import run_all
+    from common import machine_info
+
+    info = machine_info()
+    md = run_all.write_markdown(RESULTS, info, {k: 1.0 for k in RESULTS}, smoke=True)
+    for key in ("machine", "kernel", "date"):
+        assert f"**{key}**: {info[key]}" in md
+    ratios = run_all.ratio_lines(RESULTS)
+    assert sum("IOPS ours/fio" in x for x in ratios) == 1
+    assert sum("capture slowdown" in x for x in ratios) == 3
+    assert sum(x.startswith("- parser ") for x in ratios) == 2
+    assert sum(x.startswith("- scale ") for x in ratios) == 1
+    png = tmp_path / "results.png"
+    run_all.plot(RESULTS, png, info)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
