@@ -50,7 +50,8 @@ def cli():
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        cli.main(args=argv, prog_name="aiotrace", standalone_mode=False)
+        # In non-standalone mode click returns ctx.exit(n)'s code instead of exiting.
+        rv = cli.main(args=argv, prog_name="aiotrace", standalone_mode=False)
     except AiotraceError as exc:
         click.echo(f"aiotrace: error: {exc}", err=True)
         return 2
@@ -62,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except click.exceptions.Exit as exc:
         return exc.exit_code
-    return 0
+    return rv if isinstance(rv, int) else 0
 
 
 if __name__ == "__main__":
