@@ -147,3 +147,18 @@ def test_wrong_field_count_inside_a_clean_file_is_found_on_the_fast_path():
     assert r.events["line"].tolist() == [2, 3, 5, 6, 7]
     assert r.unparsed[["line", "reason"]].values.tolist() == [[4, "event line with a wrong field count"],
                                                              [8, "event line with a wrong field count"]]
+
+
+def test_wrong_format_and_empty_file_are_clear_errors(tmp_path):
+    import pytest
+
+    strace = b"1700000000.000001 read(3, \"\", 4096) = 0 <0.000002>\n"
+    with pytest.raises(ParseError, match="no line is kdump output"):
+        parse_bytes(strace, "kdump")
+    from tracer.parse import parse_file
+
+    empty = tmp_path / "empty.txt"
+    empty.write_bytes(b"")
+    with pytest.raises(ParseError, match="empty trace file"):
+        parse_file(empty)
+    assert parse_file(empty, "events").lines == 0  # a tracer that printed nothing: zero lines, no error

@@ -31,7 +31,12 @@ def parse_bytes(data: bytes, fmt: str) -> ParseResult:
     if fmt not in PARSERS:
         raise ParseError(f"unknown format {fmt!r} (one of {', '.join(FORMATS)})")
     module, func = PARSERS[fmt].split(":")
-    return getattr(importlib.import_module(module), func)(data)
+    result = getattr(importlib.import_module(module), func)(data)
+    if result.lines and len(result.unparsed) == result.lines:  # not one line recognised: wrong format
+        first = result.unparsed.iloc[0]
+        raise ParseError(f"no line is {fmt} output (wrong --format?); line {int(first['line'])}: "
+                         f"{str(first['text'])[:80]!r}")
+    return result
 
 
 def parse_file(path, fmt: str = "auto", cache: bool = True) -> ParseResult:
