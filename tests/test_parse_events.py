@@ -162,3 +162,23 @@ def test_wrong_format_and_empty_file_are_clear_errors(tmp_path):
     with pytest.raises(ParseError, match="empty trace file"):
         parse_file(empty)
     assert parse_file(empty, "events").lines == 0  # a tracer that printed nothing: zero lines, no error
+
+
+def test_cli_parses_a_bundle_directory_and_reuses_its_parquet_cache(tmp_path):
+    import json
+    import shutil
+
+    bundle = tmp_path / "b"
+    shutil.copytree(REPO / "tests" / "data" / "freebsd" / "reap" / "truss-split-d33271", bundle,
+                    ignore=shutil.ignore_patterns("*-v*"))
+    cmd = [sys.executable, "-m", "tracer.cli", "parse", "--json", str(bundle)]
+    runs = [subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=60) for _ in range(2)]
+    assert [r.returncode for r in runs] == [0, 0], runs[0].stderr
+    first, second = (json.loads(r.stdout) for r in runs)
+    assert first["format"] == "truss" and first["unparsed"] == 0
+    assert first["lines"] == len((bundle / "raw" / "truss.txt").read_text().splitlines())
+    assert (first["cached"], second["cached"]) == (False, True) and first["records"] == second["records"]
+    assert (bundle / "cache").is_dir() and list((bundle / "cache").glob("*-truss-v*/events.parquet"))
+    text = subprocess.run([sys.executable, "-m", "tracer.cli", "parse", str(bundle / "raw" / "truss.txt")],
+                          capture_output=True, text=True, cwd=REPO, timeout=60).stdout
+    assert "format truss (detected)" in text and "unparsed 0" in text

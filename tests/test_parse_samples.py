@@ -3,8 +3,11 @@ accounts for every line, and every unparsed line is the one explained here (with
 from __future__ import annotations
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from conftest import SAMPLES, need
+from conftest import REPO, SAMPLES, need
+from tracer.errors import ParseError
 from tracer.parse import parse_bytes
 from tracer.parse.base import count_lines
 from tracer.parse.detect import detect_format
@@ -90,3 +93,26 @@ def test_samples_yield_the_records_they_show():
     assert (pack["kind"] == "pack").sum() > 0 and (pack["hi"] == float("inf")).any()
     st = parse("strace/07-ru_locale-f-tt-o-bare-pid-fork-exec-unfinished-resumed.txt")
     assert st.clock == "wallclock" and st.events["pid"].nunique() > 1
+
+
+_CORPUS = sorted(p for p in SAMPLES.glob("*/*") if p.is_file() and p.name != "SOURCES.md") + \
+    sorted((REPO / "tests" / "data" / "freebsd").glob("*/*/raw/*.txt"))[:12]
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(min_value=0, max_value=10_000), st.lists(
+    st.tuples(st.integers(min_value=0, max_value=1 << 20), st.binary(max_size=6)), min_size=1, max_size=5),
+    st.booleans())
+def test_corrupted_real_output_raises_only_parse_error(pick, edits, auto):
+    need(bool(_CORPUS), "samples or fixtures")
+    path = _CORPUS[pick % len(_CORPUS)]
+    data = bytearray(path.read_bytes())
+    for pos, junk in edits:
+        pos = pos % (len(data) + 1)
+        data[pos:pos + len(junk)] = junk
+    fmt = "auto" if auto else detect_format(path.read_bytes())
+    try:
+        r = parse_bytes(bytes(data), fmt)
+    except ParseError:
+        return
+    assert r.accounted_lines() == r.lines == count_lines(bytes(data))

@@ -15,6 +15,8 @@ Owned by the parser layer. Interface (used by tracer.analysis, notebooks, report
     model.has(table, *columns) -> bool   (non-empty table with non-null columns)
 
     model_from_trace(path, format="auto", os_name=None) -> Model   (a bare trace file, no bundle)
+    model.aggregates -> DataFrame or None  (aggregation output: dtrace printa/quantize, bpftrace maps/hists)
+    model.counts     -> dict  (input lines per kind: event, header, blank, drop...; see tracer.parse.base)
 
 How the tables are built (the same way from every backend; every parser yields event rows):
 
@@ -96,6 +98,8 @@ class Model:
     window: tuple[float, float] | None = None
     format: str = ""
     lines: int = 0
+    aggregates: pd.DataFrame | None = None
+    counts: dict = field(default_factory=dict)
 
     def has(self, table: str, *columns: str) -> bool:
         """True when ``table`` has rows and each of ``columns`` has at least one non-null value."""
@@ -193,7 +197,8 @@ def build_model(result, manifest: dict, summary: dict, rec_ios: pd.DataFrame | N
                   "messages": list(losses.get("messages", []))[:100] + list(side_messages or [])[:100]}
     return Model(events=events, syscalls=syscalls, ios=ios, threads=threads, unparsed=unparsed,
                  losses=all_losses, manifest=manifest, summary=summary, window=window,
-                 format=getattr(result, "format", ""), lines=getattr(result, "lines", 0))
+                 format=getattr(result, "format", ""), lines=getattr(result, "lines", 0),
+                 aggregates=getattr(result, "aggregates", None), counts=dict(getattr(result, "counts", {}) or {}))
 
 
 def _to_monotonic(events: pd.DataFrame, clock: str, manifest: dict) -> pd.DataFrame:
