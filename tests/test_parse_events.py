@@ -182,3 +182,18 @@ def test_cli_parses_a_bundle_directory_and_reuses_its_parquet_cache(tmp_path):
     text = subprocess.run([sys.executable, "-m", "tracer.cli", "parse", str(bundle / "raw" / "truss.txt")],
                           capture_output=True, text=True, cwd=REPO, timeout=60).stdout
     assert "format truss (detected)" in text and "unparsed 0" in text
+
+
+def test_syscall_names_fall_back_to_the_kernel_header(monkeypatch, tmp_path):
+    from tracer.parse import events as events_mod
+
+    table = linux_syscall_names()
+    header = tmp_path / "unistd_64.h"
+    header.write_text("".join(f"#define __NR_{name} {nr[2:]}\n" for nr, name in table.items()))
+    monkeypatch.setattr(events_mod, "SYSCALLS_TSV", tmp_path / "missing.tsv")
+    monkeypatch.setattr(events_mod, "UNISTD_H", header)
+    events_mod.linux_syscall_names.cache_clear()
+    try:
+        assert events_mod.linux_syscall_names() == table
+    finally:
+        events_mod.linux_syscall_names.cache_clear()

@@ -13,6 +13,7 @@ tracer/data/linux_x86_64_syscalls.tsv.
 from __future__ import annotations
 
 import io
+import re
 from functools import lru_cache
 from pathlib import Path
 
@@ -31,11 +32,20 @@ _ARROW_TYPES = {"uint64": pa.uint64(), "int64": pa.int64(), "string": pa.string(
 SYSCALLS_TSV = Path(__file__).resolve().parent.parent / "data" / "linux_x86_64_syscalls.tsv"
 
 
+UNISTD_H = Path("/usr/include/x86_64-linux-gnu/asm/unistd_64.h")
+
+
 @lru_cache(maxsize=1)
 def linux_syscall_names() -> dict[str, str]:
-    """{"nr0": "read", ...} from tracer/data/linux_x86_64_syscalls.tsv."""
-    table = pd.read_csv(SYSCALLS_TSV, sep="\t", comment="#", dtype={"nr": int, "name": str})
-    return {f"nr{n}": name for n, name in zip(table["nr"], table["name"])}
+    """{"nr0": "read", ...} from tracer/data/linux_x86_64_syscalls.tsv (or, if that file is
+    missing, straight from the kernel header it is generated from); {} when neither exists."""
+    if SYSCALLS_TSV.is_file():
+        table = pd.read_csv(SYSCALLS_TSV, sep="\t", comment="#", dtype={"nr": int, "name": str})
+        return {f"nr{n}": name for n, name in zip(table["nr"], table["name"])}
+    if UNISTD_H.is_file():
+        found = re.findall(r"^#define __NR_(\w+)\s+(\d+)\s*$", UNISTD_H.read_text(), flags=re.M)
+        return {f"nr{n}": name for name, n in found}
+    return {}
 
 
 def map_syscall_names(names: pd.Series) -> pd.Series:
