@@ -56,3 +56,10 @@ def test_latency_stages_and_throughput():
     tp = latency.throughput(m).iloc[0]
     assert tp["ios"] == 64 and tp["iops"] == pytest.approx(64 / (m.window[1] - m.window[0]) * 1e9)
     assert tp["cpu_ns_per_io"] == pytest.approx(2 * 3000 / 64)
+
+
+def test_time_weighted_occupancy():
+    alive = pd.DataFrame({"t_ns": [0.0, 10.0, 30.0], "alive": [2, 4, 0], "completed_unreleased": [0, 1, 0]})
+    assert free_timing.time_weighted_mean(alive, "alive") == pytest.approx(100 / 30)
+    row = free_timing.percentiles(make_run("reap")).iloc[0]
+    assert 0 < row["mean_alive"] <= row["max_alive"] == 5 and row["mean_completed_unreleased"] == 0

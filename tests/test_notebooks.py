@@ -22,6 +22,7 @@ from tracer.errors import AnalysisError
 FIXTURES = REPO / "tests" / "data" / "freebsd"
 LINUX_MODES = ("io_uring", "libaio", "aio-suspend")
 FIGURES = ("overview_latency", "amplification_by_role", "amplification_vs_reap_batch", "attribution_by_thread",
+           "free_timing_occupancy",
            "free_timing_histogram", "jobs_alive")
 
 

@@ -117,25 +117,57 @@ def attribution_bars(per_thread: pd.DataFrame) -> plt.Figure:
 
 
 def free_lag_histogram(hists: pd.DataFrame) -> plt.Figure:
-    """Log2 histograms of completion -> release lag, one line per run."""
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for _, g in hists.groupby("run_id", sort=False):
-        label = run_label(g.iloc[0])
-        ax.step(np.maximum(g["lo_ns"], 1) / 1000, g["count"], where="post", label=label)
+    """Log2 histograms of completion -> release lag, one line per configuration (repetitions
+    pooled: I/O counts per bucket summed over the runs of that configuration)."""
+    d = hists.assign(label=hists.apply(run_label, axis=1))
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    for label, g in d.groupby("label", sort=False):
+        pooled = g.groupby("lo_ns", as_index=False)["count"].sum().sort_values("lo_ns")
+        runs = g["run_id"].nunique()
+        ax.step(np.maximum(pooled["lo_ns"], 1) / 1000, pooled["count"], where="post",
+                label=label + (f" ({runs} runs)" if runs > 1 else ""))
     ax.set_xscale("log")
     ax.set_xlabel("kernel completion -> release of kernel state (us, log2 buckets)")
-    ax.set_ylabel("I/Os")
+    ax.set_ylabel("I/Os (summed over repetitions)")
     _title(ax, "Async-free timing: distribution", hists)
     ax.legend(fontsize=6)
     fig.tight_layout()
     return fig
 
 
-def jobs_alive_plot(alive: pd.DataFrame) -> plt.Figure:
-    """Jobs alive (submitted, not released) over time, per run, with FreeBSD's per-process limit."""
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for _, g in alive.groupby("run_id", sort=False):
-        label = run_label(g.iloc[0])
+def occupancy_bars(pct: pd.DataFrame) -> plt.Figure:
+    """Kernel jobs alive per configuration (from :func:`free_timing.percentiles`): time-weighted
+    mean and maximum, and the completed-but-unreleased part, against FreeBSD's per-process limit."""
+    d = pct.assign(label=pct.apply(run_label, axis=1))
+    g = d.groupby("label", sort=False)[["mean_alive", "max_alive", "mean_completed_unreleased",
+                                         "max_completed_unreleased"]].mean()
+    fig, ax = plt.subplots(figsize=(max(6, 0.6 * len(g) + 3), 4.8))
+    x = np.arange(len(g))
+    ax.bar(x - 0.2, g["mean_alive"], width=0.4, label="alive, time-weighted mean")
+    ax.bar(x + 0.2, g["mean_completed_unreleased"], width=0.4, label="completed but not released, mean")
+    ax.scatter(x - 0.2, g["max_alive"], marker="_", s=200, color="black", label="alive, max", zorder=3)
+    ax.scatter(x + 0.2, g["max_completed_unreleased"], marker="_", s=200, color="grey",
+               label="completed not released, max", zorder=3)
+    limits = pct["limit"].dropna().unique() if "limit" in pct else []
+    for lim in limits:
+        ax.axhline(lim, color="red", linestyle=":", label=f"vfs.aio.max_aio_queue_per_proc = {int(lim)}")
+    ax.set_xticks(x, g.index, rotation=60, ha="right", fontsize=7)
+    ax.set_ylabel("kernel jobs (per process)")
+    ax.set_xlabel("run configuration")
+    _title(ax, "AIO slot occupancy: jobs holding kernel state", pct)
+    ax.legend(fontsize=6)
+    fig.tight_layout()
+    return fig
+
+
+def jobs_alive_plot(alive: pd.DataFrame, max_runs: int = 4) -> plt.Figure:
+    """Jobs alive (submitted, not released) over time for the first run of at most ``max_runs``
+    configurations, with FreeBSD's per-process limit."""
+    firsts = alive.drop_duplicates("run_id")
+    firsts = firsts.assign(label=firsts.apply(run_label, axis=1)).drop_duplicates("label").head(max_runs)
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    for run_id, label in zip(firsts["run_id"], firsts["label"]):
+        g = alive[alive["run_id"] == run_id]
         ax.step(g["t_ns"] / 1e6, g["alive"], where="post", label=label, linewidth=0.8)
     limits = alive["limit"].dropna().unique() if "limit" in alive else []
     for lim in limits:

@@ -87,15 +87,27 @@ def percentile_row(values: pd.Series, prefix: str = "") -> dict[str, float]:
 @requires(tables={"ios": ("id", "submit_ns", "kernel_done_ns", ("freed_ns", "fetched_ns"))})
 def percentiles(model: Any) -> pd.DataFrame:
     """One row: free-lag percentiles in ns (``n``, ``mean``, ``p50``...``max``) and ``release_point``,
-    plus ``max_alive`` and ``limit`` from :func:`jobs_alive`."""
+    plus from :func:`jobs_alive`: ``max_alive``, ``max_completed_unreleased``, their time-weighted
+    means ``mean_alive`` and ``mean_completed_unreleased`` (jobs), and ``limit``."""
     lag = per_io(model)
     row = percentile_row(lag["free_lag_ns"])
     row["release_point"] = lag["release_point"].iloc[0] if len(lag) else " -> ".join(release_point(model))
     alive = jobs_alive(model)
     row["max_alive"] = int(alive["alive"].max()) if len(alive) else 0
     row["max_completed_unreleased"] = int(alive["completed_unreleased"].max()) if len(alive) else 0
+    row["mean_alive"] = time_weighted_mean(alive, "alive")
+    row["mean_completed_unreleased"] = time_weighted_mean(alive, "completed_unreleased")
     row["limit"] = MAX_AIO_QUEUE_PER_PROC if provenance(model)["os"] == "FreeBSD" else np.nan
     return with_provenance(pd.DataFrame([row]), model)
+
+
+def time_weighted_mean(alive: pd.DataFrame, column: str) -> float:
+    """Mean of a :func:`jobs_alive` step column over time (each value weighted by how long it held)."""
+    if len(alive) < 2:
+        return float("nan")
+    dt = np.diff(alive["t_ns"].to_numpy(dtype="float64"))
+    total = dt.sum()
+    return float((alive[column].to_numpy(dtype="float64")[:-1] * dt).sum() / total) if total > 0 else float("nan")
 
 
 def log2_histogram(values: pd.Series) -> pd.DataFrame:

@@ -66,6 +66,22 @@ def collect(models: Iterable[Any], fn: Callable, **kwargs) -> tuple[pd.DataFrame
     return result, pd.DataFrame(skipped, columns=["run_id", "analysis", "missing"])
 
 
+def first_per_configuration(models: Iterable[Any], limit: int | None = None) -> list[Any]:
+    """The first model of each configuration (same provenance apart from run id and losses), at
+    most ``limit`` of them: for per-run plots that would be unreadable with every repetition."""
+    from tracer.analysis.compare import CONFIG_COLUMNS
+    from tracer.analysis.requires import provenance
+
+    seen, out = set(), []
+    for m in models:
+        p = provenance(m)
+        key = tuple(str(p.get(c)) for c in (*CONFIG_COLUMNS, "kernel"))
+        if key not in seen:
+            seen.add(key)
+            out.append(m)
+    return out[:limit] if limit else out
+
+
 def sources_note(models: Iterable[Any]) -> str:
     """A sentence saying which runs are fixtures, which are measured, and which lost events."""
     from tracer.analysis.requires import provenance
