@@ -90,7 +90,7 @@ def parse_events(data: bytes, fmt: str = "events") -> ParseResult:
     # Tagged lines are checked for their field count by pyarrow (the common case: all fine);
     # only when it skipped some do we count tabs per line to find which.
     tagged = np.flatnonzero(is_event)
-    first_try = _read_tagged(data, tagged, truncated, starts, ends)
+    first_try = _read_tagged(data, tagged, np.flatnonzero(~is_event), truncated, starts, ends)
     if first_try is None:
         tab_pos = np.flatnonzero(buf == 9)
         tabs = np.searchsorted(tab_pos, ends[tagged]) - np.searchsorted(tab_pos, starts[tagged])
@@ -131,7 +131,7 @@ def parse_events(data: bytes, fmt: str = "events") -> ParseResult:
                        {"dropped_events": dropped, "messages": loss_messages})
 
 
-def _read_tagged(data: bytes, tagged: np.ndarray, truncated: bool, starts, ends):
+def _read_tagged(data: bytes, tagged: np.ndarray, untagged: np.ndarray, truncated: bool, starts, ends):
     """Fast path: pyarrow over the whole buffer, skipping untagged lines itself. None when a tagged
     line had a wrong field count (pyarrow skipped it), so the caller must find which."""
     if truncated or len(tagged) == 0:
@@ -141,7 +141,6 @@ def _read_tagged(data: bytes, tagged: np.ndarray, truncated: bool, starts, ends)
             data.decode("utf-8")
         except UnicodeDecodeError:
             return None
-    untagged = np.setdiff1d(np.arange(len(starts)), tagged, assume_unique=True)
     if any(data[starts[i]:ends[i]].count(b"\t") == N_TABS for i in untagged):
         return None  # an untagged line pyarrow would take for a row: copy the event lines out instead
     out = _read_event_lines(data, starts[tagged], ends[tagged], tagged + 1, True)
