@@ -109,7 +109,7 @@ def _kernelspec_dir(root: Path) -> Path:
     env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH", "")])),
            "MPLBACKEND": "Agg"}
     (spec_dir / "kernel.json").write_text(json.dumps({
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}", "--IPKernelApp.log_level=ERROR"],
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}", "--IPKernelApp.log_level=CRITICAL"],
         "display_name": f"aiotrace ({sys.executable})", "language": "python", "env": env}))
     return root
 
