@@ -82,12 +82,16 @@ def fio_iops(args: list[str], cpu_ns_per_io: list[float]) -> float:
     return float(job["read"]["iops"])
 
 
-def ours_iops(args: list[str], cpu_ns_per_io: list[float]) -> float:
-    """Our IOPS over the workload's window; appends its CPU ns per I/O (RUSAGE_SELF: every thread)."""
+def ours_iops(args: list[str], cpu_ns_per_io: list[float], posix_calls_per_io: list[float]) -> float:
+    """Our IOPS over the workload's window; appends its CPU ns per I/O (RUSAGE_SELF: every thread)
+    and, for the POSIX modes, its own count of aio_error + aio_suspend calls per I/O (untraced:
+    uprobes on glibc would slow each call and change how many completions a scan finds)."""
     s = run_workload(args)
     if not s.get("verified", True) or s.get("errors"):
         raise RuntimeError(f"workload run did not verify: {s.get('errors')} errors")
     cpu_ns_per_io.append(float(s["cpu_ns_per_io"]))
+    if s["mode"] in ("aio-suspend", "aio-poll"):
+        posix_calls_per_io.append((s.get("status_calls", 0) + s["wait_calls"]) / max(s["ios"], 1))
     return float(s["iops"])
 
 
@@ -133,7 +137,8 @@ def run(smoke: bool = False, reps: int = 5) -> dict:
     rows = []
     for p in pairs:
         cpu: dict[str, list[float]] = {"ours": [], "fio": []}
-        stats = alternate({"ours": lambda: ours_iops(ours_args(p, p.ios, data), cpu["ours"]),
+        posix_calls: list[float] = []
+        stats = alternate({"ours": lambda: ours_iops(ours_args(p, p.ios, data), cpu["ours"], posix_calls),
                            "fio": lambda: fio_iops(fio_args(p, p.ios, data), cpu["fio"])}, reps)
         ratio = paired_ratios(stats["ours"], stats["fio"])
         sc = syscalls_per_io(p, data, min(p.ios, 200_000)) if count_ok else None
@@ -141,6 +146,7 @@ def run(smoke: bool = False, reps: int = 5) -> dict:
                      "batch": p.batch, "reap_batch": p.reap_batch, "depth": p.depth, "ios": p.ios,
                      "reps": reps, "ours_iops": stats["ours"].values, "fio_iops": stats["fio"].values,
                      "ours_cpu_ns_per_io": cpu["ours"], "fio_cpu_ns_per_io": cpu["fio"],
+                     "ours_posix_calls_per_io": posix_calls,
                      "ratio": ratio.values, "syscalls": sc})
         print(f"  {p.label}: ours {stats['ours'].fmt(',.0f')} fio {stats['fio'].fmt(',.0f')} "
               f"ratio {ratio.fmt('.2f')}" + (f" syscalls/IO ours {sc['ours']['per_io']:.3f} fio {sc['fio']['per_io']:.3f}" if sc else ""),
@@ -151,7 +157,8 @@ def run(smoke: bool = False, reps: int = 5) -> dict:
 def markdown(rows: list[dict], counted: bool) -> str:
     header = ["ours vs fio (depth, submit/reap batch)", "ours IOPS", "fio IOPS", "IOPS ratio ours/fio",
               "CPU ns/IO ours", "CPU ns/IO fio",
-              "syscalls/IO ours", "syscalls/IO fio", "ours: own submit+wait calls/IO", "dominant syscalls/IO ours; fio"]
+              "syscalls/IO ours", "syscalls/IO fio", "ours: own submit+wait calls/IO", "dominant syscalls/IO ours; fio",
+              "ours untraced: aio_error (status) + aio_suspend/poll (wait) calls/IO"]
     body = []
     for r in rows:
         sc = r["syscalls"]
@@ -162,7 +169,8 @@ def markdown(rows: list[dict], counted: bool) -> str:
             Stats(r["fio_cpu_ns_per_io"]).fmt(",.0f") + (" (job thread only)" if r["fio_engine"] == "posixaio" else ""),
             f"{sc['ours']['per_io']:.3f}" if sc else "n/a", f"{sc['fio']['per_io']:.3f}" if sc else "n/a",
             f"{sc['ours']['own_calls_per_io']:.3f}" if sc else "n/a",
-            f"{sc['ours']['top']}; {sc['fio']['top']}" if sc else "n/a"])
+            f"{sc['ours']['top']}; {sc['fio']['top']}" if sc else "n/a",
+            Stats(r["ours_posix_calls_per_io"]).fmt(".2f") if r["ours_posix_calls_per_io"] else "-"])
     note = "" if counted else "\n\nSyscall counts need root, bpftrace and tracefs: not measured in this run."
     return md_table(header, body) + note
 
