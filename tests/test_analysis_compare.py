@@ -1,5 +1,6 @@
 """Comparison over repetitions and the sweep index."""
 import json
+from pathlib import Path
 from dataclasses import replace
 
 import numpy as np
@@ -78,3 +79,15 @@ def test_sweep_refuses_a_directory_of_another_spec(tmp_path):
     with pytest.raises(AnalysisError, match="count differ"):
         sweep.run_sweep(RunSpec(mode="io_uring", count=20), ["io_uring"], [8], [1], [1], 1, tmp_path,
                         runner=_fake_bundle_runner([]), progress=False)
+
+
+def test_bundle_paths_finds_nested_bundles_and_skips_partial_ones(tmp_path):
+    from tracer.analysis.compare import bundle_paths
+    fixtures = Path(__file__).parent / "data" / "freebsd"
+    found = bundle_paths([fixtures])
+    assert len(found) == len(list(fixtures.rglob("manifest.json"))) > 6
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    (tmp_path / "a" / "b" / "manifest.json").write_text("{}")
+    (tmp_path / ".x.partial").mkdir()
+    (tmp_path / ".x.partial" / "manifest.json").write_text("{}")
+    assert bundle_paths([tmp_path]) == [tmp_path / "a" / "b"]

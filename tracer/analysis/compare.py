@@ -108,8 +108,8 @@ def summarize(runs: pd.DataFrame) -> pd.DataFrame:
 
 def bundle_paths(paths: Iterable[str | Path]) -> list[Path]:
     """Expand bundle or sweep directories into bundle directories (a sweep: its sweep.json
-    index, else every ``*/manifest.json`` below it). Raises AnalysisError for a path that is
-    neither."""
+    index, else every bundle (``manifest.json``) at any depth below it, e.g. tests/data/freebsd).
+    Raises AnalysisError for a path that is neither."""
     out: list[Path] = []
     for p in map(Path, paths):
         if (p / "manifest.json").is_file():
@@ -117,10 +117,13 @@ def bundle_paths(paths: Iterable[str | Path]) -> list[Path]:
         elif (p / "sweep.json").is_file():
             index = json.loads((p / "sweep.json").read_text())
             out += [p / r["bundle"] for r in index.get("runs", []) if r.get("bundle") and r.get("status") == "ok"]
-        elif p.is_dir() and any(p.glob("*/manifest.json")):
-            out += sorted(m.parent for m in p.glob("*/manifest.json"))
+        elif p.is_dir() and any(p.rglob("manifest.json")):
+            # Partial bundles (".<id>.partial") are hidden directories: never read them.
+            out += sorted(m.parent for m in p.rglob("manifest.json")
+                          if not any(part.startswith(".") for part in m.relative_to(p).parts))
         else:
-            raise AnalysisError(f"{p}: neither a run bundle (manifest.json) nor a sweep (sweep.json)")
+            raise AnalysisError(f"{p}: neither a run bundle (manifest.json), a sweep (sweep.json), "
+                                "nor a directory with bundles below it")
     return out
 
 
