@@ -10,24 +10,47 @@ from pathlib import Path
 
 import pytest
 
-from conftest import need
+from conftest import need, tracing_missing
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "bench"))
 
-RESULTS: dict = {}  # section -> result dict, shared with the results-writing test
+
+# Each benchmark's smoke result is computed once per module and shared, so any test (including
+# the results-file one) can run on its own, in any order.
+@pytest.fixture(scope="module")
+def fio_result():
+    need(tracing_missing() is None, tracing_missing() or "")
+    import bench_fio
+    return bench_fio.run(smoke=True)
+
+
+@pytest.fixture(scope="module")
+def capture_result():
+    need(tracing_missing() is None, tracing_missing() or "")
+    import bench_capture
+    return bench_capture.run(smoke=True)
+
+
+@pytest.fixture(scope="module")
+def parsers_result():
+    import run_all
+    return run_all.run_parsers(smoke=True)
+
+
+@pytest.fixture(scope="module")
+def scale_result():
+    import bench_scale
+    return bench_scale.run(smoke=True)
 
 
 def _finite_positive(values) -> bool:
     return bool(values) and all(math.isfinite(v) and v > 0 for v in values)
 
 
-def test_fio_smoke_compares_same_engine_and_counts_syscalls(tracing):
+def test_fio_smoke_compares_same_engine_and_counts_syscalls(tracing, fio_result):
     need(shutil.which("fio") is not None, "fio")
-    import bench_fio
-
-    res = bench_fio.run(smoke=True)
-    RESULTS["fio"] = res
+    res = fio_result
     (row,) = res["rows"]
     assert (row["ours_mode"], row["fio_engine"], row["batch"], row["reap_batch"]) == ("io_uring", "io_uring", 8, 8)
     assert len(row["ours_iops"]) == len(row["fio_iops"]) == len(row["ratio"]) == row["reps"] == 2
@@ -44,12 +67,11 @@ def test_fio_smoke_compares_same_engine_and_counts_syscalls(tracing):
     assert res["markdown"].count("\n| io_uring vs io_uring (32, 8/8) |") == 1
 
 
-def test_capture_smoke_has_every_condition_and_slowdown(tracing):
+def test_capture_smoke_has_every_condition_and_slowdown(tracing, capture_result):
     need(shutil.which("strace") is not None, "strace")
     import bench_capture
 
-    res = bench_capture.run(smoke=True)
-    RESULTS["capture"] = res
+    res = capture_result
     conds = [r["condition"] for r in res["rows"]]
     assert conds == list(bench_capture.CONDITIONS)
     for r in res["rows"]:
@@ -63,11 +85,8 @@ def test_capture_smoke_has_every_condition_and_slowdown(tracing):
     assert len(lines) == 2 + len(bench_capture.CONDITIONS)
 
 
-def test_parsers_smoke_reports_every_format_and_both_references():
-    import run_all
-
-    res = run_all.run_parsers(smoke=True)
-    RESULTS["parsers"] = res
+def test_parsers_smoke_reports_every_format_and_both_references(parsers_result):
+    res = parsers_result
     formats = [r["format"] for r in res["rows"]]
     assert {"events", "strace", "kdump", "truss", "dtrace"} <= set(formats)
     by = {r["format"]: r for r in res["rows"]}
@@ -77,11 +96,10 @@ def test_parsers_smoke_reports_every_format_and_both_references():
     assert res["markdown"].startswith("| format |") and "ratio" in res["markdown"].splitlines()[0]
 
 
-def test_scale_smoke_builds_the_model_of_every_generated_event():
+def test_scale_smoke_builds_the_model_of_every_generated_event(scale_result):
     import bench_scale
 
-    res = bench_scale.run(smoke=True)
-    RESULTS["scale"] = res
+    res = scale_result
     rows = res["rows"]
     assert [r["target_events"] for r in rows] == [20_000, 40_000]
     for r in rows:
@@ -92,8 +110,9 @@ def test_scale_smoke_builds_the_model_of_every_generated_event():
     assert "Largest/smallest: events x2.00" in res["markdown"]
 
 
-def test_results_files_carry_every_ratio(tmp_path):
-    need(len(RESULTS) == 4, "the four smoke results above (run the whole module)")
+def test_results_files_carry_every_ratio(tmp_path, tracing, fio_result, capture_result, parsers_result,
+                                        scale_result):
+    RESULTS = {"fio": fio_result, "capture": capture_result, "parsers": parsers_result, "scale": scale_result}
     import run_all
     from common import machine_info
 
