@@ -15,6 +15,7 @@ Text formats that describe syscalls (strace, kdump, truss) are turned into the s
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -126,6 +127,26 @@ class Collector:
     def event(self, ts_ns, pid, tid, ev, name, id_=0, a0=0, a1=0, a2=0, ret=0, err=0, line=0) -> None:
         self.rows.append((int(ts_ns), int(pid), int(tid), ev, name, int(id_), int(a0), int(a1), int(a2),
                           int(ret), int(err), int(line)))
+
+    def each_line(self, data: bytes, lines: list[str] | None = None,
+                  skip_blank: bool = True) -> Iterator[tuple[int, str, str]]:
+        """Yield (line_no, raw, stripped) for each line of ``data`` (``lines``: its split_lines, if
+        the parser already has them). Handled here once for every text parser: a last line without
+        a newline (the tracer was cut off mid-write) -> unparsed plus a loss; a blank line -> counted
+        as "blank" unless ``skip_blank`` is False (parsers whose state a blank line resets)."""
+        lines = split_lines(data) if lines is None else lines
+        last = len(lines) - 1 if ends_truncated(data) else -1
+        for i, raw in enumerate(lines):
+            ln = i + 1
+            if i == last:
+                self.bad(ln, raw, "truncated last line (no newline at end of file)")
+                self.loss(1, f"truncated last line {ln}")
+                continue
+            stripped = raw.strip()
+            if skip_blank and not stripped:
+                self.count("blank")
+                continue
+            yield ln, raw, stripped
 
     def bad(self, line_no: int, text: str, reason: str) -> None:
         self.unparsed.append((line_no, text[:500], reason))

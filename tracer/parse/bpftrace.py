@@ -70,15 +70,9 @@ def _events_into(result: ParseResult, data: bytes, event_lines: list[int]) -> No
 def _parse_text(data: bytes, lines: list[str]) -> ParseResult:
     c = Collector("bpftrace")
     c.clock = "monotonic"
-    truncated = ends_truncated(data)
     hist: tuple[str, str] | None = None
     event_lines = []
-    for i, raw in enumerate(lines):
-        ln = i + 1
-        if truncated and i == len(lines) - 1:
-            c.bad(ln, raw, "truncated last line (no newline at end of file)")
-            c.loss(1, f"truncated last line {ln}")
-            continue
+    for ln, raw, _ in c.each_line(data, lines, skip_blank=False):
         if raw.startswith("E\t"):
             event_lines.append(ln)
             continue

@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 
 from tracer.parse import messages
-from tracer.parse.base import Collector, ParseResult, count_lines, ends_truncated, split_lines, to_int
+from tracer.parse.base import Collector, ParseResult, count_lines, split_lines, to_int
 
 DIST_HEAD = re.compile(r"^\s*value\s+-+ Distribution -+\s+count\s*$")
 DIST_ROW = re.compile(r"^\s*(?P<label>-?\d+|< -?\d+|>= -?\d+)\s+(?P<bar>[|@ ]*\|[@ ]*)\s+(?P<count>-?\d+)\s*$")
@@ -44,19 +44,12 @@ def parse_dtrace(data: bytes) -> ParseResult:
 
     c = Collector("dtrace")
     lines = split_lines(data)
-    truncated = ends_truncated(data)
     key = None  # the key line before a histogram
     hist_map = ""
     in_dist = in_pack = False
     last_kind = None
     event_lines = []
-    for i, raw in enumerate(lines):
-        ln = i + 1
-        if truncated and i == len(lines) - 1:
-            c.bad(ln, raw, "truncated last line (no newline at end of file)")
-            c.loss(1, f"truncated last line {ln}")
-            continue
-        s = raw.strip()
+    for ln, raw, s in c.each_line(data, lines, skip_blank=False):
         kind = None
         if raw.startswith("E\t"):
             event_lines.append(ln)
@@ -74,7 +67,7 @@ def parse_dtrace(data: bytes) -> ParseResult:
             in_dist = in_pack = False
             last_kind = "blank"
             continue
-        if last_kind == "probe_error" and lines[i - 1].rstrip().endswith("):"):
+        if last_kind == "probe_error" and lines[ln - 2].rstrip().endswith("):"):
             c.count("probe_error")  # the reason, wrapped onto its own line
             last_kind = None
             continue
@@ -129,7 +122,7 @@ def parse_dtrace(data: bytes) -> ParseResult:
             c.agg_rows.append(dict(kind="probe", map=m["fn"], key=m["cpu"], text=(m["text"] or "").strip(), line=ln))
             c.count("probe_output")
             continue
-        nxt = next((ln2 for ln2 in lines[i + 1:i + 3] if ln2.strip()), "")
+        nxt = next((ln2 for ln2 in lines[ln:ln + 2] if ln2.strip()), "")
         if DIST_HEAD.match(nxt) or (PACK_HEAD.match(nxt) if nxt else False):
             key = s
             c.count("aggregation")

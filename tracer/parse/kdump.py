@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 
-from tracer.parse.base import Collector, ParseResult, count_lines, ends_truncated, split_lines, to_int
+from tracer.parse.base import Collector, ParseResult, count_lines, to_int
 
 _TYPES = r"CALL|RET|NAMI|GIO|PSIG|CSW|USER|STRU|SCTL|CAP|PFLT|PRET|ARGS|ENV|EMUL|UNKNOWN\(\d+\)"
 LINE = re.compile(r"^\s*(?P<pid>\d+)(?::(?P<lwp>\d+))?\s+(?:(?P<tid>\d+)\s+)?(?P<comm>\S(?:.*?\S)?)\s+"
@@ -62,8 +62,6 @@ def arg_int(tok: str) -> int:
 
 def parse_kdump(data: bytes) -> ParseResult:
     c = Collector("kdump")
-    lines = split_lines(data)
-    truncated = ends_truncated(data)
     stamps: list[tuple[int, list[int]]] = []  # row index -> raw timestamp columns
     last_kind = None  # kind of the previous record (for continuation lines)
     stru_buf: list | None = None  # [line_no, pid, tid, ts_cols, text] of an open struct kevent[] record
@@ -88,21 +86,13 @@ def parse_kdump(data: bytes) -> ParseResult:
             c.event(0, pid, tid, "job_notify", "kevent", to_int(m["ident"]) or 0, 0, flags,
                     to_int(m["udata"]) or 0, data_v, data_v if flags & EV_ERROR else 0, ln)
 
-    for i, raw in enumerate(lines):
-        ln = i + 1
-        if truncated and i == len(lines) - 1:
-            c.bad(ln, raw, "truncated last line (no newline at end of file)")
-            c.loss(1, f"truncated last line {ln}")
-            continue
+    for ln, raw, _ in c.each_line(data):
         m = LINE.match(raw)
         if m is None:
             if DROPPED.match(raw):
                 flush_stru()
                 c.count("dropped")
                 c.loss(1, raw.strip())
-                continue
-            if raw.strip() == "":
-                c.count("blank")
                 continue
             if raw[:1].isspace() and last_kind is not None:
                 c.count("continuation")

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 
-from tracer.parse.base import Collector, ParseResult, count_lines, ends_truncated, split_lines, to_int
+from tracer.parse.base import Collector, ParseResult, count_lines, to_int
 from tracer.parse.truss import split_args
 
 PREFIX = re.compile(r"^\s*(?:\[pid\s+(?P<pid1>\d+)\]\s+|(?P<pid2>\d+)\s+)?"
@@ -60,19 +60,8 @@ def _fnum(text: str) -> float:
 
 def parse_strace(data: bytes) -> ParseResult:
     c = Collector("strace")
-    lines = split_lines(data)
-    truncated = ends_truncated(data)
     kinds = set()
-    for i, raw in enumerate(lines):
-        ln = i + 1
-        if truncated and i == len(lines) - 1:
-            c.bad(ln, raw, "truncated last line (no newline at end of file)")
-            c.loss(1, f"truncated last line {ln}")
-            continue
-        s = raw.strip()
-        if not s:
-            c.count("blank")
-            continue
+    for ln, raw, s in c.each_line(data):
         if C_HEAD.match(s) or C_RULE.match(s):
             c.count("summary")
             continue

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 
-from tracer.parse.base import Collector, ParseResult, count_lines, ends_truncated, split_lines, to_int
+from tracer.parse.base import Collector, ParseResult, count_lines, to_int
 
 PREFIX = re.compile(r"^\s*(?:(?P<pid>\d+)(?: +(?P<tid>\d+))?: )?(?P<ts>(?:\d+\.\d{9} ){0,2})(?P<body>.*)$")
 RESULT = re.compile(r"\s(?:= (?P<val>-?\d+) \((?P<hex>0x[0-9a-fA-F]+)\)|ERR#(?P<errno>\d+) '(?P<text>.*)'"
@@ -87,20 +87,9 @@ def _ts(text: str) -> int:
 
 def parse_truss(data: bytes) -> ParseResult:
     c = Collector("truss")
-    lines = split_lines(data)
-    truncated = ends_truncated(data)
     pending: list[tuple] = []  # (line, pid, tid, times, name, a, ident, ret, err, extra events, exit a0/a1)
     in_summary = False
-    for i, raw in enumerate(lines):
-        ln = i + 1
-        if truncated and i == len(lines) - 1:
-            c.bad(ln, raw, "truncated last line (no newline at end of file)")
-            c.loss(1, f"truncated last line {ln}")
-            continue
-        s = raw.strip()
-        if not s:
-            c.count("blank")
-            continue
+    for ln, raw, s in c.each_line(data):
         if SUMMARY_HEAD.match(s):
             in_summary = True
             c.count("summary")
