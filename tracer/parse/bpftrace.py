@@ -17,7 +17,7 @@ import json
 import re
 
 from tracer.parse import messages
-from tracer.parse.base import Collector, ParseResult, count_lines, ends_truncated, split_lines
+from tracer.parse.base import Collector, ParseResult, count_lines, ends_truncated, events_into, split_lines
 
 MAP = re.compile(r"^(?P<map>@[A-Za-z_0-9]*)(?:\[(?P<key>.*)\])?: (?P<value>-?\d+)\s*$")
 HIST_HEAD = re.compile(r"^(?P<map>@[A-Za-z_0-9]*)(?:\[(?P<key>.*)\])?:\s*$")
@@ -51,20 +51,6 @@ def parse_bpftrace(data: bytes) -> ParseResult:
     if first.startswith("{"):
         return _parse_json(data, lines)
     return _parse_text(data, lines)
-
-
-def _events_into(result: ParseResult, data: bytes, event_lines: list[int]) -> None:
-    from tracer.parse.events import parse_events
-
-    if not event_lines:
-        return
-    raw = data.replace(b"\r\n", b"\n").split(b"\n")
-    ev = parse_events(b"\n".join(raw[n - 1] for n in event_lines) + b"\n")
-    ev.events["line"] = [event_lines[n - 1] for n in ev.events["line"]]
-    result.events = ev.events
-    result.counts["event"] = len(ev.events)
-    for ln_, text, reason in ev.unparsed.itertuples(index=False):
-        result.unparsed.loc[len(result.unparsed)] = (event_lines[ln_ - 1], text, reason)
 
 
 def _parse_text(data: bytes, lines: list[str]) -> ParseResult:
@@ -105,7 +91,7 @@ def _parse_text(data: bytes, lines: list[str]) -> ParseResult:
         c.agg_rows.append(dict(kind="printf", map="", key="", text=raw, line=ln))
         c.count("printf")
     result = c.result(count_lines(data))
-    _events_into(result, data, event_lines)
+    events_into(result, data, event_lines)
     return result
 
 

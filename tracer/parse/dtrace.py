@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 
 from tracer.parse import messages
-from tracer.parse.base import Collector, ParseResult, count_lines, split_lines, to_int
+from tracer.parse.base import Collector, ParseResult, count_lines, events_into, split_lines, to_int
 
 DIST_HEAD = re.compile(r"^\s*value\s+-+ Distribution -+\s+count\s*$")
 DIST_ROW = re.compile(r"^\s*(?P<label>-?\d+|< -?\d+|>= -?\d+)\s+(?P<bar>[|@ ]*\|[@ ]*)\s+(?P<count>-?\d+)\s*$")
@@ -40,8 +40,6 @@ def _bound(label: str) -> tuple[float, float]:
 
 
 def parse_dtrace(data: bytes) -> ParseResult:
-    from tracer.parse.events import parse_events
-
     c = Collector("dtrace")
     lines = split_lines(data)
     key = None  # the key line before a histogram
@@ -134,13 +132,6 @@ def parse_dtrace(data: bytes) -> ParseResult:
             continue
         c.bad(ln, raw, "not dtrace output (an elision or annotation in the text?)")
     result = c.result(count_lines(data))
-    if event_lines:
-        sel = b"\n".join(data.split(b"\n")[n - 1] for n in event_lines) + b"\n"
-        ev = parse_events(sel)
-        ev.events["line"] = [event_lines[n - 1] for n in ev.events["line"]]
-        result.events = ev.events
-        result.counts["event"] = len(ev.events)
-        for ln_, text, reason in ev.unparsed.itertuples(index=False):
-            result.unparsed.loc[len(result.unparsed)] = (event_lines[ln_ - 1], text, reason)
+    events_into(result, data, event_lines)
     result.clock = "monotonic"
     return result
