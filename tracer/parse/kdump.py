@@ -23,6 +23,7 @@ from __future__ import annotations
 import re
 
 from tracer.parse.base import Collector, ParseResult, count_lines, to_int
+from tracer.parse.truss import SYMBOLS, arg_int  # noqa: F401  kdump prints the same symbols as truss; SYMBOLS stays importable here
 
 _TYPES = r"CALL|RET|NAMI|GIO|PSIG|CSW|USER|STRU|SCTL|CAP|PFLT|PRET|ARGS|ENV|EMUL|UNKNOWN\(\d+\)"
 LINE = re.compile(r"^\s*(?P<pid>\d+)(?::(?P<lwp>\d+))?\s+(?:(?P<tid>\d+)\s+)?(?P<comm>\S(?:.*?\S)?)\s+"
@@ -40,8 +41,6 @@ TS = re.compile(r"(-?)(\d+)\.(\d+)")
 AIOCB_ARG0 = {"aio_read", "aio_write", "aio_readv", "aio_writev", "aio_error", "aio_return", "aio_mlock",
               "compat6.aio_read", "compat6.aio_write", "compat6.aio_error", "compat6.aio_return"}
 AIOCB_ARG1 = {"aio_cancel", "aio_fsync"}
-SYMBOLS = {"LIO_NOWAIT": 0, "LIO_WAIT": 1, "AT_FDCWD": -100, "RUSAGE_SELF": 0, "RUSAGE_CHILDREN": -1,
-           "RUSAGE_THREAD": 1, "NULL": 0}
 EV_ERROR = 0x4000
 
 
@@ -50,14 +49,6 @@ def ts_ns(text: str) -> int:
     sign, sec, frac = m.groups()
     v = int(sec) * 1_000_000_000 + int(frac.ljust(9, "0")[:9])
     return -v if sign else v
-
-
-def arg_int(tok: str) -> int:
-    tok = tok.strip()
-    v = to_int(tok)
-    if v is not None:
-        return v
-    return SYMBOLS.get(tok, 0)
 
 
 def parse_kdump(data: bytes) -> ParseResult:

@@ -70,7 +70,8 @@ def split_args(text: str) -> list[str]:
     return [a.strip() for a in out] if text.strip() else []
 
 
-def _num(tok: str) -> int:
+def arg_int(tok: str) -> int:
+    """A syscall argument as truss/kdump print it -> int: a number, or a known symbol (else 0)."""
     v = to_int(tok)
     return v if v is not None else SYMBOLS.get(tok.strip(), 0)
 
@@ -121,7 +122,7 @@ def parse_truss(data: bytes) -> ParseResult:
             continue
         name = cm["name"]
         args = split_args(cm["args"])
-        a = [_num(x) for x in args[:3]] + [0] * max(0, 3 - len(args))
+        a = [arg_int(x) for x in args[:3]] + [0] * max(0, 3 - len(args))
         ident = 0
         notes: list[tuple] = []
         exit_a = (0, 0)
@@ -131,15 +132,15 @@ def parse_truss(data: bytes) -> ParseResult:
                 ident = _aiocb_buf(args[pos])
                 a[pos] = ident
         elif name in ("kevent", "compat11.kevent") and len(args) >= 4 and r and r["val"] is not None:
-            a = [_num(args[0]), 0, _num(args[2])]
+            a = [arg_int(args[0]), 0, arg_int(args[2])]
             evlist = args[3].strip()
             if evlist.startswith("{") and evlist.endswith("}"):
                 for kev in evlist[1:-1].split():
                     f = kev.split(",")
                     if len(f) == 6 and f[1] in ("EVFILT_AIO", "EVFILT_LIO"):
-                        data_v = _num(f[4])
+                        data_v = arg_int(f[4])
                         err = data_v if "EV_ERROR" in f[2] else 0
-                        notes.append((to_int(f[0]) or 0, data_v, err, _num(f[5])))
+                        notes.append((to_int(f[0]) or 0, data_v, err, arg_int(f[5])))
         elif name == "getrusage" and len(args) >= 2:
             m = RUSAGE.search(args[1])
             if m:
