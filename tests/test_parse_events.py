@@ -197,3 +197,16 @@ def test_syscall_names_fall_back_to_the_kernel_header(monkeypatch, tmp_path):
         assert events_mod.linux_syscall_names() == table
     finally:
         events_mod.linux_syscall_names.cache_clear()
+
+
+def test_bpftrace_silent_output_loss_is_counted_from_the_emitted_trailer():
+    from tracer.parse.events import parse_events
+    from tracer.schema import HEADER_LINE
+    ev = "E\t{ts}\t10\t11\tblk_done\tblock_rq_complete\t0\t8\t{ts}\t4096\t0\t0\n"
+    body = HEADER_LINE + "\n" + "".join(ev.format(ts=100 + i) for i in range(3))
+    ok = parse_events((body + "\n@emitted[blk_done]: 3\n").encode())
+    assert ok.losses["dropped_events"] == 0 and ok.counts.get("emitted") == 1
+    short = parse_events((body + "\n@emitted[blk_done]: 5\n@emitted[reap]: 2\n").encode())
+    assert short.losses["dropped_events"] == 2 + 2
+    assert any("blk_done: 5 lines printed in the kernel, 3 arrived" in m for m in short.losses["messages"])
+    assert len(short.unparsed) == 0

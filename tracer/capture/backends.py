@@ -236,10 +236,24 @@ def _bpftrace_losses(trace: Path, stderr: Path, losses: Losses) -> None:
                     losses.add(f"bpftrace: Lost {m.group(1).decode()} events", int(m.group(1)))
                 for m in _LOST_JSON.finditer(chunk_lines):
                     losses.add(f"bpftrace: lost_events {m.group(1).decode()}", int(m.group(1)))
+        _bpftrace_silent_losses(trace, losses)
     for line in _head(stderr, 1 << 20).splitlines():
         if "Lost" in line and "events" in line:
             m = re.search(r"Lost (\d+) events", line)
             losses.add(f"bpftrace: {line.strip()}", int(m.group(1)) if m else 0)
+
+
+def _bpftrace_silent_losses(trace: Path, losses: Losses) -> None:
+    """Compare the per-event script's exit trailer (lines printed per kind in the kernel) with the
+    lines that arrived: bpftrace can lose printf output without saying so."""
+    from tracer.parse import messages
+    data = trace.read_bytes()
+    emitted = messages.emitted_counts(data)
+    if not emitted:
+        return
+    arrived = {k: data.count(b"\t%s\t" % k.encode()) for k in emitted}  # ev is the only field holding a kind
+    for kind, n, got in messages.emitted_shortfall(emitted, arrived):
+        losses.add("bpftrace: " + messages.shortfall_message(kind, n, got), n - got)
 
 
 def _line_chunks(fh, size: int = 8 << 20):

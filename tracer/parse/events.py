@@ -126,6 +126,11 @@ def parse_events(data: bytes, fmt: str = "events") -> ParseResult:
         events, bad = _read_event_lines(data, starts[ev_lines], ends[ev_lines], ev_lines + 1, False)
     unparsed.extend(bad)
     counts["event"] = len(events)
+    if counts.get("emitted"):
+        arrived = events["ev"].value_counts().to_dict() if len(events) else {}
+        for kind, n, got in messages.emitted_shortfall(messages.emitted_counts(data), arrived):
+            dropped += n - got
+            loss_messages.append(messages.shortfall_message(kind, n, got))
     unparsed.sort()
     return ParseResult(fmt, n_lines, events, unparsed_frame(unparsed), counts,
                        {"dropped_events": dropped, "messages": loss_messages})

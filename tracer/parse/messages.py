@@ -19,6 +19,8 @@ _PATTERNS: tuple[tuple[str, re.Pattern, int | None], ...] = tuple(
         ("warning", r"^(ERROR|WARNING): .*RLIMIT_MEMLOCK", None),
         ("warning", r"^WARNING: ", None),
         ("interrupt", r"^\^C$", None),
+        # aiotrace-events.bt's exit trailer: lines of each kind the kernel side printed
+        ("emitted", r"^@emitted\[\w+\]: \d+$", None),
         # dtrace (stderr, prefix "dtrace: ")
         ("banner", r"^dtrace: (script|description) '.*' matched \d+ probes?$", None),
         ("drop", r"^dtrace: (\d+) drops? on CPU \d+$", 1),
@@ -44,3 +46,22 @@ def classify(line: str) -> tuple[str, int] | None:
         if m:
             return kind, (int(m.group(grp)) if grp else 0)
     return None
+
+
+_EMITTED = re.compile(rb"^@emitted\[(\w+)\]: (\d+)$", re.M)
+
+
+def emitted_counts(data: bytes) -> dict[str, int]:
+    """The ``@emitted[<ev>]: N`` trailer of a per-event bpftrace trace: lines of each event kind
+    the kernel side printed. Empty when the trace has none (dtrace, older scripts)."""
+    return {m.group(1).decode(): int(m.group(2)) for m in _EMITTED.finditer(data)}
+
+
+def emitted_shortfall(emitted: dict[str, int], arrived: dict[str, int]) -> list[tuple[str, int, int]]:
+    """(kind, emitted, arrived) for every kind of which fewer lines arrived than were printed:
+    output bpftrace lost without a "Lost N events" line."""
+    return [(k, n, arrived.get(k, 0)) for k, n in sorted(emitted.items()) if arrived.get(k, 0) < n]
+
+
+def shortfall_message(kind: str, emitted: int, arrived: int) -> str:
+    return f"{kind}: {emitted} lines printed in the kernel, {arrived} arrived ({emitted - arrived} lost silently)"
