@@ -40,6 +40,13 @@ def _title(ax, text: str, frame: pd.DataFrame) -> None:
     ax.set_title(text, fontsize=10)
 
 
+def _limit_lines(ax, frame: pd.DataFrame) -> None:
+    """Dotted red line at each FreeBSD per-process AIO job limit in ``frame["limit"]`` (if any)."""
+    limits = frame["limit"].dropna().unique() if "limit" in frame else []
+    for lim in limits:
+        ax.axhline(lim, color="red", linestyle=":", label=f"vfs.aio.max_aio_queue_per_proc = {int(lim)}")
+
+
 def amplification_bars(role_rows: pd.DataFrame) -> plt.Figure:
     """Stacked syscalls per I/O by role, one bar per run, with the mode's floor as a black tick."""
     wide = role_rows[role_rows["role"].isin(ROLES)].copy()
@@ -148,9 +155,7 @@ def occupancy_bars(pct: pd.DataFrame) -> plt.Figure:
     ax.scatter(x - 0.2, g["max_alive"], marker="_", s=200, color="black", label="alive, max", zorder=3)
     ax.scatter(x + 0.2, g["max_completed_unreleased"], marker="_", s=200, color="grey",
                label="completed not released, max", zorder=3)
-    limits = pct["limit"].dropna().unique() if "limit" in pct else []
-    for lim in limits:
-        ax.axhline(lim, color="red", linestyle=":", label=f"vfs.aio.max_aio_queue_per_proc = {int(lim)}")
+    _limit_lines(ax, pct)
     ax.set_xticks(x, g.index, rotation=60, ha="right", fontsize=7)
     ax.set_ylabel("kernel jobs (per process)")
     ax.set_xlabel("run configuration")
@@ -169,9 +174,7 @@ def jobs_alive_plot(alive: pd.DataFrame, max_runs: int = 4) -> plt.Figure:
     for run_id, label in zip(firsts["run_id"], firsts["label"]):
         g = alive[alive["run_id"] == run_id]
         ax.step(g["t_ns"] / 1e6, g["alive"], where="post", label=label, linewidth=0.8)
-    limits = alive["limit"].dropna().unique() if "limit" in alive else []
-    for lim in limits:
-        ax.axhline(lim, color="red", linestyle=":", label=f"vfs.aio.max_aio_queue_per_proc = {int(lim)}")
+    _limit_lines(ax, alive)
     ax.set_xlabel("time since first submit (ms)")
     ax.set_ylabel("kernel jobs alive (submitted, not released)")
     _title(ax, "AIO slot occupancy over time", alive)
