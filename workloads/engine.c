@@ -134,6 +134,18 @@ int aiot_fail(struct aiot_ctx *ctx, const char *fmt, ...)
     return -1;
 }
 
+long aiot_read_proc_long(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    long v = -1;
+    if (f) {
+        if (fscanf(f, "%ld", &v) != 1)
+            v = -1;
+        fclose(f);
+    }
+    return v;
+}
+
 static const char *op_name(int op)
 {
     return op == AIOT_OP_READ ? "read" : op == AIOT_OP_WRITE ? "write" : "fsync";

@@ -197,6 +197,8 @@ struct aiot_ctx {
 
 /* Mode helpers (engine.c). */
 int aiot_fail(struct aiot_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The first number in a /proc or sysctl text file (e.g. /proc/sys/fs/aio-max-nr); -1 if unreadable. */
+long aiot_read_proc_long(const char *path);
 
 /* Mode tables. */
 extern const struct aiot_mode_ops aiot_mode_aio_poll, aiot_mode_aio_suspend;

@@ -29,18 +29,6 @@ struct libaio_state {
     struct io_event *events;
 };
 
-static long read_proc_long(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    long v = -1;
-    if (f) {
-        if (fscanf(f, "%ld", &v) != 1)
-            v = -1;
-        fclose(f);
-    }
-    return v;
-}
-
 static int libaio_setup(struct aiot_ctx *ctx)
 {
     struct libaio_state *st = calloc(1, sizeof *st);
@@ -57,8 +45,8 @@ static int libaio_setup(struct aiot_ctx *ctx)
             return aiot_fail(ctx,
                              "libaio: io_setup(depth %u) refused with EAGAIN: the kernel AIO queue limit "
                              "(fs.aio-max-nr = %ld, in use %ld) is reached",
-                             ctx->depth, read_proc_long("/proc/sys/fs/aio-max-nr"),
-                             read_proc_long("/proc/sys/fs/aio-nr"));
+                             ctx->depth, aiot_read_proc_long("/proc/sys/fs/aio-max-nr"),
+                             aiot_read_proc_long("/proc/sys/fs/aio-nr"));
         if (r == -ENOSYS)
             return aiot_fail(ctx, "libaio: this kernel has no native AIO (CONFIG_AIO off)");
         return aiot_fail(ctx, "libaio: io_setup(depth %u) failed: %s", ctx->depth, strerror(-r));

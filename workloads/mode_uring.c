@@ -32,22 +32,10 @@ struct uring_state {
     unsigned got;
 };
 
-static long read_proc_long(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    long v = -1;
-    if (f) {
-        if (fscanf(f, "%ld", &v) != 1)
-            v = -1;
-        fclose(f);
-    }
-    return v;
-}
-
 /* Why io_uring_queue_init failed, in words. */
 static void explain(int err, int sqpoll, char *buf, size_t len)
 {
-    long disabled = read_proc_long("/proc/sys/kernel/io_uring_disabled");
+    long disabled = aiot_read_proc_long("/proc/sys/kernel/io_uring_disabled");
     if ((err == EPERM || err == EACCES) && disabled > 0)
         snprintf(buf, len, "io_uring is disabled by sysctl kernel.io_uring_disabled=%ld", disabled);
     else if (err == ENOSYS)
