@@ -187,6 +187,12 @@ def clamp64(v: int) -> int:
     return v - (1 << 64) if v >= (1 << 63) else v
 
 
+def seconds_ns(sec: str, frac: str = "") -> int:
+    """Decimal seconds as printed (``sec``.``frac``, any number of fraction digits) -> ns;
+    digits past the ninth are dropped, as the tracers' own rounding is unknown."""
+    return int(sec) * 1_000_000_000 + int(frac.ljust(9, "0")[:9])
+
+
 _NUM = re.compile(r"^-?(0x[0-9a-fA-F]+|\d+)$")
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 
-from tracer.parse.base import Collector, ParseResult, count_lines, to_int
+from tracer.parse.base import Collector, ParseResult, count_lines, seconds_ns, to_int
 from tracer.parse.truss import SYMBOLS, arg_int  # noqa: F401  kdump prints the same symbols as truss; SYMBOLS stays importable here
 
 _TYPES = r"CALL|RET|NAMI|GIO|PSIG|CSW|USER|STRU|SCTL|CAP|PFLT|PRET|ARGS|ENV|EMUL|UNKNOWN\(\d+\)"
@@ -47,7 +47,7 @@ EV_ERROR = 0x4000
 def ts_ns(text: str) -> int:
     m = TS.fullmatch(text)
     sign, sec, frac = m.groups()
-    v = int(sec) * 1_000_000_000 + int(frac.ljust(9, "0")[:9])
+    v = seconds_ns(sec, frac)
     return -v if sign else v
 
 

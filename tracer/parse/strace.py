@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 
-from tracer.parse.base import Collector, ParseResult, count_lines, to_int
+from tracer.parse.base import Collector, ParseResult, count_lines, seconds_ns, to_int
 from tracer.parse.truss import split_args
 
 PREFIX = re.compile(r"^\s*(?:\[pid\s+(?P<pid1>\d+)\]\s+|(?P<pid2>\d+)\s+)?"
@@ -75,10 +75,9 @@ def parse_strace(data: bytes) -> ParseResult:
         pid = int(p["pid1"] or p["pid2"] or 0)
         if p["epoch"]:
             sec, _, frac = p["epoch"].partition(".")
-            ts, kind = int(sec) * 1_000_000_000 + int(frac.ljust(9, "0")[:9]), "realtime"
+            ts, kind = seconds_ns(sec, frac), "realtime"
         elif p["h"]:
-            ts = ((int(p["h"]) * 60 + int(p["m"])) * 60 + int(p["s"])) * 1_000_000_000 + \
-                int((p["frac"] or "0").ljust(9, "0")[:9])
+            ts = seconds_ns(str((int(p["h"]) * 60 + int(p["m"])) * 60 + int(p["s"])), p["frac"] or "")
             kind = "wallclock"
         else:
             ts, kind = ln, "none"

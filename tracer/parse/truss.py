@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 
-from tracer.parse.base import Collector, ParseResult, count_lines, to_int
+from tracer.parse.base import Collector, ParseResult, count_lines, seconds_ns, to_int
 
 PREFIX = re.compile(r"^\s*(?:(?P<pid>\d+)(?: +(?P<tid>\d+))?: )?(?P<ts>(?:\d+\.\d{9} ){0,2})(?P<body>.*)$")
 RESULT = re.compile(r"\s(?:= (?P<val>-?\d+) \((?P<hex>0x[0-9a-fA-F]+)\)|ERR#(?P<errno>\d+) '(?P<text>.*)'"
@@ -83,7 +83,7 @@ def _aiocb_buf(arg: str) -> int:
 
 def _ts(text: str) -> int:
     sec, frac = TS.fullmatch(text).groups()
-    return int(sec) * 1_000_000_000 + int(frac)
+    return seconds_ns(sec, frac)
 
 
 def parse_truss(data: bytes) -> ParseResult:
