@@ -175,3 +175,19 @@ def test_bpftrace_text_event_lines_and_warnings_together():
     assert len(r.unparsed) == 0 and r.accounted_lines() == 5 and r.losses["dropped_events"] == 3
     assert r.events["name"].tolist() == ["read"] and r.events["line"].tolist() == [3]
     assert r.aggregates.iloc[0]["key"] == "1, 2"
+
+
+def test_dtrace_printa_row_whose_key_is_not_space_separated_from_its_value():
+    from tracer.parse.dtrace import parse_dtrace
+    res = parse_dtrace(b"  foo | 32001\n  bash   4242   7\n")
+    rows = res.aggregates
+    assert len(res.unparsed) == 0
+    assert list(rows["value"]) == [32001, 7]
+    assert list(rows["key"]) == ["foo |", "bash,4242"]
+
+
+def test_strace_errno_missing_from_the_table_is_minus_one_not_eperm():
+    from tracer.parse.strace import parse_strace
+    res = parse_strace(b"1700000000.000001 io_pgetevents(1, 2) = -1 ENOSYSX (made up) <0.000010>\n")
+    ev = res.events
+    assert len(res.unparsed) == 0 and int(ev["err"].iloc[-1]) == -1

@@ -125,9 +125,12 @@ def parse_dtrace(data: bytes) -> ParseResult:
             key = s
             c.count("aggregation")
             continue
-        if AGG_ROW.match(raw) and raw.startswith(" "):
-            parts = re.split(r"\s{2,}", s)
-            c.agg_rows.append(dict(kind="printa", map="", key=",".join(parts[:-1]), value=int(parts[-1]), line=ln))
+        row = AGG_ROW.match(raw)
+        if row and raw.startswith(" "):
+            # The value is the trailing integer; the keys are what precedes it, split on 2+ spaces.
+            head = s[:len(s) - len(row.group(1))].rstrip()
+            keys = re.split(r"\s{2,}", head) if head else []
+            c.agg_rows.append(dict(kind="printa", map="", key=",".join(keys), value=int(row.group(1)), line=ln))
             c.count("aggregation")
             continue
         c.bad(ln, raw, "not dtrace output (an elision or annotation in the text?)")

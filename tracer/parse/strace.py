@@ -124,5 +124,5 @@ def parse_strace(data: bytes) -> ParseResult:
 def _ret(m: re.Match) -> tuple[int, int]:
     ret = to_int(m["ret"]) or 0
     if m["errno"]:
-        return ret, ERRNO.get(m["errno"], -ret if ret < 0 else 1)
+        return ret, ERRNO.get(m["errno"], -1)  # -1: an errno this table does not name
     return ret, 0
