@@ -68,7 +68,9 @@ def amplification_bars(role_rows: pd.DataFrame) -> plt.Figure:
     ax.set_ylabel("syscalls per I/O (all threads, in window)")
     ax.set_xlabel("run (OS, mode, depth q, submit batch b, reap batch r)")
     _title(ax, "Syscall amplification by role", role_rows)
-    ax.legend(fontsize=7)
+    top = np.nanmax([bottom.max(), np.nanmax(floors.to_numpy(dtype=float)) if len(floors) else 0.0])
+    ax.set_ylim(0, top * 1.1 if top > 0 else 1.0)  # autoscale stopped at the first bar series
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))  # outside: never over a bar
     fig.tight_layout()
     return fig
 
