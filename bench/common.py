@@ -167,20 +167,10 @@ def count_syscalls(cmd: list[str], timeout: float = 300) -> tuple[int, dict[int,
     return sum(counts.values()), counts, "\n".join(child_out)
 
 
-_SYSCALL_NAMES: dict[int, str] | None = None
-
-
 def syscall_name(nr: int) -> str:
-    """x86-64 syscall name from tracer/data/linux_x86_64_syscalls.tsv."""
-    global _SYSCALL_NAMES
-    if _SYSCALL_NAMES is None:
-        _SYSCALL_NAMES = {}
-        tsv = REPO / "tracer" / "data" / "linux_x86_64_syscalls.tsv"
-        for line in tsv.read_text().splitlines():
-            parts = line.split("\t")
-            if len(parts) >= 2 and parts[0].isdigit():
-                _SYSCALL_NAMES[int(parts[0])] = parts[1]
-    return _SYSCALL_NAMES.get(nr, f"nr{nr}")
+    """x86-64 syscall name (tracer/data/linux_x86_64_syscalls.tsv), else ``nr<N>``."""
+    from tracer.data import linux_syscall_names
+    return linux_syscall_names().get(nr, f"nr{nr}")
 
 
 def top_syscalls(delta: dict[int, float], n: int = 3) -> str:

@@ -185,18 +185,26 @@ def test_cli_parses_a_bundle_directory_and_reuses_its_parquet_cache(tmp_path):
 
 
 def test_syscall_names_fall_back_to_the_kernel_header(monkeypatch, tmp_path):
+    import tracer.data
     from tracer.parse import events as events_mod
 
     table = linux_syscall_names()
     header = tmp_path / "unistd_64.h"
     header.write_text("".join(f"#define __NR_{name} {nr[2:]}\n" for nr, name in table.items()))
-    monkeypatch.setattr(events_mod, "SYSCALLS_TSV", tmp_path / "missing.tsv")
-    monkeypatch.setattr(events_mod, "UNISTD_H", header)
-    events_mod.linux_syscall_names.cache_clear()
+    monkeypatch.setattr(tracer.data, "LINUX_SYSCALLS_TSV", tmp_path / "missing.tsv")
+    monkeypatch.setattr(tracer.data, "UNISTD_H", header)
+    caches = (events_mod.linux_syscall_names, tracer.data.linux_syscall_names)
+    for c in caches:
+        c.cache_clear()
     try:
         assert events_mod.linux_syscall_names() == table
+        monkeypatch.setattr(tracer.data, "UNISTD_H", tmp_path / "no-header.h")
+        for c in caches:
+            c.cache_clear()
+        assert events_mod.linux_syscall_names() == {}
     finally:
-        events_mod.linux_syscall_names.cache_clear()
+        for c in caches:
+            c.cache_clear()
 
 
 def test_bpftrace_silent_output_loss_is_counted_from_the_emitted_trailer():

@@ -64,7 +64,17 @@ def vfs_aio_functions() -> dict[str, dict[str, str]]:
             for r in _rows(FREEBSD_VFS_AIO_FUNCTIONS)}
 
 
+UNISTD_H = Path("/usr/include/x86_64-linux-gnu/asm/unistd_64.h")  # what the TSV is generated from
+
+
 @lru_cache(maxsize=None)
 def linux_syscall_names() -> dict[int, str]:
-    """Linux x86_64 syscall number -> name (numbers newer than the generating header are absent)."""
-    return {int(r["nr"]): r["name"] for r in _rows(LINUX_SYSCALLS_TSV)}
+    """Linux x86_64 syscall number -> name (numbers newer than the generating header are absent).
+    Read from linux_x86_64_syscalls.tsv, or, if that file is missing, straight from the kernel
+    header it is generated from; {} when neither exists."""
+    if LINUX_SYSCALLS_TSV.is_file():
+        return {int(r["nr"]): r["name"] for r in _rows(LINUX_SYSCALLS_TSV)}
+    if UNISTD_H.is_file():
+        from tracer.data.gen_linux_syscalls import parse_unistd
+        return parse_unistd(UNISTD_H.read_text())
+    return {}

@@ -13,9 +13,7 @@ tracer/data/linux_x86_64_syscalls.tsv.
 from __future__ import annotations
 
 import io
-import re
 from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -23,29 +21,19 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+import tracer.data
 from tracer.parse import messages
 from tracer.parse.base import ParseResult, empty_events, unparsed_frame
 from tracer.schema import EVENT_FIELDS, EVENT_KINDS, EVENT_TAG, FIELD_NAMES
 
 N_TABS = len(EVENT_FIELDS)  # tabs in an event line: tag + fields
 _ARROW_TYPES = {"uint64": pa.uint64(), "int64": pa.int64(), "string": pa.string()}
-SYSCALLS_TSV = Path(__file__).resolve().parent.parent / "data" / "linux_x86_64_syscalls.tsv"
-
-
-UNISTD_H = Path("/usr/include/x86_64-linux-gnu/asm/unistd_64.h")
 
 
 @lru_cache(maxsize=1)
 def linux_syscall_names() -> dict[str, str]:
-    """{"nr0": "read", ...} from tracer/data/linux_x86_64_syscalls.tsv (or, if that file is
-    missing, straight from the kernel header it is generated from); {} when neither exists."""
-    if SYSCALLS_TSV.is_file():
-        table = pd.read_csv(SYSCALLS_TSV, sep="\t", comment="#", dtype={"nr": int, "name": str})
-        return {f"nr{n}": name for n, name in zip(table["nr"], table["name"])}
-    if UNISTD_H.is_file():
-        found = re.findall(r"^#define __NR_(\w+)\s+(\d+)\s*$", UNISTD_H.read_text(), flags=re.M)
-        return {f"nr{n}": name for name, n in found}
-    return {}
+    """{"nr0": "read", ...}: the names event lines carry for raw_syscalls (tracer.data's table)."""
+    return {f"nr{n}": name for n, name in tracer.data.linux_syscall_names().items()}
 
 
 def map_syscall_names(names: pd.Series) -> pd.Series:
