@@ -16,7 +16,6 @@ NOTE:    strace stops the workload at every syscall (ptrace): glibc POSIX AIO ma
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -29,7 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from common import PY, REPO, Stats, alternate, ensure_data_file, have_bpftrace, md_table, run_workload  # noqa: E402
+from common import PY, REPO, Stats, alternate, bench_main, ensure_data_file, have_bpftrace, md_table, run_workload  # noqa: E402
 
 CONDITIONS = ("untraced", "bpftrace-aggregate", "bpftrace-events", "strace")
 
@@ -130,15 +129,7 @@ def markdown(rows: list[dict], conditions: tuple[str, ...]) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--smoke", action="store_true")
-    ap.add_argument("--reps", type=int, default=3)
-    ap.add_argument("--json", type=Path, default=None)
-    a = ap.parse_args()
-    res = run(a.smoke, a.reps)
-    print(res["markdown"])
-    if a.json:
-        a.json.write_text(json.dumps(res["rows"], indent=1))
+    bench_main(__doc__, run, default_reps=3)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ NOTE:    fio's batching knobs: iodepth_batch_submit = our --batch, iodepth_batch
 """
 from __future__ import annotations
 
-import argparse
 import json
 import subprocess
 import sys
@@ -26,7 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from common import (PY, REPO, Stats, alternate, count_syscalls, ensure_data_file, have_bpftrace,  # noqa: E402
+from common import (PY, REPO, Stats, alternate, bench_main, count_syscalls, ensure_data_file, have_bpftrace,  # noqa: E402
                     md_table, paired_ratios, run_workload, top_syscalls)
 
 
@@ -176,15 +175,7 @@ def markdown(rows: list[dict], counted: bool) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--smoke", action="store_true", help="tiny configuration (seconds)")
-    ap.add_argument("--reps", type=int, default=5)
-    ap.add_argument("--json", type=Path, default=None, help="write the raw measurements here")
-    a = ap.parse_args()
-    res = run(a.smoke, a.reps)
-    print(res["markdown"])
-    if a.json:
-        a.json.write_text(json.dumps(res["rows"], indent=1))
+    bench_main(__doc__, run, default_reps=5)
 
 
 if __name__ == "__main__":

@@ -179,6 +179,20 @@ def top_syscalls(delta: dict[int, float], n: int = 3) -> str:
     return ", ".join(f"{syscall_name(k)} {v:.3f}" for v, k in items)
 
 
+def bench_main(doc: str, run: Callable[[bool, int], dict], default_reps: int) -> None:
+    """The command line every side-by-side benchmark shares: --smoke, --reps, --json."""
+    import argparse
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    ap.add_argument("--smoke", action="store_true", help="tiny configuration (seconds)")
+    ap.add_argument("--reps", type=int, default=default_reps)
+    ap.add_argument("--json", type=Path, default=None, help="write the raw measurements here")
+    a = ap.parse_args()
+    res = run(a.smoke, a.reps)
+    print(res["markdown"])
+    if a.json:
+        a.json.write_text(json.dumps(res["rows"], indent=1))
+
+
 def md_table(header: list[str], rows: list[list[str]]) -> str:
     """A GitHub markdown table."""
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
