@@ -25,7 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from common import (PY, REPO, Stats, alternate, bench_main, count_syscalls, ensure_data_file, have_bpftrace,  # noqa: E402
+from common import (PY, Stats, alternate, bench_main, count_syscalls, ensure_data_file, have_bpftrace,  # noqa: E402
                     md_table, paired_ratios, run_workload, top_syscalls)
 
 

@@ -1,5 +1,4 @@
 """Syscall amplification on model tables laid out by hand (tests/analysis_frames.py)."""
-import numpy as np
 import pandas as pd
 import pytest
 

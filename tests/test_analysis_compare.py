@@ -1,10 +1,8 @@
 """Comparison over repetitions and the sweep index."""
 import json
 from pathlib import Path
-from dataclasses import replace
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from analysis_frames import make_run

@@ -46,3 +46,10 @@ def test_every_registered_command_imports():
     for name in cli.COMMANDS:
         cmd = cli.cli.get_command(None, name)
         assert "unavailable" not in (cmd.help or ""), name
+
+
+def test_a_command_whose_module_fails_to_import_says_why(monkeypatch, capsys):
+    monkeypatch.setitem(cli.COMMANDS, "broken", "no_such_module_for_aiotrace:cmd")
+    assert cli.main(["broken"]) == 1
+    err = capsys.readouterr().err
+    assert "command 'broken' is unavailable" in err and "no_such_module_for_aiotrace" in err

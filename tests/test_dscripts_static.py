@@ -3,7 +3,6 @@ the reference tables (FreeBSD syscalls, vfs_aio.c functions, this kernel's trace
 command lines the capture layer runs."""
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 

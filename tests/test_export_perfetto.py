@@ -3,7 +3,6 @@ slices on a thread nest."""
 import json
 from collections import defaultdict
 
-import numpy as np
 import pytest
 
 from analysis_frames import make_run

@@ -35,10 +35,12 @@ class LazyGroup(click.Group):
         module, attr = target.split(":")
         try:
             return getattr(importlib.import_module(module), attr)
-        except (ImportError, AttributeError) as exc:  # a command not built yet
-            @click.command(name=name, help=f"(unavailable: {exc})")
+        except (ImportError, AttributeError) as exc:  # e.g. the cffi extension was not built
+            why = str(exc)  # `exc` is unbound once the except block ends
+
+            @click.command(name=name, help=f"(unavailable: {why})")
             def unavailable():
-                raise click.ClickException(f"command '{name}' is unavailable: {exc}")
+                raise click.ClickException(f"command '{name}' is unavailable: {why}")
             return unavailable
 
 

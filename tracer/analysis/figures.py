@@ -3,7 +3,6 @@ axes, and says when its data come from FreeBSD fixtures rather than measurements
 draw numbers the analysis functions computed."""
 from __future__ import annotations
 
-from typing import Any
 
 import matplotlib
 

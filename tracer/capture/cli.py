@@ -65,10 +65,10 @@ def dry_run_lines(spec: RunSpec, backend: Backend, why: str, flavour: str, out: 
                   engine_so=engine[0] if engine else Path("<engine .so mapped by the workload>"))
     cmds = backend.commands(ctx)
     trace = backend.trace_path(ctx, cmds[0])
-    lines.append(f"# 1. start the workload held at its handshake; it prints 'AIOTRACE-READY pid=N' (N is $PID below)")
+    lines.append("# 1. start the workload held at its handshake; it prints 'AIOTRACE-READY pid=N' (N is $PID below)")
     lines.append(f"mkdir -p {shlex.quote(str(raw))} {shlex.quote(str(record))}")
     lines.append(_render(argv))
-    lines.append(f"# 2. attach the tracer; wait until it reports its probes attached, then type 'go' into the workload")
+    lines.append("# 2. attach the tracer; wait until it reports its probes attached, then type 'go' into the workload")
     redirect = f" > {shlex.quote(str(trace))}" if backend.stdout_is_trace else ""
     lines.append(_render(cmds[0], backend.env(ctx)) + redirect + f" 2> {shlex.quote(str(raw / 'tracer.stderr'))}")
     for post in cmds[1:]:
