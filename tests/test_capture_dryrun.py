@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, need
 from tracer import dscripts
 from tracer.capture.bundle import RUN_ID_RE
 from tracer.capture.backends import AGGREGATE_BACKENDS, BACKENDS, FREEBSD_WORKLOAD, KTRACE_POINTS, Context
@@ -134,8 +134,8 @@ def test_hostile_file_value_never_reaches_program_text(tmp_path, name, flavour):
     engine = sorted((REPO / "workloads").glob("_engine*.so"))
     ctx = Context(flavour=flavour, raw_dir=tmp_path / "raw", workload_argv=workload, pid=4242,
                   engine_so=engine[0] if engine else None)
-    if name == "bpftrace" and not engine:
-        pytest.skip("workloads/_engine*.so not built")
+    if name == "bpftrace":
+        need(bool(engine), "workloads/_engine*.so (built by pip install -e .)")
     if name == "dtrace":  # the newline is a blank: dtrace -c would split it, so it is refused outright
         with pytest.raises(CaptureError, match="without blanks"):
             backend.commands(ctx)

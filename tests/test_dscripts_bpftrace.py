@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import IN_CI, REPO, need
+from conftest import REPO, need
 from tracer import dscripts, schema
 from tracer.data import linux_syscall_names
 from workloads.spec import READY_LINE, RELEASE_WORD, RunSpec
@@ -244,9 +244,7 @@ def _engine_object() -> Path | None:
 @pytest.mark.parametrize("flavour", ["events", "aggregate"])
 def test_scripts_trace_the_real_workload_held_by_pid(tracing, flavour, tmp_path):
     engine = _engine_object()
-    need(engine is not None or not IN_CI, "the workload engine (workloads._engine)")
-    if engine is None:
-        pytest.skip("workloads._engine / python -m workloads is not built yet")
+    need(engine is not None, "the workload engine (workloads._engine, built by pip install -e .)")
     spec = RunSpec(mode="io_uring", count=2000, depth=16, batch=8, reap_batch=4, file=str(tmp_path / "w.dat"),
                    file_size=4 << 20)
     argv = [sys.executable, "-m", "workloads", *spec.to_args(), "--hold", "--json"]

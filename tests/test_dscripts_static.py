@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import IN_CI, need
+from conftest import need
 from tracer import dscripts, schema
 from tracer.data import (
     LINUX_SYSCALLS_TSV, freebsd_syscall_names, freebsd_syscalls, gen_linux_syscalls, linux_syscall_names,
@@ -182,9 +182,7 @@ def test_generator_parses_defines_and_renders_a_commented_tsv():
 
 
 def test_bpftrace_tracepoints_exist_in_this_kernel():
-    need(AVAILABLE_EVENTS.exists() if IN_CI else True, "tracefs at /sys/kernel/tracing")
-    if not AVAILABLE_EVENTS.exists():
-        pytest.skip("tracefs not mounted: mount -t tracefs nodev /sys/kernel/tracing")
+    need(AVAILABLE_EVENTS.exists(), "tracefs at /sys/kernel/tracing (mount -t tracefs nodev /sys/kernel/tracing)")
     available = set(AVAILABLE_EVENTS.read_text().split())
     for path in BT_SCRIPTS:
         used = {":".join(d.parts) for d in _descs(path, "tracepoint")}
