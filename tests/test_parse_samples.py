@@ -1,4 +1,4 @@
-"""Every real sample in ../shared/samples parses without a traceback, is detected as its format,
+"""Every real sample in tests/data/samples parses without a traceback, is detected as its format,
 accounts for every line, and every unparsed line is the one explained here (with the reason)."""
 from __future__ import annotations
 
