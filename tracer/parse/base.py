@@ -120,6 +120,7 @@ class Collector:
         self.messages: list[str] = []
         self.agg_rows: list[dict] = []
         self.summary_rows: list[dict] = []
+        self.lines: list[str] = []  # the input lines, once each_line has split them
 
     def count(self, kind: str, n: int = 1) -> None:
         self.counts[kind] = self.counts.get(kind, 0) + n
@@ -135,6 +136,7 @@ class Collector:
         a newline (the tracer was cut off mid-write) -> unparsed plus a loss; a blank line -> counted
         as "blank" unless ``skip_blank`` is False (parsers whose state a blank line resets)."""
         lines = split_lines(data) if lines is None else lines
+        self.lines = lines
         last = len(lines) - 1 if ends_truncated(data) else -1
         for i, raw in enumerate(lines):
             ln = i + 1
@@ -151,13 +153,29 @@ class Collector:
     def bad(self, line_no: int, text: str, reason: str) -> None:
         self.unparsed.append((line_no, text[:500], reason))
 
+    def _in_range_rows(self) -> list[tuple]:
+        """The event rows whose numbers fit the schema (ts_ns uint64, the rest int64). A line that
+        produced an out-of-range number (a pid of 30 digits) is moved, whole, to unparsed: its
+        "record" count goes down by one, so every line stays accounted for exactly once."""
+        def fits(r: tuple) -> bool:
+            return 0 <= r[0] < (1 << 64) and all(-(1 << 63) <= v < (1 << 63) for v in (*r[1:3], *r[5:11]))
+
+        bad_lines = {r[11] for r in self.rows if not fits(r)}
+        if not bad_lines:
+            return self.rows
+        for ln in sorted(bad_lines):
+            self.count("record", -1)
+            text = self.lines[ln - 1] if 0 < ln <= len(self.lines) else ""
+            self.bad(ln, text, "a number out of the 64-bit range (time, pid, tid, argument or value)")
+        return [r for r in self.rows if r[11] not in bad_lines]
+
     def loss(self, n: int, message: str) -> None:
         self.dropped += int(n)
         if len(self.messages) < 100:
             self.messages.append(message.strip())
 
     def result(self, n_lines: int) -> ParseResult:
-        rows = [r for r in self.rows if all(-(1 << 63) <= v < (1 << 64) for v in (r[0], *r[5:11]))]
+        rows = self._in_range_rows()
         agg = pd.DataFrame(self.agg_rows) if self.agg_rows else None
         summ = pd.DataFrame(self.summary_rows) if self.summary_rows else None
         return ParseResult(self.fmt, n_lines, events_frame(rows), unparsed_frame(self.unparsed), dict(self.counts),

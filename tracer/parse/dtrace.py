@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 
 from tracer.parse import messages
-from tracer.parse.base import Collector, ParseResult, count_lines, events_into, split_lines, to_int
+from tracer.parse.base import Collector, ParseResult, count_lines, events_into, split_lines
 
 DIST_HEAD = re.compile(r"^\s*value\s+-+ Distribution -+\s+count\s*$")
 DIST_ROW = re.compile(r"^\s*(?P<label>-?\d+|< -?\d+|>= -?\d+)\s+(?P<bar>[|@ ]*\|[@ ]*)\s+(?P<count>-?\d+)\s*$")
@@ -27,6 +27,25 @@ PACK_ROW = re.compile(r"^\s*(?P<key>\S+)\s+(?P<min><\s*-?\d+|-?\d+)\s+:\s(?P<bar
 DEFAULT_HEAD = re.compile(r"^CPU\s+ID\s+FUNCTION:NAME\s*$")
 DEFAULT_ROW = re.compile(r"^\s*(?P<cpu>\d+)\s+(?P<id>\d+)\s+(?P<fn>\S*:\S+)(?: (?P<text>.*))?$")
 AGG_ROW = re.compile(r"^\s+\S.*\s(-?\d+)\s*$")
+
+
+def agg_value(text: str) -> int | None:
+    """An aggregation value as dtrace prints it (int64 or uint64, decimal) -> int, or None when it
+    is not a number or lies outside what a 64-bit aggregation can hold (never wrapped)."""
+    t = text.strip()
+    if not re.fullmatch(r"-?\d+", t):
+        return None
+    v = int(t)
+    return v if -(1 << 63) <= v < (1 << 64) else None
+
+
+def _value_row(**row) -> dict:
+    """An aggregation row; values a float64 cannot hold exactly keep their digits in ``text``."""
+    v = row["value"]
+    if abs(v) > (1 << 53):
+        row["text"] = str(v)
+    row["value"] = float(v)
+    return row
 
 
 def _bound(label: str) -> tuple[float, float]:
@@ -75,11 +94,11 @@ def parse_dtrace(data: bytes) -> ParseResult:
             continue
         if raw.startswith("A\t"):
             f = raw.split("\t")
-            v = to_int(f[-1]) if len(f) >= 3 else None
+            v = agg_value(f[-1]) if len(f) >= 3 else None
             if v is None:
-                c.bad(ln, raw, "printa row without a numeric value")
+                c.bad(ln, raw, "printa row without a 64-bit numeric value")
                 continue
-            c.agg_rows.append(dict(kind="printa", map=f[1], key=",".join(f[2:-1]), value=v, line=ln))
+            c.agg_rows.append(_value_row(kind="printa", map=f[1], key=",".join(f[2:-1]), value=v, line=ln))
             c.count("aggregation")
             continue
         if raw.startswith("H\t"):
@@ -130,7 +149,11 @@ def parse_dtrace(data: bytes) -> ParseResult:
             # The value is the trailing integer; the keys are what precedes it, split on 2+ spaces.
             head = s[:len(s) - len(row.group(1))].rstrip()
             keys = re.split(r"\s{2,}", head) if head else []
-            c.agg_rows.append(dict(kind="printa", map="", key=",".join(keys), value=int(row.group(1)), line=ln))
+            v = agg_value(row.group(1))
+            if v is None:
+                c.bad(ln, raw, "aggregation value outside the 64-bit range")
+                continue
+            c.agg_rows.append(_value_row(kind="printa", map="", key=",".join(keys), value=v, line=ln))
             c.count("aggregation")
             continue
         c.bad(ln, raw, "not dtrace output (an elision or annotation in the text?)")
