@@ -1,5 +1,5 @@
-# The cffi extension (workloads/_engine) is declared here because cffi_modules is a
+# The cffi extensions (workloads/_engine, tracer/parse/_scan) are declared here because cffi_modules is a
 # setup() keyword; everything else lives in pyproject.toml.
 from setuptools import setup
 
-setup(cffi_modules=["workloads/build_engine.py:ffibuilder"])
+setup(cffi_modules=["workloads/build_engine.py:ffibuilder", "tracer/parse/build_scan.py:ffibuilder"])

@@ -123,6 +123,28 @@ def split_lines(data: bytes) -> list[str]:
     return [ln[:-1] if ln.endswith("\r") else ln for ln in lines]
 
 
+class Lines:
+    """The lines of ``data`` by index, decoded only when asked for (as split_lines decodes them):
+    the bulk parsers need the text of their rare lines only."""
+
+    def __init__(self, data: bytes):
+        import numpy as np
+
+        self.data = data
+        nl = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 10)
+        self.starts = np.concatenate(([0], nl + 1))
+        self.ends = np.concatenate((nl, [len(data)]))
+        if len(data) == 0 or data.endswith(b"\n"):
+            self.starts, self.ends = self.starts[:-1], self.ends[:-1]
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def __getitem__(self, i: int) -> str:
+        text = self.data[self.starts[i]:self.ends[i]].decode("utf-8", errors="replace")
+        return text[:-1] if text.endswith("\r") else text
+
+
 def line_array(data: bytes):
     """Every line of ``data`` as one pyarrow string array (newline and a CR before it dropped),
     built over the bytes without a Python object per line: what the bulk classifiers run on.

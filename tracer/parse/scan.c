@@ -1,0 +1,430 @@
+/*
+ * aiotrace line scanners: the common lines of strace, truss and kdump text, tokenized in C.
+ *
+ * Each scanner walks the whole buffer once and fills per-line columns (struct scan_out); a line
+ * it does not recognise gets kind 0 and is left to the Python parser of that format, which is
+ * the reference for every line kind (tracer/parse/<format>.py). Numbers that do not fit 64 bits
+ * also give kind 0, so Python reports them. Strings (syscall names, errno names, record types)
+ * are copied into one buffer with per-line offsets, so Python reads them as one arrow array.
+ */
+#include <stdint.h>
+#include <string.h>
+
+#include "scan.h"
+
+#define IS_DIGIT(c) ((c) >= '0' && (c) <= '9')
+#define IS_SPACE(c) ((c) == ' ' || (c) == '\t' || (c) == '\r')
+#define IS_ALPHA(c) (((c) >= 'a' && (c) <= 'z') || ((c) >= 'A' && (c) <= 'Z') || (c) == '_')
+#define IS_WORD(c) (IS_ALPHA(c) || IS_DIGIT(c))
+
+static const char *skip_spaces(const char *p, const char *e)
+{
+    while (p < e && IS_SPACE(*p))
+        p++;
+    return p;
+}
+
+/* Unsigned decimal digits -> value; NULL when none or more than 63 bits. */
+static const char *digits(const char *p, const char *e, int64_t *out)
+{
+    uint64_t v = 0;
+    const char *s = p;
+    while (p < e && IS_DIGIT(*p)) {
+        if (v > (UINT64_C(1) << 59))
+            return NULL;
+        v = v * 10 + (uint64_t)(*p - '0');
+        p++;
+    }
+    if (p == s || v > (uint64_t)INT64_MAX)
+        return NULL;
+    *out = (int64_t)v;
+    return p;
+}
+
+/* "sec.frac" (any number of fraction digits, first 9 kept) -> ns; NULL if not that shape. */
+static const char *seconds(const char *p, const char *e, int64_t *ns)
+{
+    int64_t sec;
+    const char *q = digits(p, e, &sec);
+    if (q == NULL || q >= e || *q != '.' || sec > INT64_MAX / 1000000000)
+        return NULL;
+    q++;
+    int64_t frac = 0;
+    int n = 0;
+    const char *f = q;
+    while (q < e && IS_DIGIT(*q)) {
+        if (n < 9) {
+            frac = frac * 10 + (*q - '0');
+            n++;
+        }
+        q++;
+    }
+    if (q == f)
+        return NULL;
+    while (n++ < 9)
+        frac *= 10;
+    *ns = sec * 1000000000 + frac;
+    return q;
+}
+
+/* A C number as strace/truss/kdump print it: -?decimal or 0xhex (wrapped to int64 as C does).
+ * Returns the end, or NULL (not a number, or more than 64 bits). */
+static const char *cnum(const char *p, const char *e, int64_t *out)
+{
+    int neg = 0;
+    if (p < e && *p == '-') {
+        neg = 1;
+        p++;
+    }
+    uint64_t v = 0;
+    const char *s;
+    if (p + 1 < e && p[0] == '0' && (p[1] == 'x' || p[1] == 'X')) {
+        p += 2;
+        s = p;
+        while (p < e) {
+            int d;
+            char c = *p;
+            if (IS_DIGIT(c)) d = c - '0';
+            else if (c >= 'a' && c <= 'f') d = c - 'a' + 10;
+            else if (c >= 'A' && c <= 'F') d = c - 'A' + 10;
+            else break;
+            if (v >> 60)
+                return NULL;
+            v = (v << 4) | (uint64_t)d;
+            p++;
+        }
+    } else {
+        s = p;
+        while (p < e && IS_DIGIT(*p)) {
+            if (v > UINT64_MAX / 10 - 9)
+                return NULL;
+            v = v * 10 + (uint64_t)(*p - '0');
+            p++;
+        }
+    }
+    if (p == s)
+        return NULL;
+    *out = neg ? (int64_t)(0 - v) : (int64_t)v;
+    return p;
+}
+
+static void put_str(struct scan_out *o, int64_t line, int which, const char *p, const char *e)
+{
+    /* which: 0 = name, 1 = aux (errno name / record type) */
+    char *buf = which ? o->aux_buf : o->name_buf;
+    int64_t *pos = which ? &o->aux_pos : &o->name_pos;
+    int64_t *off = which ? o->aux_off : o->name_off;
+    int64_t len = e - p;
+    memcpy(buf + *pos, p, (size_t)len);
+    off[line] = *pos;
+    *pos += len;
+    (which ? o->aux_len : o->name_len)[line] = (int32_t)len;
+}
+
+/* One argument as the parsers read it: a leading number (then any decoration: strace -y's
+ * <path>, -X verbose's comment, kdump's <flags>), AT_FDCWD, else 0. */
+static int64_t arg_value(const char *p, const char *e)
+{
+    int64_t v;
+    p = skip_spaces(p, e);
+    while (e > p && IS_SPACE(e[-1]))
+        e--;
+    const char *q = cnum(p, e, &v);
+    if (q != NULL) {
+        if (q == e || *q == '<' || (q + 1 < e && q[0] == ' ' && q[1] == '/'))
+            return v;
+        return 0;
+    }
+    if (e - p == 8 && memcmp(p, "AT_FDCWD", 8) == 0)
+        return -100;
+    return 0;
+}
+
+/* Walk an argument list from p (just after '('), nesting (), [], {} and skipping "strings";
+ * stores the first three top-level arguments' values; returns the ')' that closes the list, or
+ * NULL when the line ends first (an unfinished call) or a ']'/'}' closes nothing. */
+static const char *walk_args(const char *p, const char *e, int64_t a[3], int *nargs)
+{
+    int depth = 0;
+    const char *start = p;
+    *nargs = 0;
+    a[0] = a[1] = a[2] = 0;
+    while (p < e) {
+        char c = *p;
+        if (c == '"') {
+            p++;
+            while (p < e && *p != '"') {
+                if (*p == '\\')
+                    p++;
+                p++;
+            }
+            if (p >= e)
+                return NULL;
+        } else if (c == '(' || c == '[' || c == '{') {
+            depth++;
+        } else if (c == ')' || c == ']' || c == '}') {
+            if (depth == 0) {
+                if (c != ')')
+                    return NULL;
+                if (*nargs < 3 && p > start)
+                    a[(*nargs)++] = arg_value(start, p);
+                else if (p > start)
+                    (*nargs)++;
+                return p;
+            }
+            depth--;
+        } else if (c == ',' && depth == 0) {
+            if (*nargs < 3)
+                a[*nargs] = arg_value(start, p);
+            (*nargs)++;
+            start = p + 1;
+        }
+        p++;
+    }
+    return NULL;
+}
+
+static int ends_with(const char *p, const char *e, const char *s)
+{
+    size_t n = strlen(s);
+    return (size_t)(e - p) >= n && memcmp(e - n, s, n) == 0;
+}
+
+/* The result of a strace call: "= ret[<decor>][ ERRNO (text)][ (extra)][ <dur>]" at p.
+ * Returns 1 when the rest of the line is exactly that. */
+static int strace_result(struct scan_out *o, int64_t i, const char *p, const char *e, const char **errno_at,
+                         const char **errno_end)
+{
+    *errno_at = *errno_end = NULL;
+    p = skip_spaces(p, e);
+    if (p >= e || *p != '=')
+        return 0;
+    p = skip_spaces(p + 1, e);
+    if (p < e && *p == '?') {
+        o->has_ret[i] = 0;
+        p++;
+    } else {
+        int64_t v;
+        const char *q = cnum(p, e, &v);
+        if (q == NULL)
+            return 0;
+        o->ret[i] = v;
+        o->has_ret[i] = 1;
+        p = q;
+        if (p < e && *p == '<') { /* -y decoration of a returned fd */
+            const char *q2 = memchr(p, '>', (size_t)(e - p));
+            if (q2 == NULL)
+                return 0;
+            p = q2 + 1;
+        }
+    }
+    /* the duration (-T) is the last "<sec.frac>" */
+    const char *end = e;
+    while (end > p && IS_SPACE(end[-1]))
+        end--;
+    if (end > p && end[-1] == '>') {
+        const char *lt = end - 1;
+        while (lt > p && *lt != '<')
+            lt--;
+        int64_t ns;
+        const char *q = seconds(lt + 1, end - 1, &ns);
+        if (*lt == '<' && q == end - 1 && lt > p && IS_SPACE(lt[-1])) {
+            o->dur[i] = ns;
+            end = lt;
+            while (end > p && IS_SPACE(end[-1]))
+                end--;
+        }
+    }
+    p = skip_spaces(p, end);
+    if (p < end && *p == 'E') { /* errno name, then its text in parentheses */
+        const char *q = p;
+        while (q < end && (IS_WORD(*q)))
+            q++;
+        *errno_at = p;
+        *errno_end = q;
+        p = skip_spaces(q, end);
+        if (p >= end || *p != '(')
+            return 0;
+    }
+    if (p < end && *p == '(') {/* errno text or flags explanation: must close at the end */
+        if (end[-1] != ')')
+            return 0;
+        p = end;
+    }
+    return p == end;
+}
+
+int64_t scan_strace(const char *buf, int64_t len, struct scan_out *o)
+{
+    const char *p = buf, *end = buf + len;
+    int64_t i = 0, handled = 0;
+    while (p < end && i < o->n) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        const char *e = nl ? nl : end;
+        const char *next = nl ? nl + 1 : end;
+        const char *s = p;
+        const char *en0, *en1;
+        o->kind[i] = 0;
+        o->dur[i] = -1;
+        if (nl == NULL) /* a last line without newline: Python reports it as truncated */
+            goto done;
+        while (e > s && (e[-1] == '\r'))
+            e--;
+        s = skip_spaces(s, e);
+        /* pid: "[pid N] " or "N  " (bare, -f -o) */
+        int64_t v;
+        if (e - s > 5 && memcmp(s, "[pid", 4) == 0) {
+            const char *q = digits(skip_spaces(s + 4, e), e, &v);
+            if (q == NULL || q >= e || *q != ']')
+                goto done;
+            o->pid[i] = v;
+            s = skip_spaces(q + 1, e);
+        } else if (s < e && IS_DIGIT(*s)) {
+            const char *q = digits(s, e, &v);
+            if (q != NULL && q < e && IS_SPACE(*q)) {
+                o->pid[i] = v;
+                s = skip_spaces(q, e);
+            } else if (q == NULL) {
+                goto done;
+            }
+        }
+        /* time: HH:MM:SS[.frac] (-t/-tt, ns since midnight) or sec.frac (-ttt epoch, -r delta) */
+        if (s < e && IS_DIGIT(*s)) {
+            int64_t ns;
+            const char *q = seconds(s, e, &ns);
+            if (q != NULL && q < e && IS_SPACE(*q)) {
+                o->tkind[i] = 1;
+                o->ts[i] = ns;
+                s = skip_spaces(q, e);
+            } else if (e - s >= 8 && IS_DIGIT(s[1]) && s[2] == ':' && IS_DIGIT(s[3]) && IS_DIGIT(s[4]) &&
+                       s[5] == ':' && IS_DIGIT(s[6]) && IS_DIGIT(s[7])) {
+                int64_t sod = ((s[0] - '0') * 10 + (s[1] - '0')) * 3600 + ((s[3] - '0') * 10 + (s[4] - '0')) * 60 +
+                              (s[6] - '0') * 10 + (s[7] - '0');
+                ns = sod * 1000000000;
+                q = s + 8;
+                if (q < e && *q == '.') {
+                    int64_t frac_ns;
+                    const char *q2 = seconds(s + 6, e, &frac_ns);
+                    if (q2 == NULL)
+                        goto done;
+                    ns = (sod - ((s[6] - '0') * 10 + (s[7] - '0'))) * 1000000000 + frac_ns;
+                    q = q2;
+                }
+                if (q >= e || !IS_SPACE(*q))
+                    goto done;
+                o->tkind[i] = 2;
+                o->ts[i] = ns;
+                s = skip_spaces(q, e);
+                if (e - s > 2 && s[0] == '(' && s[1] == '+') { /* -r beside -t: "(+ 0.000012) " */
+                    const char *c = memchr(s, ')', (size_t)(e - s));
+                    if (c == NULL)
+                        goto done;
+                    s = skip_spaces(c + 1, e);
+                }
+            } else {
+                goto done;
+            }
+        }
+        if (s >= e)
+            goto done;
+        if (*s == '-' && e - s > 8 && memcmp(s, "--- ", 4) == 0 && ends_with(s, e, " ---")) {
+            o->kind[i] = SCAN_SIGNAL;
+            handled++;
+            goto done;
+        }
+        if (*s == '+' && e - s > 8 && memcmp(s, "+++ ", 4) == 0 && ends_with(s, e, " +++")) {
+            o->kind[i] = SCAN_EXIT;
+            handled++;
+            goto done;
+        }
+        if (*s == '<') { /* <... name resumed>rest) = ret */
+            if (e - s < 6 || memcmp(s, "<... ", 5) != 0)
+                goto done;
+            const char *n0 = s + 5, *n1 = n0;
+            while (n1 < e && IS_WORD(*n1))
+                n1++;
+            if (n1 == n0 || e - n1 < 9 || memcmp(n1, " resumed>", 9) != 0)
+                goto done;
+            /* the rest of the arguments: find the ')' that closes the list at depth 0 */
+            int64_t a[3];
+            int nargs;
+            const char *close = walk_args(n1 + 9, e, a, &nargs);
+            if (close == NULL || !strace_result(o, i, close + 1, e, &en0, &en1))
+                goto done;
+            put_str(o, i, 0, n0, n1);
+            if (en0 != NULL)
+                put_str(o, i, 1, en0, en1);
+            o->kind[i] = SCAN_RESUMED;
+            handled++;
+            goto done;
+        }
+        if (!IS_ALPHA(*s))
+            goto done;
+        {
+            const char *n0 = s, *n1 = s;
+            while (n1 < e && IS_WORD(*n1))
+                n1++;
+            if (n1 >= e || *n1 != '(')
+                goto done;
+            int64_t a[3];
+            int nargs;
+            if (ends_with(n1, e, " <unfinished ...>")) {
+                const char *stop = e - 17;
+                const char *close = walk_args(n1 + 1, stop, a, &nargs);
+                if (close != NULL)
+                    goto done;
+                /* the arguments printed so far: walk_args stopped at the end, so read them again */
+                int depth = 0, k = 0;
+                const char *st = n1 + 1, *q = n1 + 1;
+                a[0] = a[1] = a[2] = 0;
+                for (; q < stop; q++) {
+                    char c = *q;
+                    if (c == '"') {
+                        q++;
+                        while (q < stop && *q != '"') {
+                            if (*q == '\\')
+                                q++;
+                            q++;
+                        }
+                    } else if (c == '(' || c == '[' || c == '{') depth++;
+                    else if (c == ')' || c == ']' || c == '}') depth--;
+                    else if (c == ',' && depth == 0) {
+                        if (k < 3)
+                            a[k] = arg_value(st, q);
+                        k++;
+                        st = q + 1;
+                    }
+                }
+                if (k < 3 && depth == 0 && q > st)
+                    a[k] = arg_value(st, q);
+                put_str(o, i, 0, n0, n1);
+                o->a0[i] = a[0];
+                o->a1[i] = a[1];
+                o->a2[i] = a[2];
+                o->kind[i] = SCAN_UNFINISHED;
+                handled++;
+                goto done;
+            }
+            const char *close = walk_args(n1 + 1, e, a, &nargs);
+            if (close == NULL || !strace_result(o, i, close + 1, e, &en0, &en1))
+                goto done;
+            put_str(o, i, 0, n0, n1);
+            if (en0 != NULL)
+                put_str(o, i, 1, en0, en1);
+            o->a0[i] = a[0];
+            o->a1[i] = a[1];
+            o->a2[i] = a[2];
+            o->kind[i] = SCAN_CALL;
+            handled++;
+        }
+    done:
+        if (o->kind[i] == 0) {
+            o->tkind[i] = 0;
+            o->has_ret[i] = 0;
+            o->aux_len[i] = 0;
+        }
+        p = next;
+        i++;
+    }
+    return handled;
+}
