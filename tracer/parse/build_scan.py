@@ -31,7 +31,7 @@ int64_t scan_strace(const char *buf, int64_t len, struct scan_out *o);
 ffibuilder.set_source(
     "tracer.parse._scan",
     '#include "scan.h"',
-    sources=[str(HERE / "scan.c")],
+    sources=["tracer/parse/scan.c"],  # relative to the project root, where setup.py runs
     include_dirs=[str(HERE)],
     extra_compile_args=["-std=gnu11", "-O2", "-Wall", "-Wextra"],
 )
