@@ -67,19 +67,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from tracer import modes
 from tracer.errors import ParseError
 from tracer.schema import MODEL_TABLES
 
-SUBMIT_FREEBSD = ("aio_read", "aio_write", "aio_readv", "aio_writev", "lio_listio", "aio_fsync",
-                  "compat6.aio_read", "compat6.aio_write", "compat6.lio_listio")
-ROLE_MAPS: dict[str, dict[str, str]] = {
-    "FreeBSD": {**dict.fromkeys(SUBMIT_FREEBSD, "submit"),
-                **dict.fromkeys(("kevent", "compat11.kevent", "aio_suspend", "aio_waitcomplete"), "wait"),
-                "aio_error": "status", "aio_return": "result", "compat6.aio_error": "status",
-                "compat6.aio_return": "result"},
-    "Linux": {"io_submit": "submit", "io_getevents": "wait", "io_pgetevents": "wait",
-              "io_uring_enter": "submit"},  # io_uring_enter: wait when to_submit == 0 (see roles())
-}
+# syscall -> role per OS: the union of the mode registry's per-mode roles (tracer.modes).
+# io_uring_enter is "submit" there and "wait" when to_submit == 0 (see roles()).
+ROLE_MAPS: dict[str, dict[str, str]] = {os_name: modes.role_map(os_name) for os_name in modes.OSES}
 QUEUE_SYSCALLS = ("aio_read", "aio_write", "aio_readv", "aio_writev", "aio_fsync")
 HELPER_IO = ("pread64", "pwrite64", "preadv", "pwritev", "preadv2", "pwritev2", "fdatasync", "fsync")
 SAME_CLOCK_NS = 1_000_000_000  # a sync offset below this means the record and trace share a clock

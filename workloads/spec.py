@@ -8,16 +8,13 @@ from dataclasses import dataclass, field
 import click
 
 from tracer.errors import SpecError
+# Mode facts live in the registry (tracer.modes); these names are kept for importers.
+from tracer.modes import ALL_MODES, FREEBSD_MODES, LINUX_MODES, LIO_MODES, POSIX_MODES  # noqa: F401
 
-LINUX_MODES = ("aio-poll", "aio-suspend", "libaio", "io_uring", "io_uring-sqpoll")
-FREEBSD_MODES = ("aio-poll", "aio-suspend", "waitcomplete", "kevent", "kevent-error", "reap")
-ALL_MODES = tuple(dict.fromkeys(LINUX_MODES + FREEBSD_MODES))
 OPS = ("read", "write", "write-fsync")
 PATTERNS = ("rand", "seq")
 THREADS = ("single", "split")  # split: a submitter thread and a separate reaper thread
 SUBMITS = ("single", "lio")
-# Modes that submit with aio_read/aio_write or lio_listio (the ones --submit applies to).
-POSIX_MODES = ("aio-poll", "aio-suspend", "waitcomplete", "kevent", "kevent-error", "reap")  # aio_read/aio_write per I/O, or lio_listio(LIO_NOWAIT) batches
 
 # Names of the workload's probe functions (non-inlined C, uprobe/pid-provider targets) and its
 # USDT probes (provider "aiotrace"). dscripts/ and the capture layer use exactly these.

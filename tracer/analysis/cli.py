@@ -7,7 +7,8 @@ from pathlib import Path
 import click
 
 from tracer.errors import AnalysisError, SpecError
-from workloads.spec import FREEBSD_MODES, LINUX_MODES, OPS, PATTERNS, SUBMITS, THREADS, spec_from_options
+from tracer.modes import LINUX_MODES, modes_for
+from workloads.spec import OPS, PATTERNS, SUBMITS, THREADS, spec_from_options
 
 
 def _ints(text: str, what: str) -> list[int]:
@@ -44,7 +45,7 @@ def sweep(modes, depths, batches, reap_batches, repeat, out, backend, **spec_kw)
     from tracer.analysis.sweep import run_sweep
 
     mode_list = [m for m in modes.replace(" ", "").split(",") if m]
-    os_modes = {"Linux": LINUX_MODES, "FreeBSD": FREEBSD_MODES}.get(platform.system(), ())
+    os_modes = modes_for(platform.system())
     bad = [m for m in mode_list if m not in os_modes]
     if not mode_list or bad:
         raise SpecError(f"--modes: {', '.join(bad) or 'none given'} not available on {platform.system()} "
