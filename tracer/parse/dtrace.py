@@ -18,7 +18,8 @@ from __future__ import annotations
 import re
 
 from tracer.parse import messages
-from tracer.parse.base import Collector, ParseResult, count_lines, events_into, split_lines, to_int
+from tracer.parse.base import Collector, ParseResult, count_lines, split_lines, to_int
+from tracer.parse.events import events_into
 
 DIST_HEAD = re.compile(r"^\s*value\s+-+ Distribution -+\s+count\s*$")
 DIST_ROW = re.compile(r"^\s*(?P<label>-?\d+|< -?\d+|>= -?\d+)\s+(?P<bar>[|@ ]*\|[@ ]*)\s+(?P<count>-?\d+)\s*$")
