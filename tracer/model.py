@@ -104,12 +104,40 @@ class Model:
 
 
 def _read_json(path: Path) -> dict:
+    """A JSON object file ({} when absent); ParseError when it is not JSON or not an object."""
     try:
-        return json.loads(path.read_text())
+        value = json.loads(path.read_text())
     except FileNotFoundError:
         return {}
     except (OSError, ValueError) as exc:
         raise ParseError(f"unreadable JSON: {exc}", str(path)) from None
+    if not isinstance(value, dict):
+        raise ParseError(f"not a JSON object (a JSON {type(value).__name__})", str(path))
+    return value
+
+
+MANIFEST_SCHEMA_PREFIX = "aiotrace.manifest/"
+
+
+def read_manifest(bundle: Path) -> dict:
+    """The bundle's manifest.json as a dict; ParseError (one line) when it is missing, not JSON,
+    not an object, or not an aiotrace manifest."""
+    path = Path(bundle) / "manifest.json"
+    if not path.is_file():
+        raise ParseError("not a run bundle (no manifest.json)", str(bundle))
+    manifest = _read_json(path)
+    if not str(manifest.get("schema", "")).startswith(MANIFEST_SCHEMA_PREFIX):
+        raise ParseError(f"not an aiotrace manifest (schema {manifest.get('schema')!r})", str(path))
+    return manifest
+
+
+def is_bundle(path: Path) -> bool:
+    """True when ``path`` holds an aiotrace manifest.json (not some other program's manifest)."""
+    try:
+        read_manifest(path)
+    except ParseError:
+        return False
+    return True
 
 
 def load_bundle(path, cache: bool = True) -> Model:
@@ -117,10 +145,7 @@ def load_bundle(path, cache: bool = True) -> Model:
     from tracer.parse import messages, parse_file
 
     bundle = Path(path)
-    manifest_file = bundle / "manifest.json"
-    if not manifest_file.is_file():
-        raise ParseError("not a run bundle (no manifest.json)", str(bundle))
-    manifest = _read_json(manifest_file)
+    manifest = read_manifest(bundle)
     summary = _read_json(bundle / "record" / "summary.json")
     raw = manifest.get("raw") or {}
     result = None

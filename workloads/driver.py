@@ -18,7 +18,8 @@ from typing import IO
 import numpy as np
 import pandas as pd
 
-from tracer.errors import SpecError, WorkloadError
+from tracer.errors import OutputError, SpecError, WorkloadError
+from tracer.outputs import check_writable
 from tracer.schema import IO_RECORD_COLUMNS, THREAD_RECORD_COLUMNS
 from tracer import modes as mode_registry
 from workloads.spec import ALL_MODES, LIO_MODES, READY_LINE, RELEASE_WORD, RunSpec
@@ -94,6 +95,7 @@ def check_record_dir(record: str | os.PathLike | None) -> Path | None:
         raise SpecError(f"record directory {path} already exists and is not empty")
     if not path.parent.exists():
         raise SpecError(f"record directory's parent {path.parent} does not exist")
+    check_writable(path)
     return path
 
 
@@ -233,14 +235,17 @@ def write_record(path: Path, ios: pd.DataFrame, threads: pd.DataFrame, summary: 
     """Write ios.parquet, threads.parquet and summary.json under a temp name, then rename."""
     tmp = path.parent / f".{path.name}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
     try:
+        tmp.mkdir()
         ios.to_parquet(tmp / "ios.parquet", index=False)
         threads.to_parquet(tmp / "threads.parquet", index=False)
         (tmp / "summary.json").write_text(json.dumps(summary, indent=1, sort_keys=True) + "\n")
         if path.exists():
             path.rmdir()  # an empty directory made by the caller
         os.rename(tmp, path)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise OutputError.of(path, exc) from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
