@@ -79,6 +79,18 @@ HELPER_IO = ("pread64", "pwrite64", "preadv", "pwritev", "preadv2", "pwritev2", 
 SAME_CLOCK_NS = 1_000_000_000  # a sync offset below this means the record and trace share a clock
 
 
+# What ru_inblock/ru_oublock count, per OS. Linux: 512-byte blocks (task_io_get_inblock is
+# ioac.read_bytes >> 9). FreeBSD: block I/O OPERATIONS: vfs_bio.c adds 1 per buffer it reads
+# (breada: read-ahead buffers too) and only aio_biowakeup (the aio_qbio raw-device path) adds
+# btodb(nbytes). The two are not comparable, and bytes/512 is not a FreeBSD figure.
+RUSAGE_UNITS = {"Linux": "512-byte blocks", "FreeBSD": "block I/O operations"}
+
+
+def rusage_unit(os_name: str | None) -> str:
+    """The unit of ru_inblock/ru_oublock on `os_name` (RUSAGE_UNITS; Linux when unknown)."""
+    return RUSAGE_UNITS.get(os_name or "Linux", RUSAGE_UNITS["Linux"])
+
+
 @dataclass
 class Model:
     events: pd.DataFrame
@@ -94,6 +106,11 @@ class Model:
     lines: int = 0
     aggregates: pd.DataFrame | None = None
     counts: dict = field(default_factory=dict)
+
+    @property
+    def rusage_unit(self) -> str:
+        """Unit of the threads table's inblock/oublock and of ru_charge a0/a1 (RUSAGE_UNITS)."""
+        return rusage_unit(self.manifest.get("os") or self.summary.get("os"))
 
     def has(self, table: str, *columns: str) -> bool:
         """True when ``table`` has rows and each of ``columns`` has at least one non-null value."""
