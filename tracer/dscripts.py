@@ -32,6 +32,10 @@ SCRIPTS: dict[tuple[str, str], Path] = {
     ("FreeBSD", "events"): DSCRIPTS_DIR / "freebsd" / "aiotrace-events.d",
     ("FreeBSD", "aggregate"): DSCRIPTS_DIR / "freebsd" / "aiotrace-agg.d",
 }
+# Any program (aiotrace capture -- CMD / -p PID): the events script without the workload's uprobes,
+# following forks. Same output format as ("Linux", "events").
+PROC_SCRIPT = DSCRIPTS_DIR / "linux" / "aiotrace-proc.bt"
+PROC_EXTRA_PIDS = 8  # $2..$9 of aiotrace-proc.bt
 # Add-on for kernels with D33271 (charges rusage to job->td in aio_complete); stock kernels refuse it.
 D33271_ADDON = DSCRIPTS_DIR / "freebsd" / "aiotrace-ru-d33271.d"
 
@@ -101,6 +105,16 @@ def bpftrace_argv(flavour: str, pid: int, engine_so: str | os.PathLike, *, bpftr
     exe = bpftrace or shutil.which("bpftrace") or "bpftrace"
     fmt = ["-f", "json"] if flavour == "aggregate" else []
     return [exe, "-B", "line", *fmt, "-p", str(pid), str(SCRIPTS[("Linux", flavour)]), str(pid), so]
+
+
+def bpftrace_proc_argv(pid: int, extra_pids: list[int] = (), *, bpftrace: str | None = None) -> list[str]:
+    """The bpftrace command line that traces any program: process `pid` and up to PROC_EXTRA_PIDS of
+    its descendants alive now (later forks are followed by the script). Only integers reach
+    bpftrace, as positional parameters; the program's own command line never does."""
+    pid = _check_pid(pid)
+    extra = [_check_pid(p) for p in list(extra_pids)[:PROC_EXTRA_PIDS]]
+    exe = bpftrace or shutil.which("bpftrace") or "bpftrace"
+    return [exe, "-B", "line", "-p", str(pid), str(PROC_SCRIPT), str(pid), *map(str, extra)]
 
 
 def bpftrace_env(flavour: str) -> dict[str, str]:
