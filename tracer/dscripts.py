@@ -132,15 +132,19 @@ def _check_command(command: list[str] | str) -> str:
 
 
 def dtrace_argv(flavour: str, pid: int | None = None, command: list[str] | str | None = None, *,
-                d33271: bool = False, dtrace: str = "dtrace") -> list[str]:
+                d33271: bool = False, dtrace: str = "dtrace", foreign: bool = False) -> list[str]:
     """The dtrace command line for `flavour`, attached to `pid` (-p) or running `command` (-c).
-    Exactly one of them. ``d33271`` adds the rusage add-on for D33271 kernels (events only)."""
+    Exactly one of them. ``d33271`` adds the rusage add-on for D33271 kernels (events only).
+    ``foreign``: the program is not aiotrace's workload, so its ``pid$target::aiotrace_probe_*``
+    probes match nothing; -Z lets dtrace run anyway ("permit probe descriptions that match zero
+    probes", usage() in cddl/contrib/opensolaris/cmd/dtrace/dtrace.c). -c is split on blanks by
+    make_argv() there (strtok, no quoting), hence _check_command."""
     _check_flavour(flavour)
     if (pid is None) == (command is None):
         raise CaptureError("dtrace_argv needs exactly one of pid or command")
     if d33271 and flavour != "events":
         raise CaptureError("the D33271 rusage add-on goes with the events flavour")
-    argv = [dtrace, "-q"]
+    argv = [dtrace, "-q", *(["-Z"] if foreign else [])]
     for opt in DTRACE_OPTIONS[flavour]:
         argv += ["-x", opt]
     argv += ["-p", str(_check_pid(pid))] if pid is not None else ["-c", _check_command(command)]

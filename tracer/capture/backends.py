@@ -268,9 +268,10 @@ def _strace_ready(flavour: str, stdout: Path, stderr: Path) -> bool:
 def _dtrace_build(b: Backend, ctx: Context) -> list[list[str]]:
     # dtrace_argv refuses command words with blanks: dtrace -c splits its string without quoting
     if ctx.target == "pid":  # dtrace -p: grabs the running process (libdtrace dtrace_proc_grab)
-        argv = list(_dscripts().dtrace_argv(ctx.flavour, pid=ctx.pid, dtrace=_exe(b)))
+        argv = list(_dscripts().dtrace_argv(ctx.flavour, pid=ctx.pid, dtrace=_exe(b), foreign=True))
     else:
-        argv = list(_dscripts().dtrace_argv(ctx.flavour, command=list(ctx.workload_argv), dtrace=_exe(b)))
+        argv = list(_dscripts().dtrace_argv(ctx.flavour, command=list(ctx.workload_argv), dtrace=_exe(b),
+                                               foreign=ctx.target != "workload"))
     # -o keeps the trace apart from the workload's own stdout (dtrace -c children share it)
     argv[1:1] = ["-o", str(ctx.raw_dir / _dscripts().RAW_FORMATS[("FreeBSD", ctx.flavour)][1])]
     return [argv]
@@ -281,10 +282,10 @@ def _dtrace_build(b: Backend, ctx: Context) -> list[list[str]]:
 def _ktrace_build(b: Backend, ctx: Context) -> list[list[str]]:
     out = str(ctx.raw_dir / "ktrace.out")
     # ktrace -p PID enables tracing of a running process and returns at once; the capture ends it
-    # with ktrace -C (clear every trace point this user set) before kdump reads the file.
+    # with ktrace -c -p PID (clear that process's trace points) before kdump reads the file.
     start = [_exe(b), "-i", "-t", KTRACE_POINTS, "-f", out, "-p", str(ctx.pid)] if ctx.target == "pid" \
         else [_exe(b), "-i", "-t", KTRACE_POINTS, "-f", out, *ctx.workload_argv]
-    stop = [[_exe(b), "-C"]] if ctx.target == "pid" else []
+    stop = [[_exe(b), "-c", "-p", str(ctx.pid)]] if ctx.target == "pid" else []
     return [
         start, *stop,
         # -H thread ids, -T absolute timestamps, -s no I/O data dumps
