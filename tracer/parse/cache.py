@@ -18,7 +18,7 @@ import pandas as pd
 
 from tracer.parse.base import ParseResult
 
-PARSER_VERSION = 2  # 2: the @emitted check also counts excess (duplicated) lines
+PARSER_VERSION = 3  # 2: @emitted also counts excess (duplicated) lines; strace ERESTART_* errnos
 
 
 def content_key(data: bytes, fmt: str) -> str:
