@@ -48,4 +48,4 @@ freebsd-build:
 	@$(PY) -m workloads.elfcheck $(FREEBSD_OUT) --expect freebsd
 
 clean:
-	rm -rf build workloads/out workloads/_engine*.so workloads/_engine.c workloads/*.o *.egg-info .pytest_cache
+	rm -rf build workloads/out workloads/_engine*.so workloads/_engine.c workloads/_fbsd_model*.so workloads/_fbsd_model.c workloads/*.o *.egg-info .pytest_cache
