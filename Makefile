@@ -20,7 +20,7 @@ sysdeps:
 	  echo "aiotrace: missing system packages:$$missing; install them with: sudo apt-get install$$missing" >&2; \
 	fi
 
-$(VENV)/.stamp: pyproject.toml setup.py workloads/build_engine.py $(wildcard workloads/*.c workloads/*.h)
+$(VENV)/.stamp: pyproject.toml setup.py workloads/build_engine.py $(wildcard workloads/*.c workloads/*.h workloads/fbsd_model/*.[ch] workloads/fbsd_model/include/*.h workloads/fbsd_model/include/sys/*.h)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'
