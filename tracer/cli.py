@@ -21,6 +21,7 @@ COMMANDS = {
     "compare": "tracer.analysis.cli:compare",
     "export": "tracer.analysis.cli:export",
     "demo": "tracer.commands.demo:demo",
+    "simulate": "tracer.commands.simulate:simulate",
 }
 
 

@@ -47,7 +47,9 @@ How the tables are built (the same way from every backend; every parser yields e
   ``reap`` probe events carry the I/O id (-> fetched_ns, result, reap_tid); kernel job events
   (job_done -> kernel_done_ns, job_notify -> notified_ns, job_free -> freed_ns) and aio syscalls
   carry the user aiocb address (FreeBSD ujob) or io_uring user_data, which the workload reuses.
-  So the k-th *queue marker* in time order is I/O id k (ids are assigned in submission order),
+  So the k-th *queue marker* in time order inside the measurement window is I/O id k (ids are
+  assigned in submission order from the window's start; a queueing outside the window, such as
+  the REAP availability probe, takes no id),
   and every later event with the same address belongs to that I/O until the address is queued
   again. Queue markers are ``job_queue`` events when the trace has them, else the ``sys_enter``
   of aio_read/aio_write/aio_readv/aio_writev/aio_fsync with an aiocb (kdump: the address; truss:
@@ -235,7 +237,7 @@ def build_model(result, manifest: dict, summary: dict, rec_ios: pd.DataFrame | N
                                 (syscalls["enter_ns"].fillna(syscalls["exit_ns"]) <= stop)
     elif len(syscalls):
         syscalls["in_window"] = True
-    ios = _ios(events, syscalls, rec_ios, offset)
+    ios = _ios(events, syscalls, rec_ios, offset, window if timed else None)
     if foreign:
         threads = _foreign_threads(task_io, events, syscalls)
         counts = foreign_io_counts(events, syscalls, os_name)
@@ -363,16 +365,25 @@ def _window(events: pd.DataFrame, summary: dict, offset: int) -> tuple[float, fl
     return None
 
 
-def _queue_markers(events: pd.DataFrame, syscalls: pd.DataFrame) -> pd.DataFrame:
-    """(key, ts, line) of every queueing of an I/O, in time order (see module doc)."""
+def _queue_markers(events: pd.DataFrame, syscalls: pd.DataFrame,
+                   window: tuple[float, float] | None = None) -> pd.DataFrame:
+    """(key, ts, line) of every queueing of an I/O inside the measurement window, in time order
+    (see module doc). I/O ids count from 0 at the window's first submission, so a queueing outside
+    it (REAP's availability probe after the tracer attached, check_spec's probe under a wrapping
+    tracer, a warm-up) must not take an id."""
     q = events[(events["ev"] == "job_queue") & (events["ret"] == 0) & (events["id"] != 0)]
     if len(q):
-        return pd.DataFrame({"key": q["id"].to_numpy(), "ts": q["ts_ns"].astype("float64").to_numpy(),
-                             "line": q["line"].to_numpy()})
-    s = syscalls[syscalls["name"].isin(QUEUE_SYSCALLS) & (syscalls["id"] != 0)
-                 & (syscalls["ret"].fillna(0) == 0)]
-    return pd.DataFrame({"key": s["id"].to_numpy(), "ts": s["enter_ns"].fillna(s["exit_ns"]).to_numpy(),
-                         "line": s["line"].to_numpy()}).sort_values(["ts", "line"], kind="stable")
+        out = pd.DataFrame({"key": q["id"].to_numpy(), "ts": q["ts_ns"].astype("float64").to_numpy(),
+                            "line": q["line"].to_numpy()})
+    else:
+        s = syscalls[syscalls["name"].isin(QUEUE_SYSCALLS) & (syscalls["id"] != 0)
+                     & (syscalls["ret"].fillna(0) == 0)]
+        out = pd.DataFrame({"key": s["id"].to_numpy(), "ts": s["enter_ns"].fillna(s["exit_ns"]).to_numpy(),
+                            "line": s["line"].to_numpy()}).sort_values(["ts", "line"], kind="stable")
+    if window is not None and len(out) and out["ts"].notna().any():
+        start, stop = window
+        out = out[(out["ts"] >= start) & (out["ts"] <= stop)]
+    return out.reset_index(drop=True)
 
 
 def _join_by_key(markers: pd.DataFrame, targets: pd.DataFrame) -> np.ndarray:
@@ -391,7 +402,8 @@ def _join_by_key(markers: pd.DataFrame, targets: pd.DataFrame) -> np.ndarray:
     return out
 
 
-def _ios(events: pd.DataFrame, syscalls: pd.DataFrame, rec: pd.DataFrame | None, offset: int) -> pd.DataFrame:
+def _ios(events: pd.DataFrame, syscalls: pd.DataFrame, rec: pd.DataFrame | None, offset: int,
+         window: tuple[float, float] | None = None) -> pd.DataFrame:
     cols = MODEL_TABLES["ios"]
     reap = events[events["ev"] == "reap"]
     if rec is not None and len(rec):
@@ -424,7 +436,7 @@ def _ios(events: pd.DataFrame, syscalls: pd.DataFrame, rec: pd.DataFrame | None,
             ios["reap_tid"] = r["tid"].reindex(ios.index)
     else:
         ios["fetched_ns"] = np.nan
-    markers = _queue_markers(events, syscalls)
+    markers = _queue_markers(events, syscalls, window)
     order_ids = ios["id"].sort_values().to_numpy()
 
     def by_io(frame: pd.DataFrame, ts_col: str, first: bool = True) -> pd.Series:
