@@ -256,23 +256,6 @@ class Collector:
                            {"dropped_events": self.dropped, "messages": self.messages}, agg, summ, self.clock)
 
 
-def events_into(result: ParseResult, data: bytes, event_lines: list[int]) -> None:
-    """Parse the event lines (``E<TAB>...``, 1-based numbers ``event_lines``) met inside another
-    format's output with the event-line parser, and put its events and unparsed rows into
-    ``result`` under the original line numbers."""
-    from tracer.parse.events import parse_events
-
-    if not event_lines:
-        return
-    raw = data.replace(b"\r\n", b"\n").split(b"\n")
-    ev = parse_events(b"\n".join(raw[n - 1] for n in event_lines) + b"\n")
-    ev.events["line"] = [event_lines[n - 1] for n in ev.events["line"]]
-    result.events = ev.events
-    result.counts["event"] = len(ev.events)
-    for ln_, text, reason in ev.unparsed.itertuples(index=False):
-        result.unparsed.loc[len(result.unparsed)] = (event_lines[ln_ - 1], text, reason)
-
-
 def clamp64(v: int) -> int:
     """Keep a value inside int64 (pointers above 2^63 wrap as C's (long long) cast does)."""
     v &= (1 << 64) - 1

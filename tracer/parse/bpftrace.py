@@ -17,7 +17,8 @@ import json
 import re
 
 from tracer.parse import messages
-from tracer.parse.base import Collector, ParseResult, count_lines, ends_truncated, events_into, split_lines
+from tracer.parse.base import Collector, ParseResult, count_lines, ends_truncated, split_lines
+from tracer.parse.events import events_into
 
 MAP = re.compile(r"^(?P<map>@[A-Za-z_0-9]*)(?:\[(?P<key>.*)\])?: (?P<value>-?\d+)\s*$")
 HIST_HEAD = re.compile(r"^(?P<map>@[A-Za-z_0-9]*)(?:\[(?P<key>.*)\])?:\s*$")

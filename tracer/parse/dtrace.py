@@ -43,7 +43,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tracer.parse import messages
-from tracer.parse.base import ELISION, Collector, ParseResult, aggregates_frame, count_lines, events_into, line_array
+from tracer.parse.base import ELISION, Collector, ParseResult, aggregates_frame, count_lines, line_array
+from tracer.parse.events import events_into
 
 DIST_ROW_RX = r"^\s*(?P<label>-?\d+|< ?-?\d+|>= ?-?\d+)\s+(?P<bar>[|@ ]*\|[@ ]*)\s+(?P<count>-?\d+)\s*$"
 PACK_ROW_RX = r"^\s*(?P<key>\S+)\s+(?P<min><\s*-?\d+|-?\d+)\s+:\s(?P<bars>.*?)\s*:\s+(?P<max>>=\s*-?\d+|-?\d+)\s+\|\s+(?P<count>-?\d+)\s*$"
