@@ -274,6 +274,8 @@ _NUM = re.compile(r"^-?(0x[0-9a-fA-F]+|\d+)$")
 def to_int(text: str) -> int | None:
     """A C-style number (decimal or 0x hex) -> int, or None."""
     t = text.strip()
+    if t.isdigit() and t.isascii():
+        return clamp64(int(t))
     if not _NUM.match(t):
         return None
     return clamp64(int(t, 16) if "x" in t else int(t, 10))

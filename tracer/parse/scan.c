@@ -428,3 +428,241 @@ int64_t scan_strace(const char *buf, int64_t len, struct scan_out *o)
     }
     return handled;
 }
+
+/* truss(1), FreeBSD form: "[pid[ tid]: ][time ][time ]name(args)<tabs> = N (0xN)", " ERR#n 'text'",
+ * " ERESTART", " EJUSTRETURN", or nothing (the call ended the thread). Left to Python: kevent and
+ * getrusage (their arguments carry notifications and rusage), first arguments printed as symbols,
+ * aio calls whose aiocb is not printed as a struct, and every other line kind. tkind = the number of
+ * time columns (ts = the first, dur = the second). For aio calls the aiocb's buffer (the third
+ * member) is the id and replaces the aiocb argument. */
+static int is_aio_arg0(const char *n, size_t len)
+{
+    static const char *names[] = {"aio_read", "aio_write", "aio_error", "aio_return", "aio_mlock",
+                                  "aio_waitcomplete", NULL};
+    for (int k = 0; names[k]; k++)
+        if (strlen(names[k]) == len && memcmp(n, names[k], len) == 0)
+            return 1;
+    return 0;
+}
+
+/* The buffer member of a printed aiocb "{ fd,offset,buf,nbytes,LIO_x,{ ... } }": 1 when found. */
+static int aiocb_buf(const char *p, const char *e, int64_t *buf)
+{
+    p = skip_spaces(p, e);
+    if (e - p < 2 || p[0] != '{' || p[1] != ' ')
+        return 0;
+    p += 2;
+    for (int field = 0; field < 2; field++) { /* fd, offset: -?decimal */
+        int64_t v;
+        if (p < e && *p == '-')
+            p++;
+        const char *q = digits(p, e, &v);
+        if (q == NULL || q >= e || *q != ',')
+            return 0;
+        p = q + 1;
+    }
+    const char *q;
+    if (e - p >= 4 && memcmp(p, "NULL", 4) == 0) {
+        *buf = 0;
+        q = p + 4;
+    } else if (e - p >= 2 && p[0] == '0' && p[1] != 'x') {
+        *buf = 0;
+        q = p + 1;
+    } else {
+        if (e - p < 3 || p[0] != '0' || p[1] != 'x')
+            return 0;
+        q = cnum(p, e, buf);
+    }
+    if (q == NULL || q >= e || *q != ',')
+        return 0;
+    int64_t nbytes;
+    q = digits(q + 1, e, &nbytes); /* nbytes, then the LIO opcode word */
+    if (q == NULL || q >= e || *q != ',')
+        return 0;
+    const char *w = ++q;
+    while (q < e && IS_WORD(*q))
+        q++;
+    return q > w && q < e && *q == ',';
+}
+
+int64_t scan_truss(const char *buf, int64_t len, struct scan_out *o)
+{
+    const char *p = buf, *end = buf + len;
+    int64_t i = 0, handled = 0;
+    while (p < end && i < o->n) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        const char *e = nl ? nl : end;
+        const char *next = nl ? nl + 1 : end;
+        const char *s = p;
+        o->kind[i] = 0;
+        o->dur[i] = -1;
+        if (nl == NULL)
+            goto done;
+        while (e > s && e[-1] == '\r')
+            e--;
+        s = skip_spaces(s, e);
+        int64_t v;
+        if (s < e && IS_DIGIT(*s)) { /* "pid[ tid]: " */
+            const char *q = digits(s, e, &v);
+            if (q == NULL)
+                goto done;
+            const char *r = q;
+            int64_t tid = v;
+            if (r < e && *r == ' ' && r + 1 < e && IS_DIGIT(r[1])) {
+                r = digits(r + 1, e, &tid);
+                if (r == NULL)
+                    goto done;
+            }
+            if (r < e && *r == ':' && r + 1 < e && r[1] == ' ') {
+                o->pid[i] = v;
+                o->tid[i] = tid;
+                s = r + 2;
+            } else if (!(q < e && *q == '.')) {
+                goto done; /* digits, but neither a prefix nor a time column */
+            }
+        }
+        int ncols = 0;
+        while (s < e && IS_DIGIT(*s)) { /* -d / -D time columns */
+            int64_t ns;
+            const char *q = seconds(s, e, &ns);
+            if (q == NULL || q >= e || *q != ' ' || ncols == 2)
+                goto done;
+            if (ncols == 0)
+                o->ts[i] = ns;
+            else
+                o->dur[i] = ns;
+            ncols++;
+            s = q + 1;
+        }
+        if (s >= e || !IS_ALPHA(*s))
+            goto done;
+        const char *n0 = s, *n1 = s;
+        while (n1 < e && (IS_WORD(*n1) || *n1 == '.' || *n1 == '#'))
+            n1++;
+        if (n1 >= e || *n1 != '(')
+            goto done;
+        size_t nlen = (size_t)(n1 - n0);
+        if ((nlen == 6 && memcmp(n0, "kevent", 6) == 0) || (nlen == 15 && memcmp(n0, "compat11.kevent", 15) == 0) ||
+            (nlen == 9 && memcmp(n0, "getrusage", 9) == 0) || (nlen == 4 && memcmp(n0, "kaio", 4) == 0))
+            goto done;
+        /* arguments: the first three, each a number (a symbol sends the line to Python) */
+        const char *args = n1 + 1, *close = NULL;
+        const char *st = args, *q;
+        int depth = 0, k = 0;
+        int64_t a[3] = {0, 0, 0};
+        const char *arg_at[3] = {NULL, NULL, NULL}, *arg_end[3] = {NULL, NULL, NULL};
+        for (q = args; q < e; q++) {
+            char c = *q;
+            if (c == '"') {
+                q++;
+                while (q < e && *q != '"') {
+                    if (*q == '\\')
+                        q++;
+                    q++;
+                }
+                if (q >= e)
+                    goto done;
+            } else if (c == '(' || c == '[' || c == '{') {
+                depth++;
+            } else if ((c == ')' || c == ']' || c == '}') && depth > 0) {
+                depth--;
+            } else if (c == ')' && depth == 0) {
+                close = q;
+                break;
+            } else if (c == ',' && depth == 0) {
+                if (k < 3) {
+                    arg_at[k] = st;
+                    arg_end[k] = q;
+                }
+                k++;
+                st = q + 1;
+            }
+        }
+        if (close == NULL)
+            goto done;
+        if (close > args && k < 3) {
+            arg_at[k] = st;
+            arg_end[k] = close;
+        }
+        /* the result must follow the closing parenthesis and end the line: otherwise the ')' we
+         * stopped at was inside an argument Python must read */
+        const char *r = close + 1;
+        while (r < e && (*r == ' ' || *r == '\t'))
+            r++;
+        const char *ea = NULL, *ee = NULL; /* the errno (as digits) of an error result */
+        o->has_ret[i] = 1;
+        if (r == e) {
+            o->has_ret[i] = 0;
+        } else if (*r == '=' && r + 1 < e && r[1] == ' ') {
+            const char *q2 = cnum(r + 2, e, &v);
+            if (q2 == NULL || e - q2 < 5 || memcmp(q2, " (0x", 4) != 0 || e[-1] != ')')
+                goto done;
+            o->ret[i] = v;
+        } else if (e - r > 4 && memcmp(r, "ERR#", 4) == 0) {
+            const char *q2 = digits(r + 4, e, &v);
+            if (q2 == NULL || (q2 != e && !(e - q2 >= 3 && q2[0] == ' ' && q2[1] == '\'' && e[-1] == '\'')))
+                goto done;
+            o->ret[i] = -1;
+            ea = r + 4;
+            ee = q2;
+        } else if (e - r == 8 && memcmp(r, "ERESTART", 8) == 0) {
+            o->ret[i] = -1;
+            ea = "-1"; /* ERESTART */
+            ee = ea + 2;
+        } else if (e - r == 11 && memcmp(r, "EJUSTRETURN", 11) == 0) {
+            o->ret[i] = -1;
+            ea = "-2"; /* EJUSTRETURN */
+            ee = ea + 2;
+        } else {
+            goto done;
+        }
+        int aio = is_aio_arg0(n0, nlen);
+        int pos = aio ? 0 : -1;
+        if ((nlen == 10 && memcmp(n0, "aio_cancel", 10) == 0) || (nlen == 9 && memcmp(n0, "aio_fsync", 9) == 0))
+            pos = 1;
+        for (int j = 0; j < 3; j++) {
+            if (arg_at[j] == NULL)
+                break;
+            if (j == pos) {
+                int64_t b;
+                if (!aiocb_buf(arg_at[j], arg_end[j], &b))
+                    goto done_reset;
+                a[j] = b;
+                o->id[i] = b;
+                continue;
+            }
+            const char *x = skip_spaces(arg_at[j], arg_end[j]);
+            const char *xe = arg_end[j];
+            while (xe > x && IS_SPACE(xe[-1]))
+                xe--;
+            if (x < xe && (IS_ALPHA(*x)))
+                goto done_reset; /* a symbol: Python's table reads it */
+            const char *y = cnum(x, xe, &v);
+            a[j] = (y != NULL && y == xe) ? v : 0;
+        }
+        if (pos >= 0 && arg_at[pos] == NULL)
+            goto done_reset;
+        o->a0[i] = a[0];
+        o->a1[i] = a[1];
+        o->a2[i] = a[2];
+        o->tkind[i] = (int8_t)ncols;
+        put_str(o, i, 0, n0, n1);
+        if (ea != NULL)
+            put_str(o, i, 1, ea, ee);
+        o->kind[i] = SCAN_CALL;
+        handled++;
+        goto done;
+    done_reset:
+    done:
+        if (o->kind[i] == 0) {
+            o->tkind[i] = 0;
+            o->has_ret[i] = 0;
+            o->aux_len[i] = 0;
+            o->pid[i] = o->tid[i] = o->id[i] = o->ret[i] = 0;
+            o->dur[i] = -1;
+        }
+        p = next;
+        i++;
+    }
+    return handled;
+}

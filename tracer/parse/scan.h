@@ -16,7 +16,7 @@ struct scan_out {
     int8_t *kind;    /* 0: not recognised here, the Python parser reads the line */
     int8_t *tkind;   /* 0 no time, 1 seconds.fraction, 2 time of day */
     int8_t *has_ret;
-    int64_t *pid, *tid, *ts, *dur, *a0, *a1, *a2, *ret;
+    int64_t *pid, *tid, *ts, *dur, *a0, *a1, *a2, *ret, *id;
     char *name_buf;
     int64_t name_pos;
     int64_t *name_off;
@@ -28,4 +28,5 @@ struct scan_out {
 };
 
 int64_t scan_strace(const char *buf, int64_t len, struct scan_out *o);
+int64_t scan_truss(const char *buf, int64_t len, struct scan_out *o);
 #endif

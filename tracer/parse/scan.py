@@ -23,7 +23,7 @@ except ImportError:  # not built (no compiler): the Python readers do every line
 CALL, UNFINISHED, RESUMED, SIGNAL, EXIT = 1, 2, 3, 4, 5
 DONE = -1
 
-_INT_COLS = ("pid", "tid", "ts", "dur", "a0", "a1", "a2", "ret")
+_INT_COLS = ("pid", "tid", "ts", "dur", "a0", "a1", "a2", "ret", "id")
 
 
 @dataclass
@@ -40,6 +40,7 @@ class LineColumns:
     a1: np.ndarray
     a2: np.ndarray
     ret: np.ndarray
+    id: np.ndarray
     names: dict = field(default_factory=dict)  # "name"/"aux" -> (line indices, arrow strings) from C
     py_names: dict = field(default_factory=dict)  # "name"/"aux" -> {line index: str} from Python
 
