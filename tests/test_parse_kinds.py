@@ -108,6 +108,44 @@ def test_c_scanner_reads_every_real_strace_output_as_the_python_reader_does(monk
         _same(path.read_bytes(), "strace", monkeypatch)
 
 
+def test_c_scanners_read_every_real_truss_and_kdump_output_as_the_python_readers_do(monkeypatch):
+    need(scan.lib is not None, "the C line scanner (make setup builds it)")
+    fx = REPO / "tests" / "data" / "freebsd"
+    for fmt in ("truss", "kdump"):
+        files = sorted((SAMPLES / fmt).glob("*.txt")) + sorted(fx.glob(f"*/*/raw/{fmt}.txt"))
+        assert files
+        for path in files:
+            _same(path.read_bytes(), fmt, monkeypatch)
+
+
+_TRUSS_PARTS = ["123 ", "100456: ", "1/1: ", "/2: ", "0.000100000 ", "1.234 ", "aio_read(", "aio_error(", "kevent(",
+                "getrusage(", "read(", "{ 3,8192,0x800c00000,8192,LIO_NOP,{ sigev_notify=SIGEV_NONE } }", "{ ", " }",
+                ",", "0x7fff", "EVFILT_AIO", "EV_ERROR", "RUSAGE_THREAD", ")", " = 0 (0x0)", " = 4096 (0x1000)",
+                " ERR#35 'Resource temporarily unavailable'", " ERESTART", " EJUSTRETURN", "\t", " = 3", " Err#2 ENOENT",
+                "<new thread 5>", "99999999999999999999", "kaio(AIOWRITE, ", "\"a,b\"", "timeout: 1.0 sec"]
+_KDUMP_PARTS = [" 123 ", "100234 ", "12:7 ", "prog ", "my prog ", "1700000000.123456789 ", "0.000012 ", "-0.5 ", "3 ",
+                "CALL  ", "RET   ", "STRU  ", "NAMI  ", "GIO   ", "F64  ", "read(", "kevent(", "aio_return(", "0x3,",
+                "0x4,", "AT_FDCWD,", ")", "read ", "kevent ", "4096", "4096/0x1000", "-1 errno 4 Interrupted",
+                "RESTART", "JUSTRETURN", "struct kevent[] = { ", "{ ident=0x1, filter=EVFILT_AIO, flags=0x4000<EV_ERROR>, "
+                "fflags=0, data=0x5, udata=0x0 }", "             ", " }", "Events dropped.", "\"x\"", "99999999999999999999"]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                  HealthCheck.function_scoped_fixture])
+@given(st.sampled_from(["truss", "kdump"]), st.data())
+def test_c_scanners_agree_with_the_python_readers_on_any_truss_or_kdump_like_line(monkeypatch, fmt, data):
+    need(scan.lib is not None, "the C line scanner (make setup builds it)")
+    parts = _TRUSS_PARTS if fmt == "truss" else _KDUMP_PARTS
+    lines = data.draw(st.lists(st.lists(st.sampled_from(parts), max_size=10).map("".join), min_size=1, max_size=12))
+    payload = ("\n".join(lines) + "\n").encode()
+    try:
+        _same(payload, fmt, monkeypatch)
+    except Exception as exc:
+        from tracer.errors import ParseError
+        if not isinstance(exc, ParseError):
+            raise
+
+
 _STRACE_PARTS = ["[pid 12] ", "12  ", "12:00:01.123456 ", "1700000000.123456 ", "     0.000012 ", "(+ 0.000001) ",
                  "read(", "io_submit(", "3</tmp/f>", "-100 /* AT_FDCWD */", ", ", '"ab\\"c"...', "{aio_data=1, ",
                  "}", "[", "]", ")", " = ", "-1", "0x7f", "?", " EAGAIN (Resource temporarily unavailable)",

@@ -16,7 +16,7 @@ struct scan_out {
     int8_t *kind;
     int8_t *tkind;
     int8_t *has_ret;
-    int64_t *pid, *tid, *ts, *dur, *a0, *a1, *a2, *ret, *id;
+    int64_t *pid, *tid, *ts, *dur, *a0, *a1, *a2, *ret, *id, *err;
     char *name_buf;
     int64_t name_pos;
     int64_t *name_off;
@@ -28,6 +28,7 @@ struct scan_out {
 };
 int64_t scan_strace(const char *buf, int64_t len, struct scan_out *o);
 int64_t scan_truss(const char *buf, int64_t len, struct scan_out *o);
+int64_t scan_kdump(const char *buf, int64_t len, struct scan_out *o);
 """)
 ffibuilder.set_source(
     "tracer.parse._scan",

@@ -666,3 +666,270 @@ int64_t scan_truss(const char *buf, int64_t len, struct scan_out *o)
     }
     return handled;
 }
+
+/* kdump(1): "pid[:lwp] [tid] comm [time ...] [cpu] TYPE [ABI] rest" (FreeBSD -H -T/-E/-R -c -A,
+ * DragonFly pid:lwp; OpenBSD/NetBSD the same shape). The command name may hold spaces: as the
+ * Python reader's lazy regex does, the shortest name after which time columns, an optional CPU
+ * column and a record type follow wins; a digits token after the pid is a tid when a record can
+ * follow it. CALL and RET records (numeric arguments), other record types and continuation lines
+ * are read here; kevent structs, symbolic arguments, "Events dropped." and anything else go to
+ * Python. tkind = the number of time columns, ts = the first one. */
+#define TOK_MAX 64
+
+static int is_type(const char *p, const char *e, int *code)
+{
+    static const char *types[] = {"CALL", "RET", "NAMI", "GIO", "PSIG", "CSW", "USER", "STRU", "SCTL", "CAP",
+                                  "PFLT", "PRET", "ARGS", "ENV", "EMUL", NULL};
+    size_t n = (size_t)(e - p);
+    for (int k = 0; types[k]; k++)
+        if (strlen(types[k]) == n && memcmp(p, types[k], n) == 0) {
+            *code = k;
+            return 1;
+        }
+    if (n > 9 && memcmp(p, "UNKNOWN(", 8) == 0 && e[-1] == ')') {
+        for (const char *q = p + 8; q < e - 1; q++)
+            if (!IS_DIGIT(*q))
+                return 0;
+        *code = 99;
+        return 1;
+    }
+    return 0;
+}
+
+static int is_ts_tok(const char *p, const char *e)
+{
+    int64_t ns;
+    if (p < e && *p == '-')
+        p++;
+    return seconds(p, e, &ns) == e;
+}
+
+static int all_digits(const char *p, const char *e)
+{
+    if (p == e)
+        return 0;
+    for (; p < e; p++)
+        if (!IS_DIGIT(*p))
+            return 0;
+    return 1;
+}
+
+/* name[num](args) or name[num] value: the name part; returns its end (at '[' / '(' / space). */
+static const char *kd_name(const char *p, const char *e, const char **name_end)
+{
+    const char *q = p;
+    while (q < e && (IS_WORD(*q) || *q == '.'))
+        q++;
+    *name_end = q;
+    if (q < e && *q == '[') {
+        const char *r = q + 1;
+        while (r < e && IS_DIGIT(*r))
+            r++;
+        if (r == q + 1 || r >= e || *r != ']')
+            return NULL;
+        q = r + 1;
+    }
+    return q;
+}
+
+static int kd_aio_arg(const char *n, size_t len)
+{
+    static const char *arg0[] = {"aio_read", "aio_write", "aio_readv", "aio_writev", "aio_error", "aio_return",
+                                 "aio_mlock", "compat6.aio_read", "compat6.aio_write", "compat6.aio_error",
+                                 "compat6.aio_return", NULL};
+    for (int k = 0; arg0[k]; k++)
+        if (strlen(arg0[k]) == len && memcmp(n, arg0[k], len) == 0)
+            return 0;
+    if ((len == 10 && memcmp(n, "aio_cancel", 10) == 0) || (len == 9 && memcmp(n, "aio_fsync", 9) == 0))
+        return 1;
+    return -1;
+}
+
+int64_t scan_kdump(const char *buf, int64_t len, struct scan_out *o)
+{
+    const char *p = buf, *end = buf + len;
+    int64_t i = 0, handled = 0;
+    int seen_record = 0, after_kevent_stru = 0;
+    while (p < end && i < o->n) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        const char *e = nl ? nl : end;
+        const char *next = nl ? nl + 1 : end;
+        const char *ts0[TOK_MAX], *te0[TOK_MAX];
+        int nt = 0;
+        o->kind[i] = 0;
+        o->dur[i] = -1;
+        if (nl == NULL)
+            goto done;
+        while (e > p && e[-1] == '\r')
+            e--;
+        if (ends_with(p, e, "Events dropped.") || ends_with(p, e, "Events dropped. "))
+            goto done;
+        /* tokens */
+        for (const char *q = p; q < e && nt < TOK_MAX;) {
+            while (q < e && (IS_SPACE(*q) || *q == '\f' || *q == '\v'))
+                q++;
+            if (q >= e)
+                break;
+            ts0[nt] = q;
+            while (q < e && !(IS_SPACE(*q) || *q == '\f' || *q == '\v'))
+                q++;
+            te0[nt++] = q;
+        }
+        {
+            /* pid[:lwp], then [tid] name... as the reader's regex: a tid when a record can follow */
+            int64_t pid = 0, lwp = 0, htid = 0, v;
+            int has_lwp = 0, has_htid = 0, type = -1, tpos = -1, ncols = 0, first_ts = -1;
+            if (nt < 3)
+                goto notrec;
+            const char *q = digits(ts0[0], te0[0], &pid);
+            if (q == NULL)
+                goto notrec;
+            if (q < te0[0]) {
+                if (*q != ':' || digits(q + 1, te0[0], &lwp) != te0[0])
+                    goto notrec;
+                has_lwp = 1;
+            }
+            for (int with_tid = 1; with_tid >= 0 && tpos < 0; with_tid--) {
+                int cs = with_tid ? 2 : 1;
+                if (with_tid && (!all_digits(ts0[1], te0[1]) || digits(ts0[1], te0[1], &htid) == NULL))
+                    continue;
+                for (int L = 1; cs + L < nt && tpos < 0; L++) { /* the shortest name first */
+                    int k = cs + L, nc = 0, code;
+                    while (k < nt && is_ts_tok(ts0[k], te0[k])) {
+                        k++;
+                        nc++;
+                    }
+                    if (k < nt && is_type(ts0[k], te0[k], &code))
+                        tpos = k;
+                    else if (k + 1 < nt && all_digits(ts0[k], te0[k]) && is_type(ts0[k + 1], te0[k + 1], &code))
+                        tpos = k + 1; /* a CPU column (-c) before the type */
+                    if (tpos >= 0) {
+                        type = code;
+                        ncols = nc;
+                        first_ts = cs + L;
+                        has_htid = with_tid;
+                    }
+                }
+            }
+            if (tpos < 0)
+                goto notrec;
+            if (ncols > 0) {
+                int64_t ns;
+                const char *a = ts0[first_ts];
+                int neg = (*a == '-');
+                if (seconds(a + neg, te0[first_ts], &ns) == NULL)
+                    goto notrec;
+                o->ts[i] = neg ? -ns : ns;
+            }
+            if (ncols > 127)
+                goto notrec;
+            int64_t t = has_lwp ? lwp : (has_htid ? htid : 0);
+            o->pid[i] = pid;
+            o->tid[i] = t ? t : pid;
+            o->tkind[i] = (int8_t)ncols;
+            /* ABI column after the type, then the rest of the line as printed */
+            const char *rest = te0[tpos];
+            rest = skip_spaces(rest, e);
+            if (e - rest >= 4 && (rest[0] == 'F' || rest[0] == 'L' || rest[0] == 'U') &&
+                ((rest[1] == '6' && rest[2] == '4') || (rest[1] == '3' && rest[2] == '2') ||
+                 (rest[1] == '0' && rest[2] == '0')) && IS_SPACE(rest[3]))
+                rest = skip_spaces(rest + 3, e);
+            const char *re_ = e;
+            while (re_ > rest && IS_SPACE(re_[-1]))
+                re_--;
+            seen_record = 1;
+            after_kevent_stru = 0;
+            if (type == 0) { /* CALL name[num](args) */
+                const char *n1, *q2 = kd_name(rest, re_, &n1);
+                if (q2 == NULL || q2 >= re_ || *q2 != '(' || re_[-1] != ')')
+                    goto record_to_python;
+                int64_t a[3] = {0, 0, 0};
+                const char *st = q2 + 1, *stop = re_ - 1;
+                int na = 0;
+                for (const char *c = st; c <= stop && na < 3; c++) {
+                    if (c == stop || *c == ',') {
+                        const char *x = skip_spaces(st, c), *xe = c;
+                        while (xe > x && IS_SPACE(xe[-1]))
+                            xe--;
+                        if (x < xe && IS_ALPHA(*x))
+                            goto record_to_python; /* a symbol: the shared table reads it */
+                        const char *y = cnum(x, xe, &v);
+                        a[na++] = (y != NULL && y == xe) ? v : 0;
+                        st = c + 1;
+                        if (c == stop)
+                            break;
+                    }
+                }
+                if (n1 == rest) /* no name, only [num]: Python names it */
+                    goto record_to_python;
+                int aio = kd_aio_arg(rest, (size_t)(n1 - rest));
+                o->id[i] = aio == 0 ? a[0] : (aio == 1 ? a[1] : 0);
+                o->a0[i] = a[0];
+                o->a1[i] = a[1];
+                o->a2[i] = a[2];
+                put_str(o, i, 0, rest, n1);
+                o->kind[i] = SCAN_CALL;
+            } else if (type == 1) { /* RET name[num] value */
+                const char *n1, *q2 = kd_name(rest, re_, &n1);
+                if (q2 == NULL || q2 >= re_ || !IS_SPACE(*q2) || n1 == rest)
+                    goto record_to_python;
+                const char *val = skip_spaces(q2, re_);
+                if (re_ - val == 7 && memcmp(val, "RESTART", 7) == 0) {
+                    o->ret[i] = -1;
+                    o->err[i] = -1;
+                } else if (re_ - val == 10 && memcmp(val, "JUSTRETURN", 10) == 0) {
+                    o->ret[i] = 0;
+                    o->err[i] = -2;
+                } else if (re_ - val > 9 && memcmp(val, "-1 errno ", 9) == 0) {
+                    const char *d = val + 9;
+                    int neg = (*d == '-');
+                    const char *d2 = digits(d + neg, re_, &v);
+                    if (d2 == NULL || (d2 != re_ && *d2 != ' '))
+                        goto record_to_python;
+                    o->ret[i] = -1;
+                    o->err[i] = neg ? -v : v;
+                } else {
+                    const char *d = cnum(val, re_, &v);
+                    if (d == NULL)
+                        goto record_to_python;
+                    if (d < re_) {
+                        int64_t h;
+                        if (*d != '/' || d + 3 > re_ || d[1] != '0' || d[2] != 'x' || cnum(d + 1, re_, &h) != re_)
+                            goto record_to_python;
+                    }
+                    if (val[0] == '-' && val[1] == '0')
+                        goto record_to_python; /* -0x...: not a kdump value */
+                    o->ret[i] = v;
+                }
+                o->has_ret[i] = 1;
+                put_str(o, i, 0, rest, n1);
+                o->kind[i] = SCAN_RET;
+            } else {
+                if (type == 7 && re_ - rest >= 13 && memcmp(rest, "struct kevent", 13) == 0) {
+                    after_kevent_stru = 1;
+                    goto record_to_python;
+                }
+                put_str(o, i, 1, ts0[tpos], te0[tpos]);
+                o->kind[i] = SCAN_TYPE;
+            }
+            handled++;
+            goto done;
+        record_to_python:
+            o->pid[i] = o->tid[i] = o->id[i] = o->a0[i] = o->a1[i] = o->a2[i] = o->ret[i] = o->err[i] = 0;
+            o->tkind[i] = 0;
+            o->has_ret[i] = 0;
+            goto done;
+        }
+    notrec:
+        /* continuation of a record (GIO data, STRU elements, ARGS): leading white space */
+        if (seen_record && !after_kevent_stru && p < e && (*p == ' ' || *p == '\t') &&
+            !(nt > 0 && all_digits(ts0[0], te0[0]))) { /* digits first: maybe a record Python reads */
+            o->kind[i] = SCAN_CONT;
+            handled++;
+        }
+    done:
+        p = next;
+        i++;
+    }
+    return handled;
+}

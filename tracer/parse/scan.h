@@ -10,13 +10,16 @@
 #define SCAN_RESUMED 3    /* <... name resumed>) = ret */
 #define SCAN_SIGNAL 4     /* --- SIGxxx ... --- */
 #define SCAN_EXIT 5       /* +++ exited with N +++ */
+#define SCAN_RET 6        /* kdump RET record */
+#define SCAN_TYPE 7       /* kdump record of another type (aux = the type) */
+#define SCAN_CONT 8       /* kdump continuation line */
 
 struct scan_out {
     int64_t n;
     int8_t *kind;    /* 0: not recognised here, the Python parser reads the line */
     int8_t *tkind;   /* 0 no time, 1 seconds.fraction, 2 time of day */
     int8_t *has_ret;
-    int64_t *pid, *tid, *ts, *dur, *a0, *a1, *a2, *ret, *id;
+    int64_t *pid, *tid, *ts, *dur, *a0, *a1, *a2, *ret, *id, *err;
     char *name_buf;
     int64_t name_pos;
     int64_t *name_off;
@@ -29,4 +32,5 @@ struct scan_out {
 
 int64_t scan_strace(const char *buf, int64_t len, struct scan_out *o);
 int64_t scan_truss(const char *buf, int64_t len, struct scan_out *o);
+int64_t scan_kdump(const char *buf, int64_t len, struct scan_out *o);
 #endif

@@ -20,10 +20,10 @@ try:
 except ImportError:  # not built (no compiler): the Python readers do every line
     ffi = lib = None
 
-CALL, UNFINISHED, RESUMED, SIGNAL, EXIT = 1, 2, 3, 4, 5
+CALL, UNFINISHED, RESUMED, SIGNAL, EXIT, RET, TYPE, CONT = 1, 2, 3, 4, 5, 6, 7, 8  # scan.h
 DONE = -1
 
-_INT_COLS = ("pid", "tid", "ts", "dur", "a0", "a1", "a2", "ret", "id")
+_INT_COLS = ("pid", "tid", "ts", "dur", "a0", "a1", "a2", "ret", "id", "err")
 
 
 @dataclass
@@ -41,6 +41,7 @@ class LineColumns:
     a2: np.ndarray
     ret: np.ndarray
     id: np.ndarray
+    err: np.ndarray
     names: dict = field(default_factory=dict)  # "name"/"aux" -> (line indices, arrow strings) from C
     py_names: dict = field(default_factory=dict)  # "name"/"aux" -> {line index: str} from Python
 
