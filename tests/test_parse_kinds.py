@@ -167,6 +167,41 @@ def test_c_scanner_agrees_with_the_python_reader_on_any_strace_like_line(monkeyp
             raise
 
 
+# --- truss ----------------------------------------------------------------------------------
+
+SOLARIS = """\
+12345/1:\t 0.0000\t 0.0000\texecve("/usr/bin/aiotest", 0xFFBFFC3C, 0xFFBFFC44)  argc = 2
+12345/1:\t      argv: aiotest -n 4
+12345/1:\t 0.0013\t 0.0013\topen("/var/ld/ld.config", O_RDONLY)\t\tErr#2 ENOENT
+12345/2:\t 0.0031\t 0.0018\tlwp_park(0x00000000, 0)\t\t\t= 0
+12345/1:\t 0.0042\t 0.0011\tread(3, 0x08047A10, 512)\t(sleeping...)
+12345/1:\t 0.0102\t 0.0060\tread(3, "hello", 512)\t\t= 5
+12345/1:\t    Received signal #18, SIGCLD, in waitid() [caught]
+12345/1:\t      siginfo: SIGCLD CLD_EXITED pid=12346 status=0x0000
+12345/1:\t 0.0200\t 0.0098\tpipe()\t\t\t\t= 3 [4]
+12345/3:\t 0.0300\t 0.0100\tkaio(AIOWRITE, 3, 0x08050000, 8192, 0, 0x08047E00) = 0
+12345/3:\t 0.0310\t 0.0010\tkaio(AIOWAIT, 0x08047D00)\t\t= 134512128
+12345/3:\t         timeout: 0.000000 sec
+"""
+
+
+def test_solaris_truss_f_pid_lwp_time_columns_and_kaio():
+    r = parse_bytes(SOLARIS.encode(), "auto")
+    assert r.format == "truss" and len(r.unparsed) == 0 and r.accounted_lines() == r.lines
+    assert r.counts["detail"] == 4 and r.counts["sleeping"] == 1 and r.counts["record"] == 7
+    assert r.clock == "relative"
+    ev = r.events
+    assert set(zip(ev["pid"], ev["tid"])) == {(12345, 1), (12345, 2), (12345, 3)}
+    op = ev[(ev["name"] == "open") & (ev["ev"] == "sys_exit")].iloc[0]
+    assert (op["ret"], op["err"], op["ts_ns"]) == (-1, 2, 1_300_000)
+    assert ev[(ev["name"] == "pipe") & (ev["ev"] == "sys_exit")]["ret"].item() == 3
+    kaio = ev[(ev["name"] == "kaio") & (ev["ev"] == "sys_enter")]
+    assert list(kaio["a0"]) == [1, 2]  # AIOWRITE, AIOWAIT (illumos sys/aio.h)
+    assert ev[(ev["name"] == "kaio") & (ev["ev"] == "sys_exit")]["ret"].tolist() == [0, 134512128]
+    r = _parse(SAMPLES / "truss" / "12-solaris-kaio-aiowrite-aiowait-lwp.txt")
+    assert r.format == "truss" and r.counts == {"record": 7, "detail": 3} and (r.events["tid"] == 1).all()
+
+
 # --- dtrace -----------------------------------------------------------------------------------
 
 STACKS = """\

@@ -46,6 +46,7 @@ EXPECTED = {
     "truss/05-freebsd11-dotnet-truss-f-d-H-kevent.txt": ("truss", {}),
     "truss/06-freebsd10-consul-truss-D-umtx-pwrite.txt": ("truss", {}),
     "truss/09-solaris-truss-c-summary-ls-nfs-2001.txt": ("truss", {}),
+    "truss/12-solaris-kaio-aiowrite-aiowait-lwp.txt": ("truss", {}),
 }
 
 ELIDED = {"dtrace/04-quantize-readch-per-execname.txt": 1, "dtrace/08-macos105-error-on-enabled-probe-and-drops.txt": 1,

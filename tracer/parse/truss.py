@@ -220,6 +220,10 @@ def _read_line(c: Collector, cols: scan.LineColumns, extra: _Extra, i: int, raw:
     else:
         ret, err = -1, (-1 if r["special"] == "ERESTART" else -2)
     times = [seconds_ns(*t.split(".")) for t in p["ts"].split()]
+    if p["lwp"] or p["lwp2"]:
+        # Solaris: a second column is -D (since the LWP's previous event) or -E (time in the call),
+        # which the text cannot tell apart: only the -d time is used, as the exit time
+        times = times[:1]
     pid = int(p["pid"]) if p["pid"] else 0
     tid = int(p["lwp"] or p["tid"] or p["lwp2"] or 0) or pid
     if len(times) > 2 or not all(-(1 << 63) <= v < (1 << 63) for v in (pid, tid, ret or 0, err, *a, *times)):
