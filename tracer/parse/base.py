@@ -18,6 +18,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 from tracer.errors import ParseError
@@ -67,9 +68,12 @@ def aggregates_frame(parts: list[pd.DataFrame | list[dict]]) -> pd.DataFrame | N
     frames = [pd.DataFrame(p) if isinstance(p, list) else p for p in parts if len(p)]
     if not frames:
         return None
+    frames = [_agg_columns(f) for f in frames]
     df = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-    df = df.reindex(columns=list(AGG_TYPES))
+    df = df[list(AGG_TYPES)]
     for col, typ in AGG_TYPES.items():
+        if str(df[col].dtype) == ("str" if typ == "string" else typ) or str(df[col].dtype) == typ:
+            continue  # already of that type (bulk-built columns)
         if typ == "Int64":
             df[col] = pd.to_numeric(df[col], errors="coerce").astype("Int64")
         elif typ == "float64":
@@ -77,6 +81,24 @@ def aggregates_frame(parts: list[pd.DataFrame | list[dict]]) -> pd.DataFrame | N
         elif typ == "string":
             df[col] = df[col].astype("string")
     return df.sort_values("line", kind="stable").reset_index(drop=True)
+
+
+def _agg_columns(df: pd.DataFrame) -> pd.DataFrame:
+    """Add the AGG_TYPES columns ``df`` lacks, already typed and empty (NA), without a Python
+    object per row."""
+    import pyarrow as pa
+
+    n = len(df)
+    for col, typ in AGG_TYPES.items():
+        if col in df.columns:
+            continue
+        if typ == "string":
+            df[col] = pd.Series(pd.arrays.ArrowStringArray(pa.nulls(n, pa.large_string())), index=df.index)
+        elif typ == "Int64":
+            df[col] = pd.Series(pd.arrays.IntegerArray(np.zeros(n, np.int64), np.ones(n, bool)), index=df.index)
+        else:
+            df[col] = np.nan
+    return df
 
 
 def empty_events() -> pd.DataFrame:
@@ -154,9 +176,10 @@ def line_array(data: bytes):
     import pyarrow.compute as pc
 
     if not data.isascii():
-        try:
-            data.decode("utf-8")
-        except UnicodeDecodeError:
+        try:  # arrow's own UTF-8 check, no Python str built
+            pa.Array.from_buffers(pa.large_string(), 1, [None, pa.py_buffer(np.array([0, len(data)], np.int64)),
+                                                         pa.py_buffer(data)]).validate(full=True)
+        except pa.ArrowInvalid:
             data = data.decode("utf-8", errors="replace").encode("utf-8")
     buf = np.frombuffer(data, dtype=np.uint8)
     nl = np.flatnonzero(buf == 10)

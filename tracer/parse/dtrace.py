@@ -42,7 +42,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tracer.parse import messages
+from tracer.parse import messages, scan
 from tracer.parse.base import ELISION, Collector, ParseResult, aggregates_frame, count_lines, line_array
 from tracer.parse.events import events_into
 
@@ -93,11 +93,18 @@ def _classify(arr: pa.Array) -> np.ndarray:
 
     codes = np.full(len(arr), OTHER, dtype=np.int8)
     bar = pc.match_substring(arr, "|").to_numpy(zero_copy_only=False)
-    idx = np.flatnonzero(bar | pc.match_substring(arr, " Distribution ").to_numpy(zero_copy_only=False))
+    idx = np.flatnonzero(bar)
     if len(idx):
-        sub = arr.take(idx)
-        for code, rx in ((HIST_ROW, DIST_ROW_RX), (PACK_ROW, PACK_ROW_RX), (HEAD, HEAD_RX)):
-            codes[idx[hits(sub, rx)]] = code
+        hist = hits(arr.take(idx), DIST_ROW_RX)
+        codes[idx[hist]] = HIST_ROW
+        idx = idx[~hist]  # aggpack rows (`key  min : bars : max | count`) and their `key min .-. max` header
+        if len(idx):
+            sub = arr.take(idx)
+            codes[idx[hits(sub, PACK_ROW_RX)]] = PACK_ROW
+            codes[idx[hits(sub, HEAD_RX)]] = HEAD
+    idx = np.flatnonzero(pc.match_substring(arr, " Distribution ").to_numpy(zero_copy_only=False))
+    if len(idx):
+        codes[idx[hits(arr.take(idx), HEAD_RX)]] = HEAD
     maybe_frame = ~bar & (pc.match_substring(arr, "`").to_numpy(zero_copy_only=False)
                           | pc.match_substring(arr, "(").to_numpy(zero_copy_only=False)
                           | hits(arr, r"^\s+0x"))
@@ -152,16 +159,18 @@ def _block_frame(arr: pa.Array, idx: np.ndarray, heads: np.ndarray, head_keys: d
         parts = pc.extract_regex(rows, PACK_ROW_RX)
         lo = _bound_arrays(parts.field("min"))[0]
         hi = _bound_arrays(parts.field("max"))[1]
-        names = parts.field("key").to_pandas()
+        names = scan.string_series(parts.field("key"))
     maps = _by_code(which, [m for m, _ in labels])
-    return pd.DataFrame({"kind": kind, "map": maps, "key": names, "lo": lo, "hi": hi,
-                         "count": counts.to_numpy(zero_copy_only=False), "line": idx.astype(np.int64) + 1})
+    n = len(idx)
+    return pd.DataFrame({"kind": scan.string_series(pa.repeat(pa.scalar(kind, pa.large_string()), n)) if n else kind,
+                         "map": maps, "key": names, "lo": lo, "hi": hi,
+                         "count": pd.array(counts.to_numpy(zero_copy_only=False), dtype="Int64"),
+                         "line": idx.astype(np.int64) + 1})
 
 
 def _by_code(codes: np.ndarray, values: list[str]) -> pd.Series:
-    """values[codes[i]] for every i, built as a categorical (one object per distinct value)."""
-    cats = pd.Index(values).unique()
-    return pd.Series(pd.Categorical.from_codes(cats.get_indexer(values)[codes], cats)).astype("string")
+    """values[codes[i]] for every i, as an arrow string Series (no Python object per row)."""
+    return scan.string_series(pc.take(pa.array(values, pa.large_string()), pa.array(codes)))
 
 
 def parse_dtrace(data: bytes) -> ParseResult:
