@@ -485,6 +485,89 @@ static int aiocb_buf(const char *p, const char *e, int64_t *buf)
     return q > w && q < e && *q == ',';
 }
 
+/* A kevent eventlist as truss prints it, "{ ident,FILTER,flags,fflags,data,udata ... }": one note
+ * per EVFILT_AIO/EVFILT_LIO element (line, ident, data, err = data when EV_ERROR, udata). 0 when
+ * an element is not plain numbers (Python reads the line then); no note is kept in that case. */
+static int is_sym_char(char c) { return IS_WORD(c); }
+
+static int field_num(const char *p, const char *e, int64_t *v, int allow_sym)
+{
+    if (p < e && IS_ALPHA(*p)) {
+        if (!allow_sym)
+            return 0;
+        for (const char *q = p; q < e; q++)
+            if (!is_sym_char(*q))
+                return 0;
+        return -1; /* a symbol: Python's table */
+    }
+    const char *q = cnum(p, e, v);
+    if (q == NULL || q != e) {
+        *v = 0; /* not a number: 0, as the reader's to_int()/table give */
+        return (q == NULL && p < e && (IS_DIGIT(*p) || *p == '-')) ? 0 : 1;
+    }
+    return 1;
+}
+
+static int truss_kevents(struct scan_out *o, int64_t i, const char *p, const char *e)
+{
+    int64_t start_n = o->note_n;
+    while (p < e && IS_SPACE(*p))
+        p++;
+    while (e > p && IS_SPACE(e[-1]))
+        e--;
+    if (p >= e || *p != '{' || e[-1] != '}')
+        return 1; /* not a list: no notes */
+    p++;
+    e--;
+    while (p < e) {
+        while (p < e && IS_SPACE(*p))
+            p++;
+        if (p >= e)
+            break;
+        const char *tok = p;
+        while (p < e && !IS_SPACE(*p))
+            p++;
+        const char *f[7];
+        const char *fe[7];
+        int nf = 0;
+        const char *s = tok;
+        for (const char *q = tok; q <= p; q++) {
+            if (q == p || *q == ',') {
+                if (nf < 7) {
+                    f[nf] = s;
+                    fe[nf] = q;
+                }
+                nf++;
+                s = q + 1;
+            }
+        }
+        if (nf != 6)
+            continue;
+        size_t flen = (size_t)(fe[1] - f[1]);
+        if (!((flen == 10 && memcmp(f[1], "EVFILT_AIO", 10) == 0) || (flen == 10 && memcmp(f[1], "EVFILT_LIO", 10) == 0)))
+            continue;
+        int64_t ident, data, udata;
+        if (field_num(f[0], fe[0], &ident, 0) != 1 || field_num(f[4], fe[4], &data, 1) != 1 ||
+            field_num(f[5], fe[5], &udata, 1) != 1 || o->note_n >= o->note_cap) {
+            o->note_n = start_n;
+            return 0;
+        }
+        int err = 0;
+        for (const char *q = f[2]; q + 8 <= fe[2]; q++)
+            if (memcmp(q, "EV_ERROR", 8) == 0) {
+                err = 1;
+                break;
+            }
+        int64_t k = o->note_n++;
+        o->note_line[k] = i;
+        o->note_ident[k] = ident;
+        o->note_data[k] = data;
+        o->note_err[k] = err ? data : 0;
+        o->note_udata[k] = udata;
+    }
+    return 1;
+}
+
 int64_t scan_truss(const char *buf, int64_t len, struct scan_out *o)
 {
     const char *p = buf, *end = buf + len;
@@ -542,15 +625,15 @@ int64_t scan_truss(const char *buf, int64_t len, struct scan_out *o)
         if (n1 >= e || *n1 != '(')
             goto done;
         size_t nlen = (size_t)(n1 - n0);
-        if ((nlen == 6 && memcmp(n0, "kevent", 6) == 0) || (nlen == 15 && memcmp(n0, "compat11.kevent", 15) == 0) ||
-            (nlen == 9 && memcmp(n0, "getrusage", 9) == 0) || (nlen == 4 && memcmp(n0, "kaio", 4) == 0))
+        int is_kevent = (nlen == 6 && memcmp(n0, "kevent", 6) == 0) || (nlen == 15 && memcmp(n0, "compat11.kevent", 15) == 0);
+        if ((nlen == 9 && memcmp(n0, "getrusage", 9) == 0) || (nlen == 4 && memcmp(n0, "kaio", 4) == 0))
             goto done;
         /* arguments: the first three, each a number (a symbol sends the line to Python) */
         const char *args = n1 + 1, *close = NULL;
         const char *st = args, *q;
         int depth = 0, k = 0;
         int64_t a[3] = {0, 0, 0};
-        const char *arg_at[3] = {NULL, NULL, NULL}, *arg_end[3] = {NULL, NULL, NULL};
+        const char *arg_at[4] = {NULL, NULL, NULL, NULL}, *arg_end[4] = {NULL, NULL, NULL, NULL};
         for (q = args; q < e; q++) {
             char c = *q;
             if (c == '"') {
@@ -570,7 +653,7 @@ int64_t scan_truss(const char *buf, int64_t len, struct scan_out *o)
                 close = q;
                 break;
             } else if (c == ',' && depth == 0) {
-                if (k < 3) {
+                if (k < 4) {
                     arg_at[k] = st;
                     arg_end[k] = q;
                 }
@@ -580,10 +663,11 @@ int64_t scan_truss(const char *buf, int64_t len, struct scan_out *o)
         }
         if (close == NULL)
             goto done;
-        if (close > args && k < 3) {
+        if (close > args && k < 4) {
             arg_at[k] = st;
             arg_end[k] = close;
         }
+        int nargs = close > args ? k + 1 : 0;
         /* the result must follow the closing parenthesis and end the line: otherwise the ')' we
          * stopped at was inside an argument Python must read */
         const char *r = close + 1;
@@ -598,6 +682,22 @@ int64_t scan_truss(const char *buf, int64_t len, struct scan_out *o)
             if (q2 == NULL || e - q2 < 5 || memcmp(q2, " (0x", 4) != 0 || e[-1] != ')')
                 goto done;
             o->ret[i] = v;
+            if (is_kevent && nargs >= 4) { /* the eventlist: a0 = kq, a2 = nchanges, one note per AIO event */
+                int64_t kq, nch;
+                if (field_num(skip_spaces(arg_at[0], arg_end[0]), arg_end[0], &kq, 0) != 1 ||
+                    field_num(skip_spaces(arg_at[2], arg_end[2]), arg_end[2], &nch, 0) != 1)
+                    goto done;
+                if (!truss_kevents(o, i, arg_at[3], arg_end[3]))
+                    goto done;
+                o->a0[i] = kq;
+                o->a1[i] = 0;
+                o->a2[i] = nch;
+                o->tkind[i] = (int8_t)ncols;
+                put_str(o, i, 0, n0, n1);
+                o->kind[i] = SCAN_CALL;
+                handled++;
+                goto done;
+            }
         } else if (e - r > 4 && memcmp(r, "ERR#", 4) == 0) {
             const char *q2 = digits(r + 4, e, &v);
             if (q2 == NULL || (q2 != e && !(e - q2 >= 3 && q2[0] == ' ' && q2[1] == '\'' && e[-1] == '\'')))

@@ -42,6 +42,7 @@ class LineColumns:
     ret: np.ndarray
     id: np.ndarray
     err: np.ndarray
+    notes: tuple = ()  # kevent AIO events read in C: (line, ident, data, err, udata) arrays
     names: dict = field(default_factory=dict)  # "name"/"aux" -> (line indices, arrow strings) from C
     py_names: dict = field(default_factory=dict)  # "name"/"aux" -> {line index: str} from Python
 
@@ -120,7 +121,13 @@ def scan(fmt: str, data: bytes, n: int) -> LineColumns:
     out.name_buf, out.aux_buf = ptr("char *", name_buf), ptr("char *", aux_buf)
     out.name_off, out.aux_off = ptr("int64_t *", name_off), ptr("int64_t *", aux_off)
     out.name_len, out.aux_len = ptr("int32_t *", name_len), ptr("int32_t *", aux_len)
+    cap = len(data) // 16 + 1  # a kevent element takes more than 16 bytes
+    note_cols = [np.zeros(cap, np.int64) for _ in range(5)]
+    out.note_cap, out.note_n = cap, 0
+    out.note_line, out.note_ident, out.note_data, out.note_err, out.note_udata = (
+        ptr("int64_t *", a) for a in note_cols)
     getattr(lib, f"scan_{fmt}")(ffi.from_buffer(data), len(data), out)
+    cols.notes = tuple(a[:out.note_n] for a in note_cols)
     for which, buf, off, ln in (("name", name_buf, name_off, name_len), ("aux", aux_buf, aux_off, aux_len)):
         idx = np.flatnonzero((ln > 0) & (cols.kind > 0))
         if len(idx):

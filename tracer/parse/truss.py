@@ -279,10 +279,11 @@ def _events(cols: scan.LineColumns, extra: _Extra) -> tuple[pd.DataFrame, str]:
     parts = [_rows(np.ones(len(rec), bool), t_enter, pid, tid, "sys_enter", name_s, ids, cols.a0[rec],
                    cols.a1[rec], cols.a2[rec], zeros, zeros, line_no, 0),
              _rows(has_ret, t_exit, pid, tid, "sys_exit", name_s, exit_id, ea0, ea1, zeros, ret, err, line_no, 1)]
-    if extra.notes:
-        nl, ident, data_v, kerr, udata = (np.asarray(x, dtype=np.int64) for x in zip(*extra.notes))
+    notes = _notes(cols, extra)
+    if len(notes[0]):
+        nl, ident, data_v, kerr, udata = notes
         k = np.searchsorted(rec, nl)
-        buf_of = _kevent_buffers(rec, names, ids, tid, extra.notes)
+        buf_of = _kevent_buffers(rec, names, ids, tid, nl, ident)
         nid = np.array([buf_of.get(int(x), int(x)) for x in ident], dtype=np.int64)
         m = np.ones(len(nl), bool)
         nz = np.zeros(len(nl), np.int64)
@@ -299,13 +300,25 @@ def _rows(mask, ts, pid, tid, ev, names, id_, a0, a1, a2, ret, err, line_no, ord
                          "err": err[mask], "line": line_no[mask], "_order": order})
 
 
-def _kevent_buffers(rec: np.ndarray, names, ids: np.ndarray, tid: np.ndarray, notes: list) -> dict[int, int]:
+def _notes(cols: scan.LineColumns, extra: _Extra) -> tuple[np.ndarray, ...]:
+    """The kevent AIO events of the C scanner and of the Python reader, in line order:
+    (line index, ident, data, err, udata) arrays."""
+    py = [np.asarray(x, dtype=np.int64) for x in zip(*extra.notes)] if extra.notes else \
+        [np.zeros(0, np.int64)] * 5
+    c_notes = cols.notes if cols.notes else [np.zeros(0, np.int64)] * 5
+    merged = [np.concatenate((a, b)) for a, b in zip(c_notes, py)]
+    order = np.argsort(merged[0], kind="stable")
+    return tuple(a[order] for a in merged)
+
+
+def _kevent_buffers(rec: np.ndarray, names, ids: np.ndarray, tid: np.ndarray, note_line: np.ndarray,
+                    note_ident: np.ndarray) -> dict[int, int]:
     """aiocb address -> buffer. A kevent's ident is the aiocb ADDRESS, but aio_* calls are keyed
     by the aiocb's BUFFER (truss prints the contents). The kevent modes then call aio_error/aio_return
     on each returned aiocb, in event order, in the same thread: that order gives address -> buffer,
     so notifications join their I/O."""
     by_line: dict[int, list[int]] = {}
-    for i, ident, *_ in notes:
+    for i, ident in zip(note_line.tolist(), note_ident.tolist()):
         by_line.setdefault(i, []).append(ident)
     is_er = pc.is_in(names, value_set=pa.array(["aio_error", "aio_return"])).to_numpy(zero_copy_only=False)
     ret_rows = pc.equal(names, "aio_return").to_numpy(zero_copy_only=False)
