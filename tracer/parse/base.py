@@ -216,7 +216,8 @@ class Collector:
         self.lines: list[str] = []  # the input lines, once each_line has split them
 
     def count(self, kind: str, n: int = 1) -> None:
-        self.counts[kind] = self.counts.get(kind, 0) + n
+        if n:
+            self.counts[kind] = self.counts.get(kind, 0) + n
 
     def event(self, ts_ns, pid, tid, ev, name, id_=0, a0=0, a1=0, a2=0, ret=0, err=0, line=0) -> None:
         self.rows.append((int(ts_ns), int(pid), int(tid), ev, name, int(id_), int(a0), int(a1), int(a2),

@@ -16,7 +16,7 @@ struct scan_out {
     int8_t *kind;
     int8_t *tkind;
     int8_t *has_ret;
-    int64_t *pid, *tid, *ts, *dur, *a0, *a1, *a2, *ret, *id, *err;
+    int64_t *pid, *tid, *ts, *dur, *a0, *a1, *a2, *ret, *id, *err, *x0, *x1;
     char *name_buf;
     int64_t name_pos;
     int64_t *name_off;

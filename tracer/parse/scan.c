@@ -508,6 +508,55 @@ static int field_num(const char *p, const char *e, int64_t *v, int allow_sym)
     return 1;
 }
 
+static int all_digits_(const char *p, const char *e)
+{
+    for (; p < e; p++)
+        if (!IS_DIGIT(*p))
+            return 0;
+    return 1;
+}
+
+static int digits_between(const char *p, const char *e)
+{
+    return p < e && all_digits_(p, e);
+}
+
+/* The thread/process/signal lines truss prints (the Python reader's OTHER pattern), exactly. */
+static int truss_other(const char *s, const char *e)
+{
+    while (e > s && IS_SPACE(e[-1]))
+        e--;
+#define STARTS(lit) ((size_t)(e - s) >= sizeof(lit) - 1 && memcmp(s, lit, sizeof(lit) - 1) == 0)
+    if (STARTS("<new thread ") && e[-1] == '>')
+        return digits_between(s + 12, e - 1);
+    if (STARTS("<thread ") && (size_t)(e - s) > 16 && memcmp(e - 8, " exited>", 8) == 0)
+        return digits_between(s + 8, e - 8);
+    if ((size_t)(e - s) == 13 && memcmp(s, "<new process>", 13) == 0)
+        return 1;
+    if (STARTS("process exit, rval = "))
+        return digits_between(s + 21, e);
+    if (STARTS("process killed, signal = ")) {
+        const char *q = s + 25;
+        if ((size_t)(e - q) > 14 && memcmp(e - 14, " (core dumped)", 14) == 0)
+            return digits_between(q, e - 14);
+        return digits_between(q, e);
+    }
+    if (STARTS("SIGNAL ")) { /* SIGNAL N (NAME)... */
+        const char *q = s + 7, *d = q;
+        while (q < e && IS_DIGIT(*q))
+            q++;
+        if (q == d || e - q < 4 || q[0] != ' ' || q[1] != '(')
+            return 0;
+        const char *w = q + 2;
+        q = w;
+        while (q < e && IS_WORD(*q))
+            q++;
+        return q > w && q < e && *q == ')';
+    }
+#undef STARTS
+    return 0;
+}
+
 static int truss_kevents(struct scan_out *o, int64_t i, const char *p, const char *e)
 {
     int64_t start_n = o->note_n;
@@ -617,6 +666,11 @@ int64_t scan_truss(const char *buf, int64_t len, struct scan_out *o)
             ncols++;
             s = q + 1;
         }
+        if (s < e && truss_other(s, e)) { /* <new thread N>, process exit, SIGNAL ...: counted */
+            o->kind[i] = SCAN_TYPE;
+            handled++;
+            goto done;
+        }
         if (s >= e || !IS_ALPHA(*s))
             goto done;
         const char *n0 = s, *n1 = s;
@@ -626,7 +680,8 @@ int64_t scan_truss(const char *buf, int64_t len, struct scan_out *o)
             goto done;
         size_t nlen = (size_t)(n1 - n0);
         int is_kevent = (nlen == 6 && memcmp(n0, "kevent", 6) == 0) || (nlen == 15 && memcmp(n0, "compat11.kevent", 15) == 0);
-        if ((nlen == 9 && memcmp(n0, "getrusage", 9) == 0) || (nlen == 4 && memcmp(n0, "kaio", 4) == 0))
+        int is_rusage = nlen == 9 && memcmp(n0, "getrusage", 9) == 0;
+        if (nlen == 4 && memcmp(n0, "kaio", 4) == 0)
             goto done;
         /* arguments: the first three, each a number (a symbol sends the line to Python) */
         const char *args = n1 + 1, *close = NULL;
@@ -735,8 +790,17 @@ int64_t scan_truss(const char *buf, int64_t len, struct scan_out *o)
             const char *xe = arg_end[j];
             while (xe > x && IS_SPACE(xe[-1]))
                 xe--;
-            if (x < xe && (IS_ALPHA(*x)))
+            if (x < xe && (IS_ALPHA(*x))) {
+                if (is_rusage && j == 0 && xe - x == 11 && memcmp(x, "RUSAGE_SELF", 11) == 0) {
+                    a[j] = 0;
+                    continue;
+                }
+                if (is_rusage && j == 0 && xe - x == 13 && memcmp(x, "RUSAGE_THREAD", 13) == 0) {
+                    a[j] = 1;
+                    continue;
+                }
                 goto done_reset; /* a symbol: Python's table reads it */
+            }
             const char *y = cnum(x, xe, &v);
             a[j] = (y != NULL && y == xe) ? v : 0;
         }
@@ -745,6 +809,29 @@ int64_t scan_truss(const char *buf, int64_t len, struct scan_out *o)
         o->a0[i] = a[0];
         o->a1[i] = a[1];
         o->a2[i] = a[2];
+        if (is_rusage && arg_at[1] != NULL && o->has_ret[i] && ea == NULL) {
+            /* getrusage's "{ u=...,s=...,in=N,out=M }": the exit row carries in/out */
+            int64_t rin = 0, rout = 0;
+            const char *x = arg_at[1], *xe = arg_end[1], *hit = NULL;
+            for (const char *q3 = x; q3 + 3 <= xe; q3++)
+                if (memcmp(q3, "in=", 3) == 0) {
+                    hit = q3;
+                    break;
+                }
+            if (hit != NULL) {
+                const char *y = hit + 3;
+                int neg = (y < xe && *y == '-');
+                const char *y2 = digits(y + neg, xe, &rin);
+                if (y2 == NULL || xe - y2 < 5 || memcmp(y2, ",out=", 5) != 0)
+                    goto done_reset;
+                y = y2 + 5;
+                int neg2 = (y < xe && *y == '-');
+                if (digits(y + neg2, xe, &rout) == NULL)
+                    goto done_reset;
+                o->x0[i] = neg ? -rin : rin;
+                o->x1[i] = neg2 ? -rout : rout;
+            }
+        }
         o->tkind[i] = (int8_t)ncols;
         put_str(o, i, 0, n0, n1);
         if (ea != NULL)
@@ -758,7 +845,7 @@ int64_t scan_truss(const char *buf, int64_t len, struct scan_out *o)
             o->tkind[i] = 0;
             o->has_ret[i] = 0;
             o->aux_len[i] = 0;
-            o->pid[i] = o->tid[i] = o->id[i] = o->ret[i] = 0;
+            o->pid[i] = o->tid[i] = o->id[i] = o->ret[i] = o->x0[i] = o->x1[i] = 0;
             o->dur[i] = -1;
         }
         p = next;

@@ -19,7 +19,7 @@ struct scan_out {
     int8_t *kind;    /* 0: not recognised here, the Python parser reads the line */
     int8_t *tkind;   /* 0 no time, 1 seconds.fraction, 2 time of day */
     int8_t *has_ret;
-    int64_t *pid, *tid, *ts, *dur, *a0, *a1, *a2, *ret, *id, *err;
+    int64_t *pid, *tid, *ts, *dur, *a0, *a1, *a2, *ret, *id, *err, *x0, *x1;
     char *name_buf;
     int64_t name_pos;
     int64_t *name_off;

@@ -23,7 +23,7 @@ except ImportError:  # not built (no compiler): the Python readers do every line
 CALL, UNFINISHED, RESUMED, SIGNAL, EXIT, RET, TYPE, CONT = 1, 2, 3, 4, 5, 6, 7, 8  # scan.h
 DONE = -1
 
-_INT_COLS = ("pid", "tid", "ts", "dur", "a0", "a1", "a2", "ret", "id", "err")
+_INT_COLS = ("pid", "tid", "ts", "dur", "a0", "a1", "a2", "ret", "id", "err", "x0", "x1")
 
 
 @dataclass
@@ -42,6 +42,8 @@ class LineColumns:
     ret: np.ndarray
     id: np.ndarray
     err: np.ndarray
+    x0: np.ndarray  # extra per-line values (truss: getrusage's ru_inblock, ru_oublock)
+    x1: np.ndarray
     notes: tuple = ()  # kevent AIO events read in C: (line, ident, data, err, udata) arrays
     names: dict = field(default_factory=dict)  # "name"/"aux" -> (line indices, arrow strings) from C
     py_names: dict = field(default_factory=dict)  # "name"/"aux" -> {line index: str} from Python

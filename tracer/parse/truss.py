@@ -126,6 +126,7 @@ def parse_truss(data: bytes) -> ParseResult:
         prev = i
         in_summary = _read_line(c, cols, extra, i, lines[i], i == last, in_summary)
     c.count("record", int((cols.kind == scan.CALL).sum()))
+    c.count("thread_process_signal", int((cols.kind == scan.TYPE).sum()))
     result = c.result(count_lines(data))
     result.events, result.clock = _events(cols, extra)
     return result
@@ -267,8 +268,7 @@ def _events(cols: scan.LineColumns, extra: _Extra) -> tuple[pd.DataFrame, str]:
     err = cols.codes("aux", rec, int)
     ids, pid, tid, ret = cols.id[rec], cols.pid[rec], cols.tid[rec], cols.ret[rec]
     has_ret = cols.has_ret[rec] == 1
-    ea0 = np.zeros(len(rec), np.int64)
-    ea1 = np.zeros(len(rec), np.int64)
+    ea0, ea1 = cols.x0[rec].copy(), cols.x1[rec].copy()  # getrusage's in/out (C reader)
     for i, (rin, rout) in extra.exit_a.items():
         k = np.searchsorted(rec, i)
         ea0[k], ea1[k] = rin, rout
