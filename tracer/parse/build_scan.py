@@ -26,7 +26,7 @@ struct scan_out {
     int64_t *aux_off;
     int32_t *aux_len;
     int64_t note_cap, note_n; /* kevent AIO events (truss): one row each */
-    int64_t *note_line, *note_ident, *note_data, *note_err, *note_udata;
+    int64_t *note_line, *note_ident, *note_data, *note_err, *note_udata, *note_flags;
 };
 int64_t scan_strace(const char *buf, int64_t len, struct scan_out *o);
 int64_t scan_truss(const char *buf, int64_t len, struct scan_out *o);

@@ -68,7 +68,8 @@ def parse_kdump(data: bytes) -> ParseResult:
     n = len(lines)
     cols = scan.scan("kdump", data, n)
     last = n - 1 if ends_truncated(data) else -1
-    records = np.flatnonzero(np.isin(cols.kind, (scan.CALL, scan.RET, scan.TYPE)))
+    _python_reads_flagged_groups(cols)
+    records = np.flatnonzero(np.isin(cols.kind, (scan.CALL, scan.RET, scan.TYPE, scan.KEVSTRU)))
     state = _State(first_record=int(records[0]) if len(records) else n)
     prev = -2
     for i in np.flatnonzero(cols.kind == 0).tolist():
@@ -78,7 +79,7 @@ def parse_kdump(data: bytes) -> ParseResult:
         _read_line(c, cols, state, i, lines[i], i == last)
     state.close_stru()
     k = cols.kind
-    c.count("record", int(np.isin(k, (scan.CALL, scan.RET)).sum()))
+    c.count("record", int(np.isin(k, (scan.CALL, scan.RET, scan.KEVSTRU)).sum()))
     c.count("continuation", int((k == scan.CONT).sum()))
     if "aux" in cols.names:
         for vc in pc.value_counts(cols.names["aux"][1]).to_pylist():  # other record types, counted by type
@@ -88,6 +89,24 @@ def parse_kdump(data: bytes) -> ParseResult:
     return result
 
 
+def _python_reads_flagged_groups(cols: scan.LineColumns) -> None:
+    """A struct kevent[] group the C scanner could not read whole (an element split over lines, a
+    number beyond 64 bits, a line it leaves to Python inside) goes back to the Python reader:
+    the record line and its continuation lines, and the C notes of that record are dropped."""
+    flagged = np.flatnonzero((cols.kind == scan.KEVSTRU) & (cols.has_ret == 2))
+    if not len(flagged):
+        return
+    for i in flagged.tolist():
+        cols.kind[i] = 0
+        j = i + 1
+        while j < cols.n and cols.kind[j] in (scan.CONT, 0):
+            cols.kind[j] = 0
+            j += 1
+    if cols.notes:
+        keep = ~np.isin(cols.notes[0], flagged)
+        cols.notes = tuple(a[keep] for a in cols.notes)
+
+
 class _State:
     """What the Python reader carries from line to line: kevent structs (their element lines
     continue on following lines) and whether a record has been seen (continuation lines)."""
@@ -95,11 +114,20 @@ class _State:
     def __init__(self, first_record: int):
         self.first_record = first_record
         self.open: list | None = None  # [line index, pid, tid, tkind, ts, text] of a struct kevent[] record
-        self.strus: list[list] = []
+        self.strus: list[tuple] = []  # (line index, pid, tid, tkind, ts) of the records read here
+        self.notes: list[tuple] = []  # (line index, ident, data, err, udata, flags) of their AIO elements
 
     def close_stru(self) -> None:
         if self.open is not None:
-            self.strus.append(self.open)
+            i, pid, tid, tk, ts, text = self.open
+            self.strus.append((i, pid, tid, tk, ts))
+            for m in KEV.finditer(text):
+                if m["filter"] not in ("EVFILT_AIO", "EVFILT_LIO"):
+                    continue
+                flags = to_int(m["flags"].split("<")[0]) or 0
+                data_v = to_int(m["data"]) or 0
+                self.notes.append((i, to_int(m["ident"]) or 0, data_v, data_v if flags & EV_ERROR else 0,
+                                   to_int(m["udata"]) or 0, flags))
             self.open = None
 
 
@@ -214,31 +242,34 @@ def _kevent_notes(cols, st: _State, rec: np.ndarray, is_call: np.ndarray, names)
     """job_notify rows of the struct kevent[] records that are eventlists. A changelist (the kevent
     CALL's nchanges > 0) is printed first: a struct is a changelist when the thread's previous
     kevent CALL / RET / struct kevent[] is a kevent CALL with nchanges > 0."""
-    if not st.strus:
+    c_stru = np.flatnonzero(cols.kind == scan.KEVSTRU)
+    def col(c_values, k):
+        return np.concatenate((c_values, np.asarray([s[k] for s in st.strus], dtype=np.int64))).astype(np.int64)
+
+    stru = pd.DataFrame({"line": col(c_stru, 0), "pid": col(cols.pid[c_stru], 1), "tid": col(cols.tid[c_stru], 2),
+                         "_tk": col(cols.tkind[c_stru].astype(np.int64), 3), "_t": col(cols.ts[c_stru], 4)})
+    if not len(stru):
         return pd.DataFrame()
     kev_call = is_call & pc.is_in(names, value_set=pa.array(["kevent", "compat11.kevent"])).to_numpy(
         zero_copy_only=False)
     relevant = kev_call | ~is_call
     ev = pd.DataFrame({"line": rec[relevant], "tid": cols.tid[rec[relevant]],
-                       "changes": np.where(kev_call[relevant], cols.a2[rec[relevant]], -1), "stru": -1})
-    su = pd.DataFrame({"line": [s[0] for s in st.strus], "tid": [s[2] for s in st.strus], "changes": -1,
-                       "stru": np.arange(len(st.strus))})
-    allr = pd.concat([ev, su], ignore_index=True).sort_values("line", kind="stable")
+                       "changes": np.where(kev_call[relevant], cols.a2[rec[relevant]], -1), "stru": False})
+    allr = pd.concat([ev, pd.DataFrame({"line": stru["line"], "tid": stru["tid"], "changes": -1, "stru": True})],
+                     ignore_index=True).sort_values("line", kind="stable")
     allr["prev_changes"] = allr.groupby("tid")["changes"].shift(1).fillna(-1)
-    changelist = dict(zip(allr.loc[allr["stru"] >= 0, "stru"], allr.loc[allr["stru"] >= 0, "prev_changes"] > 0))
-    rows = []
-    for k, (i, pid, tid, tk, t, text) in enumerate(st.strus):
-        if changelist.get(k):
-            continue
-        for m in KEV.finditer(text):
-            if m["filter"] not in ("EVFILT_AIO", "EVFILT_LIO"):
-                continue
-            flags = to_int(m["flags"].split("<")[0]) or 0
-            data_v = to_int(m["data"]) or 0
-            rows.append((pid, tid, "job_notify", "kevent", to_int(m["ident"]) or 0, 0, flags, to_int(m["udata"]) or 0,
-                         data_v, data_v if flags & EV_ERROR else 0, i + 1, tk, t, 1))
-    return pd.DataFrame(rows, columns=["pid", "tid", "ev", "name", "id", "a0", "a1", "a2", "ret", "err", "line",
-                                       "_tk", "_t", "_order"])
+    changelist = set(allr.loc[allr["stru"] & (allr["prev_changes"] > 0), "line"].tolist())
+    c_notes = cols.notes if cols.notes else tuple(np.zeros(0, np.int64) for _ in range(6))
+    py = [np.asarray(x, dtype=np.int64) for x in zip(*st.notes)] if st.notes else [np.zeros(0, np.int64)] * 6
+    nl, ident, data_v, kerr, udata, flags = (np.concatenate((a, b)) for a, b in zip(c_notes, py))
+    keep = ~np.isin(nl, list(changelist))
+    nl, ident, data_v, kerr, udata, flags = (a[keep] for a in (nl, ident, data_v, kerr, udata, flags))
+    order = np.argsort(nl, kind="stable")
+    nl, ident, data_v, kerr, udata, flags = (a[order] for a in (nl, ident, data_v, kerr, udata, flags))
+    at = stru.set_index("line").loc[nl]
+    return pd.DataFrame({"pid": at["pid"].to_numpy(), "tid": at["tid"].to_numpy(), "ev": "job_notify",
+                         "name": "kevent", "id": ident, "a0": 0, "a1": flags, "a2": udata, "ret": data_v, "err": kerr,
+                         "line": nl + 1, "_tk": at["_tk"].to_numpy(), "_t": at["_t"].to_numpy(), "_order": 1})
 
 
 def _clock(tk: np.ndarray, first: np.ndarray, line_no: np.ndarray) -> tuple[np.ndarray, str]:

@@ -932,11 +932,86 @@ static int kd_aio_arg(const char *n, size_t len)
     return -1;
 }
 
+/* kdump's struct kevent elements in [p, e): "{ ident=I, filter=F, flags=FL, fflags=FF, data=D,
+ * udata=U }" (the Python reader's KEV pattern, element by element); one note per EVFILT_AIO /
+ * EVFILT_LIO element, with the flags (the number before any <NAMES>). Returns 0 when an element
+ * does not complete on this text or a number needs more than 64 bits (Python reads the group). */
+static const char *kev_field(const char *p, const char *e, const char *label, const char **v0, const char **v1,
+                             char stop)
+{
+    size_t n = strlen(label);
+    if ((size_t)(e - p) < n || memcmp(p, label, n) != 0)
+        return NULL;
+    p += n;
+    const char *s = p;
+    while (p < e && *p != stop)
+        p++;
+    if (p == s || p >= e)
+        return NULL;
+    *v0 = s;
+    *v1 = p;
+    return p;
+}
+
+static int kev_num(const char *p, const char *e, int64_t *v)
+{
+    while (p < e && IS_SPACE(*p))
+        p++;
+    while (e > p && IS_SPACE(e[-1]))
+        e--;
+    const char *q = cnum(p, e, v);
+    if (q == e)
+        return 1;
+    *v = 0;
+    /* digits that overflow: Python wraps them; let it */
+    return !(q == NULL && p < e && (IS_DIGIT(*p) || (*p == '-' && p + 1 < e && IS_DIGIT(p[1]))));
+}
+
+static int kdump_kevents(struct scan_out *o, int64_t line, const char *p, const char *e)
+{
+    for (;;) {
+        const char *s = NULL;
+        for (const char *q = p; q + 8 <= e; q++)
+            if (memcmp(q, "{ ident=", 8) == 0) {
+                s = q;
+                break;
+            }
+        if (s == NULL)
+            return 1;
+        const char *v[6][2];
+        const char *q = s + 2;
+        static const char *labels[6] = {"ident=", ", filter=", ", flags=", ", fflags=", ", data=", ", udata="};
+        for (int f = 0; f < 6 && q != NULL; f++)
+            q = kev_field(q, e, labels[f], &v[f][0], &v[f][1], f == 5 ? ' ' : ',');
+        if (q == NULL || e - q < 2 || q[0] != ' ' || q[1] != '}')
+            return 0; /* an element that does not complete here */
+        p = q + 2;
+        size_t fl = (size_t)(v[1][1] - v[1][0]);
+        if (!(fl == 10 && (memcmp(v[1][0], "EVFILT_AIO", 10) == 0 || memcmp(v[1][0], "EVFILT_LIO", 10) == 0)))
+            continue;
+        const char *fe = v[2][0];
+        while (fe < v[2][1] && *fe != '<')
+            fe++;
+        int64_t ident, flags, data, udata;
+        if (!kev_num(v[0][0], v[0][1], &ident) || !kev_num(v[2][0], fe, &flags) || !kev_num(v[4][0], v[4][1], &data) ||
+            !kev_num(v[5][0], v[5][1], &udata) || o->note_n >= o->note_cap)
+            return 0;
+        int64_t k = o->note_n++;
+        o->note_line[k] = line;
+        o->note_ident[k] = ident;
+        o->note_data[k] = data;
+        o->note_err[k] = (flags & 0x4000) ? data : 0; /* EV_ERROR: data is the errno */
+        o->note_udata[k] = udata;
+        o->note_flags[k] = flags;
+    }
+}
+
 int64_t scan_kdump(const char *buf, int64_t len, struct scan_out *o)
 {
     const char *p = buf, *end = buf + len;
     int64_t i = 0, handled = 0;
-    int seen_record = 0, after_kevent_stru = 0;
+    int seen_record = 0;
+    int64_t kev_group = -1; /* the struct kevent[] record whose element lines follow */
     while (p < end && i < o->n) {
         const char *nl = memchr(p, '\n', (size_t)(end - p));
         const char *e = nl ? nl : end;
@@ -949,8 +1024,11 @@ int64_t scan_kdump(const char *buf, int64_t len, struct scan_out *o)
             goto done;
         while (e > p && e[-1] == '\r')
             e--;
-        if (ends_with(p, e, "Events dropped.") || ends_with(p, e, "Events dropped. "))
+        if (ends_with(p, e, "Events dropped.") || ends_with(p, e, "Events dropped. ")) {
+            if (kev_group >= 0)
+                o->has_ret[kev_group] = 2;
             goto done;
+        }
         /* tokens */
         for (const char *q = p; q < e && nt < TOK_MAX;) {
             while (q < e && (IS_SPACE(*q) || *q == '\f' || *q == '\v'))
@@ -1025,7 +1103,7 @@ int64_t scan_kdump(const char *buf, int64_t len, struct scan_out *o)
             while (re_ > rest && IS_SPACE(re_[-1]))
                 re_--;
             seen_record = 1;
-            after_kevent_stru = 0;
+            kev_group = -1;
             if (type == 0) { /* CALL name[num](args) */
                 const char *n1, *q2 = kd_name(rest, re_, &n1);
                 if (q2 == NULL || q2 >= re_ || *q2 != '(' || re_[-1] != ')')
@@ -1093,8 +1171,11 @@ int64_t scan_kdump(const char *buf, int64_t len, struct scan_out *o)
                 o->kind[i] = SCAN_RET;
             } else {
                 if (type == 7 && re_ - rest >= 13 && memcmp(rest, "struct kevent", 13) == 0) {
-                    after_kevent_stru = 1;
-                    goto record_to_python;
+                    kev_group = i;
+                    o->has_ret[i] = kdump_kevents(o, i, rest, re_) ? 1 : 2; /* 2: Python re-reads the group */
+                    o->kind[i] = SCAN_KEVSTRU;
+                    handled++;
+                    goto done;
                 }
                 put_str(o, i, 1, ts0[tpos], te0[tpos]);
                 o->kind[i] = SCAN_TYPE;
@@ -1108,11 +1189,18 @@ int64_t scan_kdump(const char *buf, int64_t len, struct scan_out *o)
             goto done;
         }
     notrec:
-        /* continuation of a record (GIO data, STRU elements, ARGS): leading white space */
-        if (seen_record && !after_kevent_stru && p < e && (*p == ' ' || *p == '\t') &&
-            !(nt > 0 && all_digits(ts0[0], te0[0]))) { /* digits first: maybe a record Python reads */
+        /* continuation of a record (GIO data, STRU elements, ARGS): leading white space. Left to
+         * Python: blank lines, elision marks, "Events dropped.", digits first (maybe a record) */
+        if (seen_record && nt > 0 && p < e && (*p == ' ' || *p == '\t') && !all_digits(ts0[0], te0[0]) &&
+            !(*ts0[0] == '.' || *ts0[0] == '[' || *ts0[0] == '(' || *ts0[0] == '<') &&
+            !ends_with(p, e, "Events dropped.")) {
             o->kind[i] = SCAN_CONT;
             handled++;
+            if (kev_group >= 0 && e - p >= 13 && memcmp(p, "             ", 13) == 0 &&
+                !kdump_kevents(o, kev_group, p, e))
+                o->has_ret[kev_group] = 2;
+        } else if (kev_group >= 0 && nt > 0) {
+            o->has_ret[kev_group] = 2; /* a line Python reads inside the group: it re-reads it all */
         }
     done:
         p = next;

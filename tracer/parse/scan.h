@@ -13,6 +13,7 @@
 #define SCAN_RET 6        /* kdump RET record */
 #define SCAN_TYPE 7       /* kdump record of another type (aux = the type) */
 #define SCAN_CONT 8       /* kdump continuation line */
+#define SCAN_KEVSTRU 9    /* kdump struct kevent[] record (its AIO elements are notes) */
 
 struct scan_out {
     int64_t n;
@@ -29,7 +30,7 @@ struct scan_out {
     int64_t *aux_off;
     int32_t *aux_len;
     int64_t note_cap, note_n; /* kevent AIO events (truss): one row each */
-    int64_t *note_line, *note_ident, *note_data, *note_err, *note_udata;
+    int64_t *note_line, *note_ident, *note_data, *note_err, *note_udata, *note_flags;
 };
 
 int64_t scan_strace(const char *buf, int64_t len, struct scan_out *o);

@@ -20,7 +20,7 @@ try:
 except ImportError:  # not built (no compiler): the Python readers do every line
     ffi = lib = None
 
-CALL, UNFINISHED, RESUMED, SIGNAL, EXIT, RET, TYPE, CONT = 1, 2, 3, 4, 5, 6, 7, 8  # scan.h
+CALL, UNFINISHED, RESUMED, SIGNAL, EXIT, RET, TYPE, CONT, KEVSTRU = 1, 2, 3, 4, 5, 6, 7, 8, 9  # scan.h
 DONE = -1
 
 _INT_COLS = ("pid", "tid", "ts", "dur", "a0", "a1", "a2", "ret", "id", "err", "x0", "x1")
@@ -44,7 +44,7 @@ class LineColumns:
     err: np.ndarray
     x0: np.ndarray  # extra per-line values (truss: getrusage's ru_inblock, ru_oublock)
     x1: np.ndarray
-    notes: tuple = ()  # kevent AIO events read in C: (line, ident, data, err, udata) arrays
+    notes: tuple = ()  # kevent AIO events read in C: (line, ident, data, err, udata, flags) arrays
     names: dict = field(default_factory=dict)  # "name"/"aux" -> (line indices, arrow strings) from C
     py_names: dict = field(default_factory=dict)  # "name"/"aux" -> {line index: str} from Python
 
@@ -124,9 +124,9 @@ def scan(fmt: str, data: bytes, n: int) -> LineColumns:
     out.name_off, out.aux_off = ptr("int64_t *", name_off), ptr("int64_t *", aux_off)
     out.name_len, out.aux_len = ptr("int32_t *", name_len), ptr("int32_t *", aux_len)
     cap = len(data) // 16 + 1  # a kevent element takes more than 16 bytes
-    note_cols = [np.zeros(cap, np.int64) for _ in range(5)]
+    note_cols = [np.zeros(cap, np.int64) for _ in range(6)]
     out.note_cap, out.note_n = cap, 0
-    out.note_line, out.note_ident, out.note_data, out.note_err, out.note_udata = (
+    out.note_line, out.note_ident, out.note_data, out.note_err, out.note_udata, out.note_flags = (
         ptr("int64_t *", a) for a in note_cols)
     getattr(lib, f"scan_{fmt}")(ffi.from_buffer(data), len(data), out)
     cols.notes = tuple(a[:out.note_n] for a in note_cols)

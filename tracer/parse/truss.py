@@ -305,7 +305,7 @@ def _notes(cols: scan.LineColumns, extra: _Extra) -> tuple[np.ndarray, ...]:
     (line index, ident, data, err, udata) arrays."""
     py = [np.asarray(x, dtype=np.int64) for x in zip(*extra.notes)] if extra.notes else \
         [np.zeros(0, np.int64)] * 5
-    c_notes = cols.notes if cols.notes else [np.zeros(0, np.int64)] * 5
+    c_notes = cols.notes[:5] if cols.notes else [np.zeros(0, np.int64)] * 5
     merged = [np.concatenate((a, b)) for a, b in zip(c_notes, py)]
     order = np.argsort(merged[0], kind="stable")
     return tuple(a[order] for a in merged)
