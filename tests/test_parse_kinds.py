@@ -202,6 +202,18 @@ def test_solaris_truss_f_pid_lwp_time_columns_and_kaio():
     assert r.format == "truss" and r.counts == {"record": 7, "detail": 3} and (r.events["tid"] == 1).all()
 
 
+def test_dtruss_rows_with_return_errno_and_microsecond_columns():
+    r = _parse(SAMPLES / "truss" / "13-solaris-dtruss-n-ksh-pid-lwp-return-errno.txt")
+    assert r.format == "truss" and r.counts == {"header": 1, "record": 8} and len(r.unparsed) == 0
+    ex = r.events[r.events["ev"] == "sys_exit"]
+    assert ex["ret"].iloc[0] == 3662 and (ex["err"] == 0).all() and (r.events["tid"] == 1).all()
+    text = " PID/LWP   RELATIVE  ELAPSD SYSCALL(args)  = return\n 9/1:   1500   20 open(\"/x\\0\", 0x0, 0x0)  = -1 2\n"
+    r = parse_bytes(text.encode(), "truss")
+    ex = r.events[r.events["ev"] == "sys_exit"].iloc[0]
+    assert (ex["ret"], ex["err"], ex["ts_ns"]) == (-1, 2, 1_500_000) and r.clock == "relative"
+    assert r.events[r.events["ev"] == "sys_enter"]["ts_ns"].item() == 1_480_000  # RELATIVE - ELAPSD
+
+
 # --- dtrace -----------------------------------------------------------------------------------
 
 STACKS = """\

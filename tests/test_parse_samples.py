@@ -47,6 +47,8 @@ EXPECTED = {
     "truss/06-freebsd10-consul-truss-D-umtx-pwrite.txt": ("truss", {}),
     "truss/09-solaris-truss-c-summary-ls-nfs-2001.txt": ("truss", {}),
     "truss/12-solaris-kaio-aiowrite-aiowait-lwp.txt": ("truss", {}),
+    "truss/13-solaris-dtruss-n-ksh-pid-lwp-return-errno.txt": ("truss", {}),
+    "truss/14-solaris-dtruss-eon-bash-elapsed-cpu-us.txt": ("truss", {}),
 }
 
 ELIDED = {"dtrace/04-quantize-readch-per-execname.txt": 1, "dtrace/08-macos105-error-on-enabled-probe-and-drops.txt": 1,

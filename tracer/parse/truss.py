@@ -5,7 +5,9 @@ Line: ``[pid[ tid]: ][-d time ][-D duration ]name(args)<tabs> = N (0xN)`` or `` 
 or ``/lwp: `` prefixes, time columns of any precision, ``= N``, ``= N [M]``, ``Err#n ENAME``;
 its detail lines (``timeout:``, ``argv:``, ``siginfo:``, ``Received signal #N``) are counted as
 ``detail``, a ``(sleeping...)`` line (printed again when the call returns) as ``sleeping``;
-``kaio(AIOWRITE, fd, buf, n, off, resultp)``: name ``kaio``, a0 = the subcode's number. The line is printed at
+``kaio(AIOWRITE, fd, buf, n, off, resultp)``: name ``kaio``, a0 = the subcode's number.
+dtruss (DTraceToolkit, macOS): its ``PID/LWP [RELATIVE] [ELAPSD] [CPU] SYSCALL(args) = return``
+header (counted) names the µs columns of the rows that follow; ``= ret errno`` results. The line is printed at
 syscall exit, so with -d the time is the exit time and the entry is exit - duration (-D).
 One time column is -d when it never decreases, else -D (durations only: clock "none").
 Each syscall line -> sys_enter + sys_exit. Decoded arguments:
@@ -46,7 +48,13 @@ PREFIX = re.compile(r"^\s*(?:(?:(?P<pid>\d+)(?:/(?P<lwp>\d+)| +(?P<tid>\d+))?|/(
 # FreeBSD "= N (0xN)", "ERR#n 'text'"; Solaris "= N", "= N [M]" (second return value), "= 0xN", "Err#n ENAME"
 RESULT = re.compile(r"\s(?:= (?P<val>-?\d+) \((?P<hex>0x[0-9a-fA-F]+)\)|ERR#(?P<errno>\d+) '(?P<text>.*)'"
                     r"|= (?P<sval>-?\d+|0x[0-9a-fA-F]+)(?: \[[^\]]*\])?|Err#(?P<serrno>\d+) (?P<ename>E[A-Z0-9]+)"
+                    r"|= (?P<dval>-?\d+|0x[0-9a-fA-F]+) (?P<derr>-?\d+)"  # dtruss: "= return errno"
                     r"|(?P<special>ERESTART|EJUSTRETURN))\s*$")
+# dtruss (DTraceToolkit, macOS): "PID/LWP [RELATIVE] [ELAPSD] [CPU] SYSCALL(args) = return" header, then
+# rows "pid/lwp:  [µs columns] name(args)  = ret errno"
+DTRUSS_HEAD = re.compile(r"^\s*(?:PID/(?:LWP|THRD)|PID)?\s*(?P<cols>(?:(?:RELATIVE|ELAPSD|CPU)\s+)*)SYSCALL\(args\)"
+                         r"\s+= return\s*$")
+US_COLUMNS = re.compile(r"^(\d+\s+)+")
 CALL = re.compile(r"^(?P<name>[A-Za-z_][A-Za-z_0-9.#]*)\((?P<args>.*)\)\s*$")
 OTHER = re.compile(r"^(<new thread \d+>|<thread \d+ exited>|<new process>|process exit, rval = \d+|"
                    r"process killed, signal = \d+( \(core dumped\))?|SIGNAL \d+ \(\w+\).*)$")
@@ -138,6 +146,7 @@ class _Extra:
     def __init__(self):
         self.notes: list[tuple[int, int, int, int, int]] = []  # (line index, ident, data, err, udata)
         self.exit_a: dict[int, tuple[int, int]] = {}  # line index -> (ru_inblock, ru_oublock)
+        self.dtruss: list[str] | None = None  # the µs columns a dtruss header announced
 
 
 def _read_line(c: Collector, cols: scan.LineColumns, extra: _Extra, i: int, raw: str, truncated: bool,
@@ -170,8 +179,20 @@ def _read_line(c: Collector, cols: scan.LineColumns, extra: _Extra, i: int, raw:
         if SUMMARY_TAIL.match(raw):
             c.count("summary")
             return True
+    h = DTRUSS_HEAD.match(raw)
+    if h:
+        extra.dtruss = h["cols"].split()
+        c.count("header")
+        return False
     p = PREFIX.match(raw)
     body = p["body"].strip()
+    dtruss_times: list[int] = []
+    if extra.dtruss:  # dtruss -d/-e/-o: integer µs columns before the call
+        cm_us = US_COLUMNS.match(body)
+        if cm_us and len(cm_us.group(0).split()) == len(extra.dtruss):
+            vals = dict(zip(extra.dtruss, (int(v) * 1000 for v in cm_us.group(0).split())))
+            body = body[cm_us.end():]
+            dtruss_times = [vals["RELATIVE"], vals.get("ELAPSD", 0)] if "RELATIVE" in vals else []
     if OTHER.match(body):
         c.count("thread_process_signal")
         return False
@@ -216,6 +237,8 @@ def _read_line(c: Collector, cols: scan.LineColumns, extra: _Extra, i: int, raw:
         ret, err = int(r["val"]), 0
     elif r["sval"] is not None:
         ret, err = to_int(r["sval"]), 0
+    elif r["dval"] is not None:
+        ret, err = to_int(r["dval"]), int(r["derr"])
     elif r["errno"] is not None or r["serrno"] is not None:
         ret, err = -1, int(r["errno"] or r["serrno"])
     else:
@@ -225,6 +248,8 @@ def _read_line(c: Collector, cols: scan.LineColumns, extra: _Extra, i: int, raw:
         # Solaris: a second column is -D (since the LWP's previous event) or -E (time in the call),
         # which the text cannot tell apart: only the -d time is used, as the exit time
         times = times[:1]
+    if dtruss_times:
+        times = dtruss_times  # RELATIVE (at return) and ELAPSD (in the call), µs -> ns
     pid = int(p["pid"]) if p["pid"] else 0
     tid = int(p["lwp"] or p["tid"] or p["lwp2"] or 0) or pid
     if len(times) > 2 or not all(-(1 << 63) <= v < (1 << 63) for v in (pid, tid, ret or 0, err, *a, *times)):
