@@ -323,6 +323,11 @@ def test_dtrace_toolkit_columns_and_hotkernel_module_mode():
     r = _parse(SAMPLES / "dtrace" / "23-freebsd-handbook-procsystime-columns.txt")
     cols = r.aggregates[r.aggregates["kind"] == "columns"].set_index("line")
     assert cols["map"].iloc[0] == "SYSCALL TIME (ns)" and cols["value"].iloc[-1] == 3988049784
+    r = _parse(SAMPLES / "dtrace" / "24-solaris-toolkit-pfilestat-mixed-case-columns.txt")
+    cols = r.aggregates[r.aggregates["kind"] == "columns"]
+    assert r.format == "dtrace" and r.counts["prompt"] == 1 and r.counts["header"] == 2 and len(cols) == 7
+    assert list(cols["map"].unique()) == ["STATE FDNUM Time Filename", "STATE FDNUM KB/s Filename"]
+    assert cols["key"].iloc[0] == "read,3,2%,/devices/pci@0,0/pci-ide@1f,1/ide@0/cmdk@0,0" and cols["value"].iloc[-1] == 3
 
 
 # --- bpftrace ---------------------------------------------------------------------------------

@@ -29,6 +29,7 @@ EXPECTED = {
     "dtrace/21-macos-jstack-hex-addresses-tick-60s.txt": ("dtrace", {}),
     "dtrace/22-freebsd-handbook-hotkernel-m-module-counts.txt": ("dtrace", {}),
     "dtrace/23-freebsd-handbook-procsystime-columns.txt": ("dtrace", {}),
+    "dtrace/24-solaris-toolkit-pfilestat-mixed-case-columns.txt": ("dtrace", {}),
     "kdump/02-freebsd12-uul-gio-multiline.txt": ("kdump", {}),
     "kdump/06-freebsd-b2-fstatat-nami.txt": ("kdump", {}),
     "kdump/09-freebsd-vlang-psig-sigreturn-threads.txt": ("kdump", {}),

@@ -57,9 +57,11 @@ AGG_ROW = re.compile(r"^\s+\S.*\s(-?\d+)\s*$")
 FRAME_RX = r"^\s+(?:[^\s`][^`]*`\S.*|0x[0-9a-fA-F]+|[A-Za-z_$][\w$]*(?:[/.][\w$<>]+)+\(.*\)\S*)\s*$"
 VALUES_RX = r"^\s+-?\d+(?:\s+-?\d+)*\s*$"
 TRAILING_INTS = re.compile(r"(?:\s+-?\d+)+(?P<pct>\s+\d+(?:\.\d+)?%)?\s*$")  # hotkernel: `COUNT  PCNT%`
-_COL = r"(?:[A-Z%][A-Z0-9%_()/.:#-]*|\([a-z%/]+\))"
-COLUMN_HEAD = re.compile(rf"^\s*[A-Z%][A-Z0-9%_()/.:#-]*(?:\s+{_COL})+\s*$")
-PROMPT = re.compile(r"^[#$] +(\./|/|dtrace\b|sudo\b|\w+\.d\b|\w+ -)")
+# a column header: an upper-case first name, then names that start upper-case (STATE FDNUM Time Filename,
+# KB/s, %CPU) or a unit in parentheses (TIME (ns))
+_COL = r"(?:[A-Z%][A-Za-z0-9%_()/.:#-]*|\([a-z%/]+\))"
+COLUMN_HEAD = re.compile(rf"^\s*[A-Z%][A-Z0-9%_()/.:#-]+(?:\s+{_COL})+\s*$")
+PROMPT = re.compile(r"^\s*[#$] +(\./|/|dtrace\b|sudo\b|\w+\.d\b|\w+ -)")
 TOOLKIT_BANNER = re.compile(r"^(Tracing|Sampling)\b.*(Ctrl-C|\.\.\.).*$")
 
 # line classes, computed in bulk
@@ -112,7 +114,7 @@ def _classify(arr: pa.Array) -> np.ndarray:
     if len(idx):
         sub = arr.take(idx)
         # `unix`cpu_halt   12345[  0.1%]` is a printa row of @[func(arg0)], not a frame
-        frame = hits(sub, FRAME_RX) & ~hits(sub, r"\s-?\d+(\s+\d+(\.\d+)?%)?\s*$")
+        frame = hits(sub, FRAME_RX) & ~hits(sub, r"\s-?\d+(\s+\d+(\.\d+)?%)?\s*$|^\s*[#$] ")  # not a shell prompt
         codes[idx[frame]] = FRAME
     idx = np.flatnonzero(codes == OTHER)
     if len(idx):
