@@ -188,7 +188,8 @@ def line_array(data: bytes):
         starts = starts[:-1]
     offsets = np.concatenate((starts, [len(data)])).astype(np.int64)
     arr = pa.Array.from_buffers(pa.large_string(), len(starts), [None, pa.py_buffer(offsets), pa.py_buffer(data)])
-    return pc.utf8_rtrim(pc.utf8_rtrim(arr, characters="\n"), characters="\r")
+    arr = pc.utf8_rtrim(arr, characters="\n")
+    return pc.utf8_rtrim(arr, characters="\r") if b"\r" in data else arr
 
 
 def count_lines(data: bytes) -> int:

@@ -93,11 +93,16 @@ def _classify(arr: pa.Array) -> np.ndarray:
     def hits(a, rx):
         return pc.match_substring_regex(a, rx).to_numpy(zero_copy_only=False)
 
+    def hits_at(idx, rx):  # the regex over lines idx: on the whole array when they are most of it (no copy)
+        if len(idx) * 2 > len(arr):
+            return hits(arr, rx)[idx]
+        return hits(arr.take(idx), rx)
+
     codes = np.full(len(arr), OTHER, dtype=np.int8)
     bar = pc.match_substring(arr, "|").to_numpy(zero_copy_only=False)
     idx = np.flatnonzero(bar)
     if len(idx):
-        hist = hits(arr.take(idx), DIST_ROW_RX)
+        hist = hits_at(idx, DIST_ROW_RX)
         codes[idx[hist]] = HIST_ROW
         idx = idx[~hist]  # aggpack rows (`key  min : bars : max | count`) and their `key min .-. max` header
         if len(idx):
@@ -149,16 +154,18 @@ def _bound_arrays(label: pa.Array) -> tuple[np.ndarray, np.ndarray]:
 def _block_frame(arr: pa.Array, idx: np.ndarray, heads: np.ndarray, head_keys: dict, kind: str) -> pd.DataFrame:
     """Histogram (kind "hist") or aggpack ("pack") rows at ``idx`` -> frame, converted in bulk;
     map and key come from the header each row follows."""
-    rows = arr.take(idx)
-    counts = pc.cast(pc.extract_regex(rows, r"(?P<count>-?\d+)\s*$").field("count"), pa.int64())
+    whole = len(idx) * 2 > len(arr)  # most lines: run the kernels over the whole array, pick the rows after
+    rows = arr if whole else arr.take(idx)
+    pick = (lambda a: a.take(pa.array(idx))) if whole else (lambda a: a)
+    counts = pc.cast(pick(pc.extract_regex(rows, r"(?P<count>-?\d+)\s*$").field("count")), pa.int64())
     # map and key per row: one lookup per distinct header, then codes into those (no per-row object)
     uniq, which = np.unique(heads, return_inverse=True)
     labels = [head_keys.get(h, ("", "")) for h in uniq.tolist()]
     if kind == "hist":
-        lo, hi = _bound_arrays(pc.extract_regex(rows, r"^\s*(?P<label>(?:< ?|>= ?)?-?\d+)").field("label"))
+        lo, hi = _bound_arrays(pick(pc.extract_regex(rows, r"^\s*(?P<label>(?:< ?|>= ?)?-?\d+)").field("label")))
         names = _by_code(which, [k for _, k in labels])
     else:
-        parts = pc.extract_regex(rows, PACK_ROW_RX)
+        parts = pick(pc.extract_regex(rows, PACK_ROW_RX))
         lo = _bound_arrays(parts.field("min"))[0]
         hi = _bound_arrays(parts.field("max"))[1]
         names = scan.string_series(parts.field("key"))
