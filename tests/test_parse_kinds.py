@@ -97,6 +97,8 @@ def _same(data: bytes, fmt: str, monkeypatch) -> None:
         slow = parse_bytes(data, fmt)
     pd.testing.assert_frame_equal(_frames(fast), _frames(slow), check_dtype=False)
     assert fast.counts == slow.counts and fast.clock == slow.clock
+    if fast.aggregates is not None or slow.aggregates is not None:
+        pd.testing.assert_frame_equal(fast.aggregates, slow.aggregates, check_dtype=False)
     assert fast.unparsed.reset_index(drop=True).equals(slow.unparsed.reset_index(drop=True))
     assert fast.losses == slow.losses
 
@@ -108,10 +110,10 @@ def test_c_scanner_reads_every_real_strace_output_as_the_python_reader_does(monk
         _same(path.read_bytes(), "strace", monkeypatch)
 
 
-def test_c_scanners_read_every_real_truss_and_kdump_output_as_the_python_readers_do(monkeypatch):
+def test_c_scanners_read_every_real_truss_kdump_and_dtrace_output_as_the_python_readers_do(monkeypatch):
     need(scan.lib is not None, "the C line scanner (make setup builds it)")
     fx = REPO / "tests" / "data" / "freebsd"
-    for fmt in ("truss", "kdump"):
+    for fmt in ("truss", "kdump", "dtrace"):
         files = sorted((SAMPLES / fmt).glob("*.txt")) + sorted(fx.glob(f"*/*/raw/{fmt}.txt"))
         assert files
         for path in files:
@@ -130,12 +132,19 @@ _KDUMP_PARTS = [" 123 ", "100234 ", "12:7 ", "prog ", "my prog ", "1700000000.12
                 "fflags=0, data=0x5, udata=0x0 }", "             ", " }", "Events dropped.", "\"x\"", "99999999999999999999"]
 
 
+_DTRACE_PARTS = ["  ", "   ", "\t", "value", "  ------------- Distribution ------------- count", "|", "@@@", " | ",
+                 "16", "-3", "< 0", ">= 40", "1234567890123456789", "unix`mutex_enter+0x10", "libc.so.1`_write+0x8",
+                 "0x104d08831", "java/lang/Thread.run()V", "(", ")", "12345", "0.4%", "98.7%", " 7", "# ./x", "$ ",
+                 "dtrace: 12 drops on CPU 0", "E\t", "bash", "`", "key  min .------. max | count", " : ", "\u2588",
+                 "CPU     ID                    FUNCTION:NAME", "\x0b", "\x1c", "\xa0"]
+
+
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                   HealthCheck.function_scoped_fixture])
-@given(st.sampled_from(["truss", "kdump"]), st.data())
-def test_c_scanners_agree_with_the_python_readers_on_any_truss_or_kdump_like_line(monkeypatch, fmt, data):
+@given(st.sampled_from(["truss", "kdump", "dtrace"]), st.data())
+def test_c_scanners_agree_with_the_python_readers_on_any_truss_kdump_or_dtrace_like_line(monkeypatch, fmt, data):
     need(scan.lib is not None, "the C line scanner (make setup builds it)")
-    parts = _TRUSS_PARTS if fmt == "truss" else _KDUMP_PARTS
+    parts = {"truss": _TRUSS_PARTS, "kdump": _KDUMP_PARTS, "dtrace": _DTRACE_PARTS}[fmt]
     lines = data.draw(st.lists(st.lists(st.sampled_from(parts), max_size=10).map("".join), min_size=1, max_size=12))
     payload = ("\n".join(lines) + "\n").encode()
     try:

@@ -43,11 +43,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tracer.parse import messages, scan
-from tracer.parse.base import ELISION, Collector, ParseResult, aggregates_frame, count_lines, line_array
+from tracer.parse.base import ELISION, Collector, Lines, ParseResult, aggregates_frame, count_lines, line_array
 from tracer.parse.events import events_into
 
-DIST_ROW_RX = r"^\s*(?P<label>-?\d+|< ?-?\d+|>= ?-?\d+)\s+(?P<bar>[|@ ]*\|[@ ]*)\s+(?P<count>-?\d+)\s*$"
-PACK_ROW_RX = r"^\s*(?P<key>\S+)\s+(?P<min><\s*-?\d+|-?\d+)\s+:\s(?P<bars>.*?)\s*:\s+(?P<max>>=\s*-?\d+|-?\d+)\s+\|\s+(?P<count>-?\d+)\s*$"
+# (a number of 19 or more digits is no histogram row's: it would not fit int64)
+DIST_ROW_RX = (r"^\s*(?P<label>-?\d{1,18}|< ?-?\d{1,18}|>= ?-?\d{1,18})\s+(?P<bar>[|@ ]*\|[@ ]*)\s+"
+               r"(?P<count>-?\d{1,18})\s*$")
+PACK_ROW_RX = (r"^\s*(?P<key>\S+)\s+(?P<min><\s*-?\d{1,18}|-?\d{1,18})\s+:\s(?P<bars>.*?)\s*:\s+"
+               r"(?P<max>>=\s*-?\d{1,18}|-?\d{1,18})\s+\|\s+(?P<count>-?\d{1,18})\s*$")
 HEAD_RX = r"^\s*value\s+-+ Distribution -+\s+count\s*$|^\s*key\s+min\s+\.-+\.\s+max\s+\|\s+count\s*$"
 DEFAULT_HEAD = re.compile(r"^CPU\s+ID\s+FUNCTION:NAME\s*$")
 DEFAULT_ROW = re.compile(r"^\s*(?P<cpu>\d+)\s+(?P<id>\d+)\s+(?P<fn>\S*:\S+)(?: (?P<text>.*))?$")
@@ -151,29 +154,38 @@ def _bound_arrays(label: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     return np.where(below, -np.inf, num), np.where(above, np.inf, num)
 
 
-def _block_frame(arr: pa.Array, idx: np.ndarray, heads: np.ndarray, head_keys: dict, kind: str) -> pd.DataFrame:
+def _block_frame(rows_of, idx: np.ndarray, heads: np.ndarray, head_keys: dict, kind: str,
+                 known: dict | None = None) -> pd.DataFrame:
     """Histogram (kind "hist") or aggpack ("pack") rows at ``idx`` -> frame, converted in bulk;
-    map and key come from the header each row follows."""
-    whole = len(idx) * 2 > len(arr)  # most lines: run the kernels over the whole array, pick the rows after
-    rows = arr if whole else arr.take(idx)
-    pick = (lambda a: a.take(pa.array(idx))) if whole else (lambda a: a)
-    counts = pc.cast(pick(pc.extract_regex(rows, r"(?P<count>-?\d+)\s*$").field("count")), pa.int64())
-    # map and key per row: one lookup per distinct header, then codes into those (no per-row object)
+    map and key come from the header each row follows. ``rows_of(idx)``: those lines as an arrow
+    array; ``known``: label kind/number and count the C classifier already read, per line."""
     uniq, which = np.unique(heads, return_inverse=True)
     labels = [head_keys.get(h, ("", "")) for h in uniq.tolist()]
+    n = len(idx)
     if kind == "hist":
-        lo, hi = _bound_arrays(pick(pc.extract_regex(rows, r"^\s*(?P<label>(?:< ?|>= ?)?-?\d+)").field("label")))
+        lo, hi, counts = np.empty(n), np.empty(n), np.empty(n, np.int64)
+        have = known["mask"][idx] if known is not None else np.zeros(n, bool)
+        if have.any():
+            at = idx[have]
+            lk, num = known["label_kind"][at], known["label"][at].astype(np.float64)
+            lo[have] = np.where(lk == 1, -np.inf, num)
+            hi[have] = np.where(lk == 2, np.inf, num)
+            counts[have] = known["count"][at]
+        if (~have).any():
+            rows = rows_of(idx[~have])
+            lo[~have], hi[~have] = _bound_arrays(pc.extract_regex(rows, r"^\s*(?P<label>(?:< ?|>= ?)?-?\d+)").field("label"))
+            counts[~have] = pc.cast(pc.extract_regex(rows, r"(?P<count>-?\d+)\s*$").field("count"),
+                                    pa.int64()).to_numpy(zero_copy_only=False)
         names = _by_code(which, [k for _, k in labels])
     else:
-        parts = pick(pc.extract_regex(rows, PACK_ROW_RX))
+        parts = pc.extract_regex(rows_of(idx), PACK_ROW_RX)
         lo = _bound_arrays(parts.field("min"))[0]
         hi = _bound_arrays(parts.field("max"))[1]
+        counts = pc.cast(parts.field("count"), pa.int64()).to_numpy(zero_copy_only=False)
         names = scan.string_series(parts.field("key"))
     maps = _by_code(which, [m for m, _ in labels])
-    n = len(idx)
     return pd.DataFrame({"kind": scan.string_series(pa.repeat(pa.scalar(kind, pa.large_string()), n)) if n else kind,
-                         "map": maps, "key": names, "lo": lo, "hi": hi,
-                         "count": pd.array(counts.to_numpy(zero_copy_only=False), dtype="Int64"),
+                         "map": maps, "key": names, "lo": lo, "hi": hi, "count": pd.array(counts, dtype="Int64"),
                          "line": idx.astype(np.int64) + 1})
 
 
@@ -184,9 +196,31 @@ def _by_code(codes: np.ndarray, values: list[str]) -> pd.Series:
 
 def parse_dtrace(data: bytes) -> ParseResult:
     c = Collector("dtrace")
-    arr = line_array(data)
-    n = len(arr)
-    codes_np = _classify(arr)
+    lines = Lines(data)
+    n = len(lines)
+    known = None
+    fast = scan.classify("dtrace", data, n)
+    if fast is not None:  # the C classifier; the lines it leaves go through the arrow one
+        codes_np = fast.kind.copy()
+        punt = np.flatnonzero(codes_np == -1)
+        if len(punt):
+            codes_np[punt] = _classify(pa.array([lines[i] for i in punt.tolist()], pa.large_string()))
+        known = {"mask": fast.kind == HIST_ROW, "label_kind": fast.a0, "label": fast.a1, "count": fast.ret}
+
+        def rows_of(idx):
+            return pa.array([lines[i] for i in idx.tolist()], pa.large_string())
+
+        def texts(idx):
+            return [lines[i] for i in idx.tolist()]
+    else:
+        arr = line_array(data)
+        codes_np = _classify(arr)
+
+        def rows_of(idx):
+            return arr.take(pa.array(idx))
+
+        def texts(idx):
+            return arr.take(pa.array(idx)).to_pylist()
     truncated_at = n - 1 if data and not data.endswith(b"\n") else -1
     hist_ok, hist_head = _block_rows(codes_np, HIST_ROW)
     pack_ok, pack_head = _block_rows(codes_np, PACK_ROW)
@@ -211,7 +245,7 @@ def parse_dtrace(data: bytes) -> ParseResult:
     stack_line = 0
     c.count("aggregation", int(bulk.sum()))
     others = np.flatnonzero(~bulk)
-    for i, raw in zip(others.tolist(), arr.take(others).to_pylist()):
+    for i, raw in zip(others.tolist(), texts(others)):
         code = codes[i]
         ln = i + 1
         if i == truncated_at:
@@ -343,7 +377,7 @@ def parse_dtrace(data: bytes) -> ParseResult:
         c.count("printf")
     close_stack()
     result = c.result(count_lines(data))
-    blocks = [_block_frame(arr, np.flatnonzero(ok), head[ok], head_keys, kind)
+    blocks = [_block_frame(rows_of, np.flatnonzero(ok), head[ok], head_keys, kind, known)
               for kind, ok, head in (("hist", hist_ok, hist_head), ("pack", pack_ok, pack_head)) if ok.any()]
     if blocks:
         result.aggregates = aggregates_frame([c.agg_rows, *blocks])

@@ -7,6 +7,7 @@
  * also give kind 0, so Python reports them. Strings (syscall names, errno names, record types)
  * are copied into one buffer with per-line offsets, so Python reads them as one arrow array.
  */
+#define _GNU_SOURCE /* memmem */
 #include <stdint.h>
 #include <string.h>
 
@@ -1207,4 +1208,259 @@ int64_t scan_kdump(const char *buf, int64_t len, struct scan_out *o)
         i++;
     }
     return handled;
+}
+
+/* dtrace(1) output: the class of every line, as tracer/parse/dtrace.py's arrow classifier gives it
+ * (codes of dtrace.py: 0 other, 1 blank, 2 event line, 3 histogram row, 4 stack frame, 5 values
+ * only), and for histogram rows the label (a0 = 0 plain, 1 "< n", 2 ">= n"; a1 = n) and count
+ * (ret). -1: a line this scanner leaves to the arrow classifier (a '|' that is not a histogram
+ * row, " Distribution ", non-ASCII bytes). A number of 19 or more digits is never a histogram
+ * row's (the classifier's rule too). */
+#define D_WS(c) ((c) == ' ' || (c) == '\t' || (c) == '\f' || (c) == '\r')
+
+static int d_int(const char *p, const char *e, int64_t *v)
+{
+    int neg = 0;
+    if (p < e && *p == '-') {
+        neg = 1;
+        p++;
+    }
+    if (p >= e || e - p > 18)
+        return 0;
+    int64_t x = 0;
+    for (const char *q = p; q < e; q++) {
+        if (!IS_DIGIT(*q))
+            return 0;
+        x = x * 10 + (*q - '0');
+    }
+    *v = neg ? -x : x;
+    return 1;
+}
+
+static int d_hist(const char *p, const char *e, int64_t *kind, int64_t *label, int64_t *count)
+{
+    while (p < e && D_WS(*p))
+        p++;
+    *kind = 0;
+    if (p < e && *p == '<') {
+        *kind = 1;
+        p++;
+        if (p < e && *p == ' ')
+            p++;
+    } else if (e - p >= 2 && p[0] == '>' && p[1] == '=') {
+        *kind = 2;
+        p += 2;
+        if (p < e && *p == ' ')
+            p++;
+    }
+    const char *l0 = p;
+    if (p < e && *p == '-')
+        p++;
+    while (p < e && IS_DIGIT(*p))
+        p++;
+    if (!d_int(l0, p, label))
+        return 0;
+    while (e > p && D_WS(e[-1]))
+        e--;
+    const char *c1 = e, *c0 = e;
+    while (c0 > p && IS_DIGIT(c0[-1]))
+        c0--;
+    if (c0 > p && c0[-1] == '-')
+        c0--;
+    if (!d_int(c0, c1, count))
+        return 0;
+    /* between: ws+, then only | @ space (a '|' in it, only @/space after the last '|'), then ws+ */
+    const char *q0 = p, *q1 = c0;
+    if (q1 - q0 < 3 || !D_WS(q0[0]) || !D_WS(q1[-1]))
+        return 0;
+    while (q0 < q1 && D_WS(*q0))
+        q0++;
+    while (q1 > q0 && D_WS(q1[-1]))
+        q1--;
+    int bars = 0, after_last_bar_ok = 1;
+    for (const char *q = q0; q < q1; q++) {
+        if (*q == '|') {
+            bars++;
+            after_last_bar_ok = 1;
+        } else if (*q != '@' && *q != ' ')
+            return 0;
+    }
+    (void)after_last_bar_ok;
+    return bars > 0;
+}
+
+/* The line [p, e) ends with white space, -?digits[, white space, digits[.digits]%], white space
+ * (the classifier's \s-?\d+(\s+\d+(\.\d+)?%)?\s*$). */
+static int ws_int_before(const char *p, const char *u)
+{
+    const char *y = u;
+    while (y > p && IS_DIGIT(y[-1]))
+        y--;
+    if (y == u)
+        return 0;
+    if (y > p && y[-1] == '-')
+        y--;
+    return y > p && D_WS(y[-1]);
+}
+
+static int ends_with_count(const char *p, const char *e)
+{
+    const char *t = e;
+    while (t > p && D_WS(t[-1]))
+        t--;
+    if (ws_int_before(p, t))
+        return 1;
+    if (t > p && t[-1] == '%') {
+        const char *w = t - 1, *d = w;
+        while (w > p && IS_DIGIT(w[-1]))
+            w--;
+        if (w == d)
+            return 0;
+        if (w > p && w[-1] == '.') {
+            const char *w2 = w - 1;
+            while (w2 > p && IS_DIGIT(w2[-1]))
+                w2--;
+            if (w2 < w - 1)
+                w = w2;
+        }
+        if (!(w > p && D_WS(w[-1])))
+            return 0;
+        const char *x = w;
+        while (x > p && D_WS(x[-1]))
+            x--;
+        return ws_int_before(p, x);
+    }
+    return 0;
+}
+
+static int d_frame(const char *p, const char *e)
+{
+    if (p >= e || !D_WS(*p))
+        return 0;
+    const char *s = p;
+    while (s < e && D_WS(*s))
+        s++;
+    if (s >= e)
+        return 0;
+    if ((*s == '#' || *s == '$') && s + 1 < e && s[1] == ' ')
+        return 0; /* a shell prompt */
+    if (ends_with_count(p, e))
+        return 0; /* "unix`cpu_halt   12345[  0.1%]": a printa row of @[func(arg0)], not a frame */
+    /* module`function... */
+    if (*s != '`') {
+        const char *b = memchr(s, '`', (size_t)(e - s));
+        if (b != NULL && b + 1 < e && !D_WS(b[1]))
+            return 1;
+    }
+    /* 0xaddr */
+    if (e - s > 2 && s[0] == '0' && s[1] == 'x') {
+        const char *q = s + 2;
+        while (q < e && ((*q >= '0' && *q <= '9') || (*q >= 'a' && *q <= 'f') || (*q >= 'A' && *q <= 'F')))
+            q++;
+        const char *r = q;
+        while (r < e && D_WS(*r))
+            r++;
+        if (q > s + 2 && r == e)
+            return 1;
+    }
+    /* Java: pkg/Class.method(sig)... */
+    if (IS_ALPHA(*s) || *s == '$') {
+        const char *q = s + 1;
+        while (q < e && (IS_WORD(*q) || *q == '$'))
+            q++;
+        int groups = 0;
+        while (q < e && (*q == '/' || *q == '.')) {
+            const char *g = ++q;
+            while (q < e && (IS_WORD(*q) || *q == '$' || *q == '<' || *q == '>'))
+                q++;
+            if (q == g)
+                return 0;
+            groups++;
+        }
+        if (groups == 0 || q >= e || *q != '(')
+            return 0;
+        const char *rp = NULL;
+        for (const char *r = q; r < e; r++)
+            if (*r == ')')
+                rp = r;
+        if (rp == NULL)
+            return 0;
+        const char *r = rp + 1;
+        while (r < e && !D_WS(*r))
+            r++;
+        while (r < e && D_WS(*r))
+            r++;
+        return r == e;
+    }
+    return 0;
+}
+
+static int d_values(const char *p, const char *e)
+{
+    if (p >= e || !D_WS(*p))
+        return 0;
+    while (e > p && D_WS(e[-1]))
+        e--;
+    int n = 0;
+    while (p < e) {
+        const char *s = p;
+        while (p < e && D_WS(*p))
+            p++;
+        if (p == s)
+            return 0;
+        if (p < e && *p == '-')
+            p++;
+        const char *d = p;
+        while (p < e && IS_DIGIT(*p))
+            p++;
+        if (p == d)
+            return 0;
+        n++;
+    }
+    return n > 0;
+}
+
+int64_t scan_dtrace(const char *buf, int64_t len, struct scan_out *o)
+{
+    const char *p = buf, *end = buf + len;
+    int64_t i = 0;
+    while (p < end && i < o->n) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        const char *e = nl ? nl : end;
+        const char *next = nl ? nl + 1 : end;
+        if (e > p && e[-1] == '\r')
+            e--;
+        int ascii = 1, bar = 0, blank = 1;
+        for (const char *q = p; q < e; q++) {
+            unsigned char c = (unsigned char)*q;
+            if (c >= 0x80) {
+                ascii = 0;
+                break;
+            }
+            if (c == '|')
+                bar = 1;
+            if (!(D_WS(c) || c == '\v' || (c >= 0x1c && c <= 0x1f)))
+                blank = 0;
+        }
+        int8_t code = 0;
+        if (!ascii) {
+            code = -1;
+        } else if (blank) {
+            code = 1;
+        } else if (e - p >= 2 && p[0] == 'E' && p[1] == '\t') {
+            code = 2;
+        } else if (bar) {
+            code = d_hist(p, e, &o->a0[i], &o->a1[i], &o->ret[i]) ? 3 : -1;
+        } else if (e - p >= 14 && memmem(p, (size_t)(e - p), " Distribution ", 14) != NULL) {
+            code = -1;
+        } else if (d_frame(p, e)) {
+            code = 4;
+        } else if (d_values(p, e)) {
+            code = 5;
+        }
+        o->kind[i] = code;
+        p = next;
+        i++;
+    }
+    return i;
 }

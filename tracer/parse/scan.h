@@ -36,4 +36,5 @@ struct scan_out {
 int64_t scan_strace(const char *buf, int64_t len, struct scan_out *o);
 int64_t scan_truss(const char *buf, int64_t len, struct scan_out *o);
 int64_t scan_kdump(const char *buf, int64_t len, struct scan_out *o);
+int64_t scan_dtrace(const char *buf, int64_t len, struct scan_out *o);
 #endif

@@ -141,3 +141,26 @@ def scan(fmt: str, data: bytes, n: int) -> LineColumns:
                 arr = pa.array([bytes(buf[o:o + k]).decode("utf-8", "replace") for o, k in zip(off[idx], ln[idx])])
             cols.names[which] = (idx, arr)
     return cols
+
+
+def classify(fmt: str, data: bytes, n: int) -> LineColumns | None:
+    """Per-line class codes (kind) and a few numbers from a C classifier that writes no strings
+    (dtrace); None when the scanner is not built."""
+    if lib is None:
+        return None
+    cols = LineColumns.empty(n)
+    if n == 0:
+        return cols
+    out = ffi.new("struct scan_out *")
+    keep = []
+
+    def ptr(ctype, arr):
+        keep.append(arr)
+        return ffi.cast(ctype, ffi.from_buffer(arr))
+
+    out.n = n
+    out.kind, out.tkind, out.has_ret = (ptr("int8_t *", a) for a in (cols.kind, cols.tkind, cols.has_ret))
+    for c in _INT_COLS:
+        setattr(out, c, ptr("int64_t *", getattr(cols, c)))
+    getattr(lib, f"scan_{fmt}")(ffi.from_buffer(data), len(data), out)
+    return cols
