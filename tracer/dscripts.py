@@ -32,6 +32,10 @@ SCRIPTS: dict[tuple[str, str], Path] = {
     ("FreeBSD", "events"): DSCRIPTS_DIR / "freebsd" / "aiotrace-events.d",
     ("FreeBSD", "aggregate"): DSCRIPTS_DIR / "freebsd" / "aiotrace-agg.d",
 }
+# Any program (aiotrace capture -- CMD / -p PID): the events script without the workload's uprobes,
+# following forks. Same output format as ("Linux", "events").
+PROC_SCRIPT = DSCRIPTS_DIR / "linux" / "aiotrace-proc.bt"
+PROC_EXTRA_PIDS = 8  # $2..$9 of aiotrace-proc.bt
 # Add-on for kernels with D33271 (charges rusage to job->td in aio_complete); stock kernels refuse it.
 D33271_ADDON = DSCRIPTS_DIR / "freebsd" / "aiotrace-ru-d33271.d"
 
@@ -103,6 +107,16 @@ def bpftrace_argv(flavour: str, pid: int, engine_so: str | os.PathLike, *, bpftr
     return [exe, "-B", "line", *fmt, "-p", str(pid), str(SCRIPTS[("Linux", flavour)]), str(pid), so]
 
 
+def bpftrace_proc_argv(pid: int, extra_pids: list[int] = (), *, bpftrace: str | None = None) -> list[str]:
+    """The bpftrace command line that traces any program: process `pid` and up to PROC_EXTRA_PIDS of
+    its descendants alive now (later forks are followed by the script). Only integers reach
+    bpftrace, as positional parameters; the program's own command line never does."""
+    pid = _check_pid(pid)
+    extra = [_check_pid(p) for p in list(extra_pids)[:PROC_EXTRA_PIDS]]
+    exe = bpftrace or shutil.which("bpftrace") or "bpftrace"
+    return [exe, "-B", "line", "-p", str(pid), str(PROC_SCRIPT), str(pid), *map(str, extra)]
+
+
 def bpftrace_env(flavour: str) -> dict[str, str]:
     """Environment variables to add when running ``bpftrace_argv(flavour, ...)``."""
     _check_flavour(flavour)
@@ -118,15 +132,19 @@ def _check_command(command: list[str] | str) -> str:
 
 
 def dtrace_argv(flavour: str, pid: int | None = None, command: list[str] | str | None = None, *,
-                d33271: bool = False, dtrace: str = "dtrace") -> list[str]:
+                d33271: bool = False, dtrace: str = "dtrace", foreign: bool = False) -> list[str]:
     """The dtrace command line for `flavour`, attached to `pid` (-p) or running `command` (-c).
-    Exactly one of them. ``d33271`` adds the rusage add-on for D33271 kernels (events only)."""
+    Exactly one of them. ``d33271`` adds the rusage add-on for D33271 kernels (events only).
+    ``foreign``: the program is not aiotrace's workload, so its ``pid$target::aiotrace_probe_*``
+    probes match nothing; -Z lets dtrace run anyway ("permit probe descriptions that match zero
+    probes", usage() in cddl/contrib/opensolaris/cmd/dtrace/dtrace.c). -c is split on blanks by
+    make_argv() there (strtok, no quoting), hence _check_command."""
     _check_flavour(flavour)
     if (pid is None) == (command is None):
         raise CaptureError("dtrace_argv needs exactly one of pid or command")
     if d33271 and flavour != "events":
         raise CaptureError("the D33271 rusage add-on goes with the events flavour")
-    argv = [dtrace, "-q"]
+    argv = [dtrace, "-q", *(["-Z"] if foreign else [])]
     for opt in DTRACE_OPTIONS[flavour]:
         argv += ["-x", opt]
     argv += ["-p", str(_check_pid(pid))] if pid is not None else ["-c", _check_command(command)]
