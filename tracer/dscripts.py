@@ -420,7 +420,7 @@ def count_conversions(fmt: str) -> int:
 def check_script_printfs(path: str | os.PathLike) -> list[str]:
     """Problems with the printf calls of one script (empty when all are valid):
     every printf whose format starts with ``E<TAB>`` must pass check_printf_against_schema and pass as
-    many arguments as it has conversions; in a per-event script (file name contains "-events" or is
+    many arguments as it has conversions; in a per-event script (file name contains "-events" or "-proc", or is
     a ``ru`` add-on) every other printf must be the header line or a ``#`` comment line; an aggregated
     script prints AGG_HEADER and never the event header."""
     path = Path(path)
