@@ -311,6 +311,8 @@ def test_d_rule_2_first_assignment_types_the_variable_old_aq_job_was_int():
     assert any("this->k" in p for p in dscripts.check_d_rules(bad))
     declared = "int x;\nBEGIN { x = 0; } END { x = timestamp; }"
     assert dscripts.check_d_rules(declared) == []
+    keyed = "BEGIN { ts[(int64_t)args[0]] = 0; } END { ts[(int64_t)args[0]] = timestamp; }"
+    assert any("ts[]" in p for p in dscripts.check_d_rules(keyed)), "associative arrays are typed the same way"
 
 
 def test_d_rule_3_nullable_pointer_guarded_in_predicate_old_filt_aio_was_not():

@@ -506,7 +506,8 @@ NULLABLE_AT_PROBE: dict[str, tuple[tuple[str, str], ...]] = {
 
 _LL_CONVERSION = re.compile(r"%[-+ #0-9.*@]*(l{1,2})([a-zA-Z])")
 # An assignment target: self->x, this->x, a global x, or an associative array x[...].
-_ASSIGN = re.compile(r"(?P<lhs>\b(?:self|this)->\w+|(?<![\w>.])[A-Za-z_]\w*)(?P<key>\s*\[[^\]]*\])?\s*=(?!=)")
+_ASSIGN = re.compile(r"(?P<lhs>\b(?:self|this)->\w+|(?<![\w>.])[A-Za-z_]\w*)"
+                     r"(?P<key>\s*\[(?:[^\[\]]|\[[^\]]*\])*\])?\s*=(?!=)")
 _DECL = re.compile(r"^\s*(?:unsigned\s+|signed\s+)?(?:int|long|uint\d+_t|int\d+_t|string|char|uintptr_t)\s+(\w+)\s*;", re.M)
 _INT_LITERAL = re.compile(r"^-?(?:0[xX][0-9a-fA-F]+|\d+)[uUlL]*$")
 _D_KEYWORDS = {"self", "this", "args", "arg0", "arg1", "arg2", "arg3", "arg4", "arg5", "timestamp", "pid", "tid",
