@@ -26,7 +26,7 @@ def test_registry_covers_both_oses_and_flavours_with_existing_scripts():
     assert set(dscripts.SCRIPTS) == {(o, f) for o in dscripts.OSES for f in dscripts.FLAVOURS}
     for path in [*dscripts.SCRIPTS.values(), dscripts.D33271_ADDON]:
         assert path.is_file(), path
-    assert len(D_SCRIPTS) == 3 and len(BT_SCRIPTS) == 2
+    assert len(D_SCRIPTS) == 3 and len(BT_SCRIPTS) == 3 and dscripts.PROC_SCRIPT in BT_SCRIPTS
 
 
 @pytest.mark.parametrize("path", dscripts.all_scripts(), ids=lambda p: p.name)

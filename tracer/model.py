@@ -191,6 +191,13 @@ def build_model(result, manifest: dict, summary: dict, rec_ios: pd.DataFrame | N
     events = events.sort_values(["ts_ns", "line"], kind="stable").reset_index(drop=True)
     offset = _record_offset(events)
     timed = clock != "none"
+    if foreign and task_io is not None and len(task_io) and len(events):
+        # strace knows threads, not processes (pid == tid on every line): /proc's (pid, tid) says
+        # which process each traced thread belonged to
+        tgid = task_io.drop_duplicates("tid").set_index("tid")["pid"]
+        own = events["pid"] == events["tid"]
+        mapped = events.loc[own, "tid"].map(tgid)
+        events.loc[own, "pid"] = mapped.fillna(events.loc[own, "pid"]).astype(events["pid"].dtype)
     syscalls = _syscalls(events, os_name, manifest, timed, foreign)
     window = _window(events, summary, offset)
     if window is not None and len(syscalls):

@@ -64,7 +64,8 @@ def dry_run_lines(spec: RunSpec | None, backend: Backend, why: str, flavour: str
                      "detach at --duration, Ctrl-C or its exit; the process is never stopped")
         lines.append(f"mkdir -p {q(raw)}")
         redirect = f" > {q(trace)}" if backend.stdout_is_trace else ""
-        lines.append(_render(cmds[0], backend.env(ctx)) + redirect + f" 2> {q(raw / 'tracer.stderr')}")
+        rel = REPO if backend.os_name == "FreeBSD" else None  # the run kit runs from the repository root
+        lines.append(_render(cmds[0], backend.env(ctx), rel) + redirect + f" 2> {q(raw / 'tracer.stderr')}")
         for i, post in enumerate(cmds[1:]):
             last = i == len(cmds) - 2
             lines.append(_render(post, None, REPO) + (f" > {q(trace)}" if last else ""))
@@ -142,6 +143,9 @@ def capture(backend: str, aggregate: bool, out: str, pid: int | None, dry_run: b
         raise CaptureError(f"backend {chosen.name} runs on {chosen.os_name}, this is {os_name} "
                            "(--dry-run prints its command lines)")
     from tracer.capture.runner import run_capture
+    if target is not None and target.kind == "pid":
+        from tracer.capture.target import check_pid
+        check_pid(target.pid, chosen.needs_root)  # refused before any bundle is made
 
     result = run_capture(spec, chosen, why, flavour, Path(out), allow_loss, target=target,
                          log=lambda msg: click.echo(f"aiotrace: {msg}", err=True))

@@ -522,6 +522,7 @@ class CaptureSession:
         if self.guard.phase != "starting" and self.guard.phase != "attaching":
             self.guard.phase = "stopping"
         b = self.backend
+        stopped_by_sigint = False
         if self.workload is not None and self.workload.poll() is None and self.workload is not self.tracer:
             if self.released_ns is None and self.workload.stdin is not None:
                 try:
@@ -541,12 +542,17 @@ class CaptureSession:
                     self.tracer.wait(timeout=10)
                 except subprocess.TimeoutExpired:
                     pass
-            elif b.stdout_is_trace and self.released_ns is not None:
-                _wait_quiet(self.trace_path, self.tracer)
+            elif b.stdout_is_trace and self.released_ns is not None and not self._target_alive():
+                _wait_quiet(self.trace_path, self.tracer)  # (a live pid target keeps it growing)
             note = _terminate(self.tracer, signal.SIGINT, self.timeouts.stop_s)
             if note:
                 self.losses.add(f"{b.name}: {note} (output may be incomplete)")
-        if self.tracer is not None and self.tracer.returncode not in (0, None) and self.released_ns is not None:
+            else:
+                stopped_by_sigint = True
+        # strace detaches on our SIGINT and then dies of it: that exit is ours, not a fault
+        ours = stopped_by_sigint and self.tracer is not None and self.tracer.returncode == -signal.SIGINT
+        if self.tracer is not None and self.tracer.returncode not in (0, None) and self.released_ns is not None \
+                and not ours:
             why = f"{b.name} {_describe_exit(self.tracer.returncode)}: {_tracer_error(self.raw / 'tracer.stderr')}"
             if b.attach == "wrap":
                 self.fail(why)  # for wrap backends this is also how a crashed workload shows

@@ -102,8 +102,9 @@ def check_pid(pid: int, needs_root: bool) -> str:
     """Refuse a pid this user cannot trace, naming why; return its comm."""
     if pid <= 0:
         raise CaptureError(f"-p {pid}: a pid is a positive integer")
-    if pid in (os.getpid(), os.getppid()):
-        raise CaptureError(f"-p {pid}: that is aiotrace itself (or its parent shell)")
+    if pid in ancestors(os.getpid()):
+        raise CaptureError(f"-p {pid}: that is aiotrace itself or one of its parents (the shell that "
+                           "started it): tracing it would trace aiotrace too")
     try:
         comm, fields = _stat_fields(pid)
     except FileNotFoundError:
@@ -122,6 +123,18 @@ def check_pid(pid: int, needs_root: bool) -> str:
             raise CaptureError(f"-p {pid}: process {pid} ({comm}) belongs to {_user(uid)}, not to you "
                                f"({_user(os.getuid())}): tracing another user's process needs root")
     return comm
+
+
+def ancestors(pid: int) -> list[int]:
+    """``pid`` and every parent up to (not including) pid 0."""
+    out = []
+    while pid > 0 and pid not in out:
+        out.append(pid)
+        try:
+            pid = int(_stat_fields(pid)[1][1])
+        except (OSError, ValueError, IndexError):
+            break
+    return out
 
 
 def process_uid(pid: int) -> int | None:
@@ -243,7 +256,7 @@ def read_task_io_file(path: Path):
     import pandas as pd
     if not Path(path).is_file():
         return None
-    return pd.read_csv(path, sep="\t", comment="#", dtype={"comm": "string"}, keep_default_na=False)
+    return pd.read_csv(path, sep="\t", skiprows=1, dtype={"comm": "string"}, keep_default_na=False)
 
 
 def launcher_argv(argv: list[str]) -> list[str]:

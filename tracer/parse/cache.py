@@ -18,7 +18,7 @@ import pandas as pd
 
 from tracer.parse.base import ParseResult
 
-PARSER_VERSION = 3  # 2: @emitted also counts excess (duplicated) lines; strace ERESTART_* errnos
+PARSER_VERSION = 4  # 2: @emitted also counts excess (duplicated) lines; strace ERESTART_* errnos, <detached ...>
 
 
 def content_key(data: bytes, fmt: str) -> str:
