@@ -47,7 +47,9 @@ How the tables are built (the same way from every backend; every parser yields e
   ``reap`` probe events carry the I/O id (-> fetched_ns, result, reap_tid); kernel job events
   (job_done -> kernel_done_ns, job_notify -> notified_ns, job_free -> freed_ns) and aio syscalls
   carry the user aiocb address (FreeBSD ujob) or io_uring user_data, which the workload reuses.
-  So the k-th *queue marker* in time order is I/O id k (ids are assigned in submission order),
+  So the k-th *queue marker* in time order inside the measurement window is I/O id k (ids are
+  assigned in submission order from the window's start; a queueing outside the window, such as
+  the REAP availability probe, takes no id),
   and every later event with the same address belongs to that I/O until the address is queued
   again. Queue markers are ``job_queue`` events when the trace has them, else the ``sys_enter``
   of aio_read/aio_write/aio_readv/aio_writev/aio_fsync with an aiocb (kdump: the address; truss:
@@ -67,22 +69,28 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from tracer import modes
 from tracer.errors import ParseError
 from tracer.schema import MODEL_TABLES
 
-SUBMIT_FREEBSD = ("aio_read", "aio_write", "aio_readv", "aio_writev", "lio_listio", "aio_fsync",
-                  "compat6.aio_read", "compat6.aio_write", "compat6.lio_listio")
-ROLE_MAPS: dict[str, dict[str, str]] = {
-    "FreeBSD": {**dict.fromkeys(SUBMIT_FREEBSD, "submit"),
-                **dict.fromkeys(("kevent", "compat11.kevent", "aio_suspend", "aio_waitcomplete"), "wait"),
-                "aio_error": "status", "aio_return": "result", "compat6.aio_error": "status",
-                "compat6.aio_return": "result"},
-    "Linux": {"io_submit": "submit", "io_getevents": "wait", "io_pgetevents": "wait",
-              "io_uring_enter": "submit"},  # io_uring_enter: wait when to_submit == 0 (see roles())
-}
+# syscall -> role per OS: the union of the mode registry's per-mode roles (tracer.modes).
+# io_uring_enter is "submit" there and "wait" when to_submit == 0 (see roles()).
+ROLE_MAPS: dict[str, dict[str, str]] = {os_name: modes.role_map(os_name) for os_name in modes.OSES}
 QUEUE_SYSCALLS = ("aio_read", "aio_write", "aio_readv", "aio_writev", "aio_fsync")
 HELPER_IO = ("pread64", "pwrite64", "preadv", "pwritev", "preadv2", "pwritev2", "fdatasync", "fsync")
 SAME_CLOCK_NS = 1_000_000_000  # a sync offset below this means the record and trace share a clock
+
+
+# What ru_inblock/ru_oublock count, per OS. Linux: 512-byte blocks (task_io_get_inblock is
+# ioac.read_bytes >> 9). FreeBSD: block I/O OPERATIONS: vfs_bio.c adds 1 per buffer it reads
+# (breada: read-ahead buffers too) and only aio_biowakeup (the aio_qbio raw-device path) adds
+# btodb(nbytes). The two are not comparable, and bytes/512 is not a FreeBSD figure.
+RUSAGE_UNITS = {"Linux": "512-byte blocks", "FreeBSD": "block I/O operations"}
+
+
+def rusage_unit(os_name: str | None) -> str:
+    """The unit of ru_inblock/ru_oublock on `os_name` (RUSAGE_UNITS; Linux when unknown)."""
+    return RUSAGE_UNITS.get(os_name or "Linux", RUSAGE_UNITS["Linux"])
 
 
 @dataclass
@@ -105,6 +113,11 @@ class Model:
     io_source: str | None = None  # foreign: the source io_total comes from
     io_total: int | None = None  # foreign: I/Os counted from kernel and syscall events
 
+    @property
+    def rusage_unit(self) -> str:
+        """Unit of the threads table's inblock/oublock and of ru_charge a0/a1 (RUSAGE_UNITS)."""
+        return rusage_unit(self.manifest.get("os") or self.summary.get("os"))
+
     def has(self, table: str, *columns: str) -> bool:
         """True when ``table`` has rows and each of ``columns`` has at least one non-null value."""
         frame = getattr(self, table, None)
@@ -114,22 +127,47 @@ class Model:
 
 
 def _read_json(path: Path) -> dict:
+    """A JSON object file ({} when absent); ParseError when it is not JSON or not an object."""
     try:
-        return json.loads(path.read_text())
+        value = json.loads(path.read_text())
     except FileNotFoundError:
         return {}
     except (OSError, ValueError) as exc:
         raise ParseError(f"unreadable JSON: {exc}", str(path)) from None
+    if not isinstance(value, dict):
+        raise ParseError(f"not a JSON object (a JSON {type(value).__name__})", str(path))
+    return value
+
+
+MANIFEST_SCHEMA_PREFIX = "aiotrace.manifest/"
+
+
+def read_manifest(bundle: Path) -> dict:
+    """The bundle's manifest.json as a dict; ParseError (one line) when it is missing, not JSON,
+    not an object, or not an aiotrace manifest."""
+    path = Path(bundle) / "manifest.json"
+    if not path.is_file():
+        raise ParseError("not a run bundle (no manifest.json)", str(bundle))
+    manifest = _read_json(path)
+    if not str(manifest.get("schema", "")).startswith(MANIFEST_SCHEMA_PREFIX):
+        raise ParseError(f"not an aiotrace manifest (schema {manifest.get('schema')!r})", str(path))
+    return manifest
+
+
+def is_bundle(path: Path) -> bool:
+    """True when ``path`` holds an aiotrace manifest.json (not some other program's manifest)."""
+    try:
+        read_manifest(path)
+    except ParseError:
+        return False
+    return True
 
 
 def load_bundle(path, cache: bool = True) -> Model:
     """Build the model of one run bundle (parsing its raw trace once; the Parquet cache does the rest)."""
 
     bundle = Path(path)
-    manifest_file = bundle / "manifest.json"
-    if not manifest_file.is_file():
-        raise ParseError("not a run bundle (no manifest.json)", str(bundle))
-    manifest = _read_json(manifest_file)
+    manifest = read_manifest(bundle)
     summary = _read_json(bundle / "record" / "summary.json")
     raw = manifest.get("raw") or {}
     from tracer.parse.losses import bundle_losses
@@ -206,7 +244,7 @@ def build_model(result, manifest: dict, summary: dict, rec_ios: pd.DataFrame | N
                                 (syscalls["enter_ns"].fillna(syscalls["exit_ns"]) <= stop)
     elif len(syscalls):
         syscalls["in_window"] = True
-    ios = _ios(events, syscalls, rec_ios, offset)
+    ios = _ios(events, syscalls, rec_ios, offset, window if timed else None)
     if foreign:
         threads = _foreign_threads(task_io, events, syscalls)
         counts = foreign_io_counts(events, syscalls, os_name)
@@ -334,16 +372,25 @@ def _window(events: pd.DataFrame, summary: dict, offset: int) -> tuple[float, fl
     return None
 
 
-def _queue_markers(events: pd.DataFrame, syscalls: pd.DataFrame) -> pd.DataFrame:
-    """(key, ts, line) of every queueing of an I/O, in time order (see module doc)."""
+def _queue_markers(events: pd.DataFrame, syscalls: pd.DataFrame,
+                   window: tuple[float, float] | None = None) -> pd.DataFrame:
+    """(key, ts, line) of every queueing of an I/O inside the measurement window, in time order
+    (see module doc). I/O ids count from 0 at the window's first submission, so a queueing outside
+    it (REAP's availability probe after the tracer attached, check_spec's probe under a wrapping
+    tracer, a warm-up) must not take an id."""
     q = events[(events["ev"] == "job_queue") & (events["ret"] == 0) & (events["id"] != 0)]
     if len(q):
-        return pd.DataFrame({"key": q["id"].to_numpy(), "ts": q["ts_ns"].astype("float64").to_numpy(),
-                             "line": q["line"].to_numpy()})
-    s = syscalls[syscalls["name"].isin(QUEUE_SYSCALLS) & (syscalls["id"] != 0)
-                 & (syscalls["ret"].fillna(0) == 0)]
-    return pd.DataFrame({"key": s["id"].to_numpy(), "ts": s["enter_ns"].fillna(s["exit_ns"]).to_numpy(),
-                         "line": s["line"].to_numpy()}).sort_values(["ts", "line"], kind="stable")
+        out = pd.DataFrame({"key": q["id"].to_numpy(), "ts": q["ts_ns"].astype("float64").to_numpy(),
+                            "line": q["line"].to_numpy()})
+    else:
+        s = syscalls[syscalls["name"].isin(QUEUE_SYSCALLS) & (syscalls["id"] != 0)
+                     & (syscalls["ret"].fillna(0) == 0)]
+        out = pd.DataFrame({"key": s["id"].to_numpy(), "ts": s["enter_ns"].fillna(s["exit_ns"]).to_numpy(),
+                            "line": s["line"].to_numpy()}).sort_values(["ts", "line"], kind="stable")
+    if window is not None and len(out) and out["ts"].notna().any():
+        start, stop = window
+        out = out[(out["ts"] >= start) & (out["ts"] <= stop)]
+    return out.reset_index(drop=True)
 
 
 def _join_by_key(markers: pd.DataFrame, targets: pd.DataFrame) -> np.ndarray:
@@ -362,7 +409,8 @@ def _join_by_key(markers: pd.DataFrame, targets: pd.DataFrame) -> np.ndarray:
     return out
 
 
-def _ios(events: pd.DataFrame, syscalls: pd.DataFrame, rec: pd.DataFrame | None, offset: int) -> pd.DataFrame:
+def _ios(events: pd.DataFrame, syscalls: pd.DataFrame, rec: pd.DataFrame | None, offset: int,
+         window: tuple[float, float] | None = None) -> pd.DataFrame:
     cols = MODEL_TABLES["ios"]
     reap = events[events["ev"] == "reap"]
     if rec is not None and len(rec):
@@ -395,7 +443,7 @@ def _ios(events: pd.DataFrame, syscalls: pd.DataFrame, rec: pd.DataFrame | None,
             ios["reap_tid"] = r["tid"].reindex(ios.index)
     else:
         ios["fetched_ns"] = np.nan
-    markers = _queue_markers(events, syscalls)
+    markers = _queue_markers(events, syscalls, window)
     order_ids = ios["id"].sort_values().to_numpy()
 
     def by_io(frame: pd.DataFrame, ts_col: str, first: bool = True) -> pd.Series:

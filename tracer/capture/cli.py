@@ -12,14 +12,14 @@ import click
 from tracer.capture.backends import (AGGREGATE_BACKENDS, BACKENDS, REPO, Backend, Context, choose_backend)
 from tracer.capture.bundle import make_run_id
 from tracer.errors import CaptureError
-from workloads.spec import FREEBSD_MODES, LINUX_MODES, RunSpec, spec_from_options, spec_options
+from tracer.modes import modes_for
+from workloads.spec import RunSpec, spec_from_options, spec_options
 
-OS_MODES = {"Linux": LINUX_MODES, "FreeBSD": FREEBSD_MODES}
 PID_PLACEHOLDER = 4194303  # a valid pid_max-1 value, printed as $PID in dry runs
 
 
 def _check(spec: RunSpec, backend: Backend, flavour: str) -> None:
-    spec.validate(OS_MODES[backend.os_name])
+    spec.validate(modes_for(backend.os_name))
     if flavour == "aggregate" and backend.name not in AGGREGATE_BACKENDS:
         raise CaptureError(f"backend {backend.name} has no aggregate flavour "
                            f"(aggregating backends: {', '.join(AGGREGATE_BACKENDS)})")

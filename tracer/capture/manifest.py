@@ -14,7 +14,8 @@ kernel                 str          kernel release (``uname -r``)
 machine                str          ``uname -m`` (``x86_64``, ``amd64``)
 cpus                   int          online CPUs (``os.cpu_count()``)
 hostname               str          ``uname -n``
-backend                str          ``bpftrace`` | ``strace`` | ``dtrace`` | ``ktrace`` | ``truss`` | ``none``
+backend                str          ``bpftrace`` | ``strace`` | ``dtrace`` | ``ktrace`` | ``truss`` | ``none`` |
+                                    ``model`` (``aiotrace simulate``: the FreeBSD semantics model)
 backend_reason         str          why this backend: ``"requested"`` or what ``auto`` found
 backend_version        str|null     the tracer's own version line (``bpftrace v0.17.0``)
 flavour                str          ``"events"`` (one line per event) | ``"aggregate"`` (in-kernel
@@ -68,6 +69,9 @@ target                 dict         (optional; every capture writes it) what was
                                     (``raw/task_io.tsv``: per-thread /proc io counters, Linux foreign
                                     programs). A foreign program has no workload record: ``spec`` is
                                     ``{}`` and ``summary`` null.
+model                  dict         ONLY in ``aiotrace simulate`` bundles: ``label`` ("FreeBSD semantics
+                                    model (not a measurement)"), ``kernel`` (stock | d33144),
+                                    ``rules`` (the model's source); such a bundle is never a measurement
 =====================  ===========  ==========================================================
 
 ``losses`` may also hold ``excess_lines`` (int: more lines of a kind arrived than bpftrace's
@@ -83,7 +87,7 @@ from typing import Any
 from tracer.errors import CaptureError
 
 SCHEMA = "aiotrace.manifest/1"
-BACKENDS = ("bpftrace", "strace", "dtrace", "ktrace", "truss", "none")
+BACKENDS = ("bpftrace", "strace", "dtrace", "ktrace", "truss", "none", "model")
 FLAVOURS = ("events", "aggregate")
 STATUSES = ("ok", "failed", "interrupted")
 RAW_FORMATS = ("events", "bpftrace", "strace", "kdump", "truss", "dtrace")
@@ -199,6 +203,8 @@ def validate_manifest(manifest: dict[str, Any]) -> dict[str, Any]:
             raise CaptureError(f"manifest {key} {manifest[key]!r} is not one of {', '.join(allowed)}")
     if manifest["raw"].get("format") not in RAW_FORMATS:
         raise CaptureError(f"manifest raw.format {manifest['raw'].get('format')!r} is not one of {', '.join(RAW_FORMATS)}")
+    if "model" in manifest and not (isinstance(manifest["model"], dict) and manifest["model"].get("label")):
+        raise CaptureError("manifest key 'model' must be a dict with a label")
     if not all(isinstance(c, list) and all(isinstance(t, str) for t in c) for c in manifest["command"]):
         raise CaptureError("manifest command must be a list of argv lists of strings")
     for key, types in OPTIONAL_KEYS.items():

@@ -237,3 +237,18 @@ def _fallback(data: bytes, starts, ends, line_no):
     table = pa.table({f.name: pa.array(list(c), type=_ARROW_TYPES[f.dtype]) for f, c in zip(EVENT_FIELDS, cols)})
     df, bad2 = _to_frame(table, np.asarray(good_lines, dtype=np.int64))
     return df, bad + bad2
+
+
+def events_into(result: ParseResult, data: bytes, event_lines: list[int]) -> None:
+    """Parse the event lines (``E<TAB>...``, 1-based numbers ``event_lines``) met inside another
+    format's output with the event-line parser, and put its events and unparsed rows into
+    ``result`` under the original line numbers."""
+    if not event_lines:
+        return
+    raw = data.replace(b"\r\n", b"\n").split(b"\n")
+    ev = parse_events(b"\n".join(raw[n - 1] for n in event_lines) + b"\n")
+    ev.events["line"] = [event_lines[n - 1] for n in ev.events["line"]]
+    result.events = ev.events
+    result.counts["event"] = len(ev.events)
+    for ln_, text, reason in ev.unparsed.itertuples(index=False):
+        result.unparsed.loc[len(result.unparsed)] = (event_lines[ln_ - 1], text, reason)
