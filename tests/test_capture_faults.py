@@ -98,7 +98,8 @@ def test_crashed_workload_keeps_bundle_with_reason(strace_bin, standin_env, tmp_
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 2, err
     bundle = _only_bundle(tmp_path)
-    assert out.strip().splitlines()[-1] == str(bundle)  # the path is printed last
+    assert out == "" and f"(bundle kept: {bundle})" in err  # a failed capture names its bundle only in the error
+    assert len(err.strip().splitlines()[-1:]) == 1
     m = mf.read_manifest(bundle)
     assert m["status"] == "failed" and "SIGKILL" in m["reason"] and m["exit"]["workload"] == -9
     assert "crashing on purpose" in m["reason"]
@@ -124,7 +125,7 @@ def test_bpf_refused_keeps_bundle_with_bpftrace_error(tracing, tmp_path):
                           timeout=120)
     assert proc.returncode == 2, proc.stderr
     bundle = _only_bundle(tmp_path / "runs")
-    assert proc.stdout.strip().splitlines()[-1] == str(bundle)
+    assert proc.stdout == "" and f"(bundle kept: {bundle})" in proc.stderr
     m = mf.read_manifest(bundle)
     assert m["status"] == "failed" and "bpftrace exited with status 1 before attaching" in m["reason"]
     # which error depends on what bpftrace tries first (BTF, maps): its ERROR line is the reason
@@ -287,7 +288,10 @@ def test_lost_events_fail_the_capture_unless_allowed(tracing, lossy_bundles, all
     assert m["tracer_env"]["BPFTRACE_PERF_RB_PAGES"] == "1"
     assert m["losses"]["dropped_events"] > 0 and m["losses"]["allowed"] is allow
     assert m["losses"]["messages"][0].startswith("bpftrace: Lost ") and len(m["losses"]["messages"]) <= 51
-    assert proc.stdout.strip().splitlines()[-1] == str(bundle)
+    if allow:
+        assert proc.stdout.strip().splitlines() == [str(bundle)]
+    else:
+        assert proc.stdout == "" and f"(bundle kept: {bundle})" in proc.stderr
     if allow:
         assert proc.returncode == 0 and m["status"] == "ok" and "accepted with --allow-loss" in m["reason"]
     else:
@@ -306,8 +310,8 @@ def _without_tracefs(args: list[str], tmp_path: Path) -> subprocess.CompletedPro
 
 def test_without_tracefs_bpftrace_fails_with_the_fix_and_auto_uses_strace(tracing, strace_bin, tmp_path):
     proc = _without_tracefs(["--backend", "bpftrace"], tmp_path)
-    assert proc.returncode == 2, proc.stderr
-    m = mf.read_manifest(proc.stdout.strip().splitlines()[-1])
+    assert proc.returncode == 2 and proc.stdout == "", proc.stderr
+    m = mf.read_manifest(proc.stderr.rsplit("(bundle kept: ", 1)[1].split(")")[0])
     assert m["status"] == "failed" and "tracepoint not found" in m["reason"]
     assert "mount -t tracefs nodev /sys/kernel/tracing" in m["reason"]
     proc = _without_tracefs([], tmp_path)  # --backend auto

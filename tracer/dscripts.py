@@ -426,7 +426,7 @@ def check_script_printfs(path: str | os.PathLike) -> list[str]:
     path = Path(path)
     problems: list[str] = []
     calls = extract_printfs(path)
-    per_event = "-events" in path.name or "-ru-" in path.name
+    per_event = "-events" in path.name or "-ru-" in path.name or path.name == PROC_SCRIPT.name
     dialect = "d" if path.suffix == ".d" else "bpftrace"
     for call in calls:
         where = f"{path.name}:{call.line}"
@@ -615,6 +615,8 @@ def script_identity(script: str | os.PathLike) -> tuple[str, str]:
             return key
     if script == D33271_ADDON.resolve():
         return ("FreeBSD", "events")
+    if script == PROC_SCRIPT.resolve():  # same output format as the Linux events script
+        return ("Linux", "events")
     raise CaptureError(f"not a registered tracer script: {script}")
 
 

@@ -263,8 +263,12 @@ def build_model(result, manifest: dict, summary: dict, rec_ios: pd.DataFrame | N
         messages = list(losses.get("messages", []))[:100] + list(side_messages or [])[:100]
         excess, unknown = int(losses.get("excess_lines") or 0), False
     all_losses = {"dropped_events": max(dropped, manifest_dropped), "unparsed_lines": int(len(unparsed)),
-                  "messages": messages, "excess_lines": max(int(excess), int(m_losses.get("excess_lines") or 0)),
-                  "unknown": bool(unknown or m_losses.get("unknown"))}
+                  "messages": messages}
+    excess = max(int(excess), int(m_losses.get("excess_lines") or 0))
+    if excess:  # more lines of a kind than bpftrace printed (duplicated lines)
+        all_losses["excess_lines"] = excess
+    if unknown or m_losses.get("unknown"):  # the trace cannot say what it lost (no @emitted trailer)
+        all_losses["unknown"] = True
     return Model(foreign=foreign, io_counts=counts, io_source=io_source, io_total=io_total,
                  events=events, syscalls=syscalls, ios=ios, threads=threads, unparsed=unparsed,
                  losses=all_losses, manifest=manifest, summary=summary, window=window,
