@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, tracing_missing
+from conftest import REPO, need, tracing_missing
 from tracer.capture import manifest as mf
 from tracer.capture.backends import BACKENDS, Backend
 from tracer.capture.bundle import PARTIAL_SUFFIX
@@ -163,7 +164,7 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
 def test_ctrl_c_stops_workload_and_tracer_and_keeps_interrupted_bundle(strace_bin, standin_env, tmp_path, sig):
     proc = _cli(["--backend", "strace", "--mode", "io_uring", "--out", str(tmp_path)], env={"STANDIN": "sleep"})
     _wait_for(lambda: any((p / "raw" / "workload.stdout").exists() and "released" in
@@ -319,3 +320,78 @@ def test_without_tracefs_bpftrace_fails_with_the_fix_and_auto_uses_strace(tracin
     m = mf.read_manifest(proc.stdout.strip().splitlines()[-1])
     assert m["status"] == "ok" and m["backend"] == "strace" and "tracefs is not mounted" in m["backend_reason"]
     assert Path("/sys/kernel/tracing/available_events").exists()  # the machine's own mount is untouched
+
+
+def _in_small_tmpfs(args: list[str], tmp_path: Path, options: str, env: dict) -> subprocess.CompletedProcess:
+    """`aiotrace capture ARGS` in a private mount namespace, --out on a tmpfs mounted with OPTIONS."""
+    need(os.geteuid() == 0 and shutil.which("unshare") is not None, "root and unshare (private tmpfs mounts)")
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    script = f"mount -t tmpfs -o {options} tmpfs {mnt} || exit 99; exec \"$@\""
+    return subprocess.run(["unshare", "-m", "sh", "-c", script, "sh", sys.executable, "-m", "tracer.cli", "capture",
+                           *args, "--out", str(mnt / "runs")],
+                          env={**os.environ, "PYTHONPATH": str(REPO), **env}, capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_read_only_output_is_one_line_naming_path_and_errno(standin, tmp_path):
+    proc = _in_small_tmpfs(["--backend", "strace", "--mode", "io_uring", "--count", "10"], tmp_path, "ro",
+                           {"AIOTRACE_WORKLOAD_CMD": f"{sys.executable} {standin}"})
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.strip().splitlines() == [
+        f"aiotrace: error: cannot create output directory {tmp_path / 'mnt' / 'runs'}: "
+        "Read-only file system (EROFS)"]
+
+
+def test_full_disk_names_the_partial_bundle_and_prints_nothing_on_stdout(strace_bin, standin, tmp_path):
+    proc = _in_small_tmpfs(["--backend", "strace", "--mode", "io_uring", "--count", "50000"], tmp_path, "size=256k",
+                           {"AIOTRACE_WORKLOAD_CMD": f"{sys.executable} {standin}"})
+    assert proc.returncode == 2 and proc.stdout == "", proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("aiotrace: error: cannot write ") and "No space left on device (ENOSPC)" in last
+    assert "manifest.json" in last and last.endswith(".partial") and str(tmp_path / "mnt" / "runs" / ".") in last
+    assert "Traceback" not in proc.stderr
+
+
+SLOW_STRACE = r"""#!/bin/sh
+[ "$1" = -V ] && { echo "slow-strace 1.0"; exit 0; }
+out=""; pid=""
+while [ $# -gt 0 ]; do case "$1" in -o) out="$2"; shift;; -p) pid="$2"; shift;; esac; shift; done
+: > "$out"
+echo "strace: Process $pid attached" >&2
+trap 'exit 0' INT
+while kill -0 "$pid" 2>/dev/null; do sleep 0.02; done
+: > "$out.workload-exited"
+while :; do sleep 0.02; done
+"""
+
+
+def test_a_single_sigint_while_stopping_the_tracer_is_noted_not_called_again(standin_env, tmp_path, monkeypatch):
+    """The workload has finished; capture waits for the tracer to exit by itself when one SIGINT
+    arrives. The run is complete, so the bundle stays ok, and the reason says when the signal came
+    (not "while the workload ran", not "again")."""
+    import threading
+    fake = tmp_path / "slow-strace"
+    fake.write_text(SLOW_STRACE)
+    fake.chmod(0o755)
+    monkeypatch.setenv("AIOTRACE_STRACE", str(fake))
+    runs = tmp_path / "runs"
+
+    def send_sigint_when_the_workload_exited():
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if list(runs.glob(".*/raw/strace.txt.workload-exited")):
+                time.sleep(0.1)
+                os.kill(os.getpid(), signal.SIGINT)
+                return
+            time.sleep(0.02)
+
+    sender = threading.Thread(target=send_sigint_when_the_workload_exited, daemon=True)
+    sender.start()
+    res = run_capture(_spec(count=50), BACKENDS["strace"], "requested", "events", runs,
+                      timeouts=Timeouts(self_exit_s=3.0, stop_s=(5.0, 1.0, 1.0)))
+    sender.join(timeout=5)
+    m = res.manifest
+    assert m["status"] == "ok" and m["exit"]["workload"] == 0 and m["exit"]["tracer"] == 0
+    assert m["reason"] == "SIGINT received while the capture was stopping the tracer (noted; the capture went on " \
+                          "writing the bundle)"

@@ -59,6 +59,7 @@ class Timeouts:
     ready_s: float = READY_TIMEOUT_S
     attach_s: float = ATTACH_TIMEOUT_S
     stop_s: tuple[float, float, float] = STOP_WAITS_S
+    self_exit_s: float = 10.0  # a tracer that exits with its target (strace): how long to let it
 
 
 @dataclass
@@ -539,7 +540,7 @@ class CaptureSession:
         if self.tracer is not None and self.tracer.poll() is None and b.attach == "pid":
             if b.self_exits and not self._target_alive() and self.released_ns is not None:
                 try:
-                    self.tracer.wait(timeout=10)
+                    self.tracer.wait(timeout=self.timeouts.self_exit_s)
                 except subprocess.TimeoutExpired:
                     pass
             elif b.stdout_is_trace and self.released_ns is not None and not self._target_alive():
@@ -602,9 +603,10 @@ class CaptureSession:
                 self.sampler.write(raw / "task_io.tsv")
             except OSError as exc:
                 self.fail(f"cannot write {raw / 'task_io.tsv'}: {exc.strerror} ({errno.errorcode.get(exc.errno, '?')})")
+        # cache=False: the bundle has no manifest yet, so a cache would land beside the trace in raw/
         report, _ = bundle_losses(self.trace_path if self.released_ns is not None else None,
                                   self.backend.raw_format(self.flavour), raw / "tracer.stderr",
-                                  self.backend.name, self.flavour)
+                                  self.backend.name, self.flavour, cache=False)
         for m in report.messages:
             self.losses.add(f"{self.backend.name}: {m}" if not m.startswith(self.backend.name) else m)
         self.losses.dropped_events += report.dropped_events
@@ -619,7 +621,12 @@ class CaptureSession:
             else:
                 self.status, self.reason = "failed", \
                     f"{what}: {'; '.join(self.losses.messages[:3])} (rerun with --allow-loss to accept)"
-        summary = self._summary() if self.target.kind == "workload" else None
+        try:
+            summary = self._summary() if self.target.kind == "workload" else None
+        except OSError as exc:  # a full disk: the manifest may still fit, and says why
+            summary = None
+            self.fail(f"cannot write {exc.filename or self.record}: {exc.strerror} "
+                      f"({errno.errorcode.get(exc.errno, exc.errno)})")
         manifest = mf.assemble(self, summary, report)
         note = self.guard.late_note()
         if note:
@@ -632,10 +639,10 @@ class CaptureSession:
         return CaptureResult(final, manifest, manifest["status"], manifest["reason"], self.losses)
 
     def _unwritable(self, exc: OSError) -> str:
-        where = exc.filename or self.bundle.path
+        where = exc.filename or self.bundle.path / "manifest.json"
         code = errno.errorcode.get(exc.errno, str(exc.errno))
-        return (f"cannot write {where}: {exc.strerror} ({code}); the capture's partial bundle is "
-                f"{self.bundle.path}")
+        return (f"cannot write {where}: {exc.strerror} ({code}); the capture's partial bundle, without "
+                f"a manifest, is {self.bundle.path}")
 
     def _summary(self) -> dict | None:
         summary_path = self.record / "summary.json"
@@ -668,6 +675,9 @@ class CaptureSession:
                 self.interrupted(str(exc))
             except CaptureError as exc:
                 self.fail(str(exc))
+            except OSError as exc:  # our own files: a full disk, a read-only directory
+                self.fail(f"cannot write {exc.filename or self.out_dir}: {exc.strerror} "
+                          f"({errno.errorcode.get(exc.errno, exc.errno)})")
             except Exception as exc:  # a bug here must not lose the bundle: record it and go on
                 if self.bundle is None:
                     raise
