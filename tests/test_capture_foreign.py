@@ -82,8 +82,8 @@ def captures(tmp_path_factory, data_file):
         if backend == "bpftrace" and tracing_missing():
             continue
         for engine in ENGINES:
-            proc = _cli(["--backend", backend, "--out", str(root / f"{backend}-{engine}"), "--",
-                         *_fio_argv(engine, data_file)])
+            proc = _cli(["--backend", backend, "--out", str(root / f"{backend}-{engine}"), "--label",
+                         f"fio {engine}", "--", *_fio_argv(engine, data_file)])
             out[(backend, engine)] = proc
     return out
 
@@ -129,7 +129,8 @@ def test_fio_io_counts_and_submits_per_io_agree_with_fio_within_2_percent(captur
     names = th["name"].dropna()
     assert len(names) >= 2 and names.map(lambda n: n == "fio" or n.startswith("iou-wrk-")).all(), names
     assert (th.loc[names[names.str.startswith("iou-wrk-")].index, "role"] == "iou-wrk").all()
-    assert provenance(model)["mode"].startswith("fio ") and not provenance(model)["lossy"]
+    assert provenance(model)["mode"] == f"fio {engine}" and not provenance(model)["lossy"]
+    assert m["target"]["label"] == f"fio {engine}"
     assert [u["figure"] for u in unavailable_figures(model)][0] == "per-I/O latency (submit -> observed)"
 
 
@@ -293,3 +294,31 @@ def test_sighup_stops_a_command_capture_and_keeps_the_bundle(tmp_path, strace_bi
     assert m["status"] == "interrupted" and m["reason"] == "capture received SIGHUP while the command ran"
     assert m["exit"]["workload"] == -signal.SIGINT and m["exit"]["tracer"] is not None
     assert proc.returncode == 130
+
+
+def test_report_compares_fio_io_uring_with_aiotrace_io_uring_side_by_side(captures, data_file, tmp_path):
+    """`aiotrace compare` over fio's io_uring engine and aiotrace's io_uring workload at the same
+    depth 32 / batch 8 / O_DIRECT: both submit once per 8 I/Os; fio's column says which figures a
+    foreign program cannot have instead of showing them empty."""
+    missing = tracing_missing()
+    need(missing is None, missing or "")
+    fio_bundle = _bundle(captures[("bpftrace", "io_uring")])
+    proc = _cli(["--backend", "bpftrace", "--mode", "io_uring", "--depth", str(DEPTH), "--batch", str(BATCH),
+                 "--reap-batch", str(BATCH), "--count", str(IOS), "--direct", "--file", str(tmp_path / "w.dat"),
+                 "--file-size", "8M", "--out", str(tmp_path / "runs")])
+    ours = _bundle(proc)
+    csv = tmp_path / "comparison.csv"
+    cmp = subprocess.run([sys.executable, "-m", "tracer.cli", "compare", str(fio_bundle), str(ours), "--csv", str(csv)],
+                         capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "200"},
+                         timeout=120)
+    assert cmp.returncode == 0, cmp.stderr
+    assert "fio io_uring" in cmp.stdout and "Linux io_uring read q32" in cmp.stdout
+    assert "not available: per-I/O latency (submit -> observed)" in " ".join(cmp.stdout.split())
+    import pandas as pd
+    table = pd.read_csv(csv)
+    submit = table[table["metric"] == "submit_per_io"].set_index("mode")["mean"]
+    assert abs(submit["fio io_uring"] - 1 / BATCH) <= 0.02 / BATCH and abs(submit["io_uring"] - 1 / BATCH) <= 0.02 / BATCH
+    iops = table[table["metric"] == "iops"].set_index("mode")["mean"]
+    assert iops["fio io_uring"] > 0 and iops["io_uring"] > 0
+    latency = table[table["metric"] == "observed_p50_ns"].set_index("mode")["mean"]
+    assert "fio io_uring" not in latency.index and latency["io_uring"] > 0

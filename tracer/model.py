@@ -238,6 +238,8 @@ def build_model(result, manifest: dict, summary: dict, rec_ios: pd.DataFrame | N
         events.loc[own, "pid"] = mapped.fillna(events.loc[own, "pid"]).astype(events["pid"].dtype)
     syscalls = _syscalls(events, os_name, manifest, timed, foreign)
     window = _window(events, summary, offset)
+    if window is None and foreign:
+        window = _io_window(events, syscalls)
     if window is not None and len(syscalls):
         start, stop = window
         syscalls["in_window"] = (syscalls["enter_ns"].fillna(syscalls["exit_ns"]) >= start) & \
@@ -374,6 +376,22 @@ def _window(events: pd.DataFrame, summary: dict, offset: int) -> tuple[float, fl
     if win.get("start_ns") is not None and win.get("stop_ns") is not None:
         return float(win["start_ns"]) + offset, float(win["stop_ns"]) + offset
     return None
+
+
+def _io_window(events: pd.DataFrame, syscalls: pd.DataFrame) -> tuple[float, float] | None:
+    """A foreign program's measurement window, which it does not mark: from its first I/O syscall
+    (submit/wait/status/result role, or a glibc helper's pread/pwrite) or io_uring request to its
+    last; None when it did no I/O the trace shows. Start-up and shutdown stay outside."""
+    io_calls = syscalls[syscalls["role"].isin(["submit", "wait", "status", "result"]) | syscalls["helper_io"]]
+    starts = [io_calls["enter_ns"].fillna(io_calls["exit_ns"])]
+    stops = [io_calls["exit_ns"].fillna(io_calls["enter_ns"])]
+    kernel = events.loc[events["ev"].isin(["job_queue", "job_done"]), "ts_ns"].astype("float64")
+    starts.append(kernel)
+    stops.append(kernel)
+    start, stop = pd.concat(starts).min(), pd.concat(stops).max()
+    if pd.isna(start) or pd.isna(stop):
+        return None
+    return float(start), float(stop)
 
 
 def _queue_markers(events: pd.DataFrame, syscalls: pd.DataFrame,

@@ -42,6 +42,7 @@ class Target:
     argv: list[str] = field(default_factory=list)  # workload argv, or the user's command
     pid: int | None = None  # the pid to attach to (kind "pid")
     duration_s: float | None = None  # end the window after this long (command, pid)
+    name: str | None = None  # what reports call it (--label); default: the program and its first words
 
     @property
     def foreign(self) -> bool:
@@ -57,15 +58,23 @@ class Target:
         name = re.sub(r"[^a-z0-9_]+", "_", name.lower()).strip("_")[:24]
         return name or self.kind
 
+    def display_name(self) -> str:
+        if self.name:
+            return self.name
+        if self.kind == "pid":
+            return f"{comm_of(self.pid) or 'pid'} (pid {self.pid})"
+        text = " ".join([Path(self.argv[0]).name, *self.argv[1:]])
+        return text if len(text) <= 32 else text[:31] + "…"
+
     def manifest(self) -> dict:
         return {"kind": self.kind, "argv": list(self.argv) if self.kind == "command" else None,
-                "pid": self.pid, "duration_s": self.duration_s}
+                "pid": self.pid, "duration_s": self.duration_s, "label": self.display_name()}
 
 
-def command_target(argv: list[str], duration_s: float | None = None) -> Target:
+def command_target(argv: list[str], duration_s: float | None = None, name: str | None = None) -> Target:
     if not argv:
         raise CaptureError("no command after --")
-    return Target("command", argv=list(argv), duration_s=duration_s)
+    return Target("command", argv=list(argv), duration_s=duration_s, name=name)
 
 
 def resolve_command(argv0: str) -> str | None:
