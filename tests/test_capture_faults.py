@@ -395,3 +395,27 @@ def test_a_single_sigint_while_stopping_the_tracer_is_noted_not_called_again(sta
     assert m["status"] == "ok" and m["exit"]["workload"] == 0 and m["exit"]["tracer"] == 0
     assert m["reason"] == "SIGINT received while the capture was stopping the tracer (noted; the capture went on " \
                           "writing the bundle)"
+
+
+def test_interrupted_workload_keeps_its_record_and_summary(strace_bin, tmp_path):
+    """Ctrl-C in the middle of a real workload run: capture stops the workload with SIGINT, the
+    engine ends the run like a reached count (in-flight I/Os reaped), and the record so far is
+    written: ios.parquet, threads.parquet and a summary that says it was interrupted."""
+    need(bool(list((REPO / "workloads").glob("_engine*.so"))), "workloads/_engine*.so (built by pip install -e .)")
+    runs = tmp_path / "runs"
+    proc = _cli(["--backend", "strace", "--mode", "io_uring", "--duration", "120", "--file", str(tmp_path / "w.dat"),
+                 "--file-size", "4M", "--out", str(runs)])
+    _wait_for(lambda: any(p.stat().st_size > 200_000 for p in runs.glob(".*/raw/strace.txt")), timeout_s=90,
+              what="the workload to be released and doing I/O")
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    bundle = _only_bundle(runs)
+    m = mf.read_manifest(bundle)
+    assert m["status"] == "interrupted" and m["reason"].startswith("capture received SIGINT while the workload ran")
+    assert m["exit"]["workload"] == 128 + signal.SIGINT  # exited by itself after writing its record
+    summary = json.loads((bundle / "record" / "summary.json").read_text())
+    assert summary["interrupted"] == "SIGINT" and summary["ios"] > 0 and m["summary"] == "record/summary.json"
+    import pandas as pd
+    ios = pd.read_parquet(bundle / "record" / "ios.parquet")
+    assert len(ios) == summary["ios"] and (ios["result"] == 4096).all()
