@@ -79,6 +79,7 @@ struct aiot_result {
     uint32_t threads_dropped;
     struct aiot_thread_record threads[64];
     char message[512];
+    int interrupted;
 };
 int aiot_prepare_file(const char *path, uint64_t file_size, int direct, uint32_t bs, int writable,
                       int *fd_out, char *msg, size_t msglen);

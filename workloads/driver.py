@@ -12,6 +12,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -313,9 +314,12 @@ def run(spec: RunSpec, *, record: str | os.PathLike | None = None, hold_for_trac
             raise WorkloadError(message)
         ios = _ios_frame(ffi, res)
         threads = _threads_frame(ffi, res)
+        interrupted = int(getattr(res, "interrupted", 0))  # the FreeBSD model's result has no such field
     finally:
         lib.aiot_result_free(res)
     summary = summarize(spec, res, ios, threads, os_name)
+    if interrupted:  # a stop signal ended the run early: the record so far is kept, and says so
+        summary["interrupted"] = signal.Signals(interrupted).name
     if record_dir is not None:
         summary["record"] = str(record_dir)
         write_record(record_dir, ios, threads, summary)

@@ -17,6 +17,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -721,10 +722,22 @@ static unsigned umin(uint64_t a, uint64_t b)
     return (unsigned)(a < b ? a : b);
 }
 
+/* A stop signal during a run ends it like a reached count: nothing new is submitted, what is in
+ * flight is reaped, and the record and summary are still returned (res->interrupted says why). */
+static volatile sig_atomic_t stop_signal;
+
+static void on_stop_signal(int sig)
+{
+    stop_signal = sig;
+}
+
+static const int STOP_SIGNALS[] = {SIGINT, SIGTERM, SIGHUP};
+#define N_STOP_SIGNALS (sizeof STOP_SIGNALS / sizeof STOP_SIGNALS[0])
+
 /* How many new data I/Os may still be submitted (0 = stop). */
 static uint64_t remaining(struct run *r)
 {
-    if (atomic_load_explicit(&r->failed, memory_order_relaxed))
+    if (atomic_load_explicit(&r->failed, memory_order_relaxed) || stop_signal)
         return 0;
     if (r->spec->duration_ns) {
         if (aiot_now_ns() >= r->deadline_ns)
@@ -759,7 +772,7 @@ static void loop_single(struct run *r)
         }
         uint64_t inflight = atomic_load(&r->inflight);
         if (left == 0 && inflight == 0) {
-            if (fsync_pending && !atomic_load(&r->failed)) {
+            if (fsync_pending && !atomic_load(&r->failed) && !stop_signal) {
                 fsync_pending = 0;
                 if (submit_batch(r, 1, 1) != 0)
                     break;
@@ -818,7 +831,7 @@ static void loop_submitter(struct run *r)
             break;
         wake(r, &r->reap_sleeping);
     }
-    if (s->fsync_at_end && !atomic_load(&r->failed)) {
+    if (s->fsync_at_end && !atomic_load(&r->failed) && !stop_signal) {
         sleep_until(r, &r->sub_sleeping, all_free, 0); /* fsync after every write completed */
         if (!atomic_load(&r->failed) && submit_batch(r, 1, 1) == 0)
             wake(r, &r->reap_sleeping);
@@ -1049,6 +1062,13 @@ int aiot_run(const struct aiot_spec *spec, int fd, struct aiot_result *res)
     aiotrace_probe_window_start(spec->duration_ns ? 0 : spec->count + (spec->fsync_at_end ? 1 : 0));
     r->start_ns = aiot_now_ns();
     r->deadline_ns = r->start_ns + spec->duration_ns;
+    struct sigaction stop_action = {0}, saved[N_STOP_SIGNALS];
+    stop_action.sa_handler = on_stop_signal;
+    stop_action.sa_flags = SA_RESTART; /* waits go on: the in-flight I/Os must still be reaped */
+    sigemptyset(&stop_action.sa_mask);
+    stop_signal = 0;
+    for (size_t i = 0; i < N_STOP_SIGNALS; i++)
+        sigaction(STOP_SIGNALS[i], &stop_action, &saved[i]);
     if (split) {
         pthread_barrier_wait(&r->barrier); /* 1 */
         loop_submitter(r);
@@ -1056,6 +1076,9 @@ int aiot_run(const struct aiot_spec *spec, int fd, struct aiot_result *res)
     } else {
         loop_single(r);
     }
+    for (size_t i = 0; i < N_STOP_SIGNALS; i++)
+        sigaction(STOP_SIGNALS[i], &saved[i], NULL);
+    res->interrupted = stop_signal;
     uint64_t stop_ns = aiot_now_ns();
     take_rusage(&r->own[0].after);
     getrusage(RUSAGE_SELF, &self_after);

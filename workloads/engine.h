@@ -106,6 +106,7 @@ struct aiot_result {
     uint32_t threads_dropped;
     struct aiot_thread_record threads[AIOT_MAX_THREADS];
     char message[AIOT_MSG_LEN];
+    int interrupted;     /* the signal (SIGINT/SIGTERM/SIGHUP) that ended the run early, else 0 */
 };
 
 /* Create (temp name, then rename) or extend and check the data file: every 8-byte word

@@ -140,6 +140,12 @@ def compare(paths, metrics, csv_path):
     from tracer.analysis.requires import FIXTURE_LABEL
     if FIXTURE_LABEL in sources:
         console.print(f"Columns with FreeBSD modes come from a {FIXTURE_LABEL}.")
+    from tracer.analysis.requires import unavailable_figures
+    foreign = [m for m in models if unavailable_figures(m)]
+    if foreign:  # say which figures a foreign program cannot have, instead of leaving '-' unexplained
+        console.print(f"{len(foreign)} column(s) trace a program other than aiotrace's workload: its I/Os are "
+                      "counted from kernel and syscall events over its I/O window; not available: "
+                      + "; ".join(f"{u['figure']} ({u['why']})" for u in unavailable_figures(foreign[0])) + ".")
     if "reap_projected_per_io" in wanted and (summary["metric"] == "reap_projected_per_io").any():
         console.print("reap_projected_per_io: the syscalls per I/O the same I/Os would need under REAP "
                       "(aio_error/aio_return removed, one kevent per observed reap batch), a projection "

@@ -31,7 +31,9 @@ PREFIX = re.compile(r"^\s*(?:\[pid\s+(?P<pid1>\d+)\]\s+|(?P<pid2>\d+)\s+)?"
 COMPLETE = re.compile(r"^(?P<name>[A-Za-z_][A-Za-z_0-9]*)\((?P<args>.*)\)\s+=\s+(?P<ret>-?\d+|0x[0-9a-fA-F]+|\?)"
                       r"(?:<[^>]*>)?(?:\s+(?P<errno>E[A-Z0-9_]+)\s+\((?P<etext>.*?)\))?(?P<extra>\s+\(.*?\))?"
                       r"(?:\s+<(?P<dur>\d+\.\d+)>)?\s*$")
-UNFINISHED = re.compile(r"^(?P<name>[A-Za-z_][A-Za-z_0-9]*)\((?P<args>.*?)\s*<unfinished \.\.\.>\s*$")
+# "<detached ...>": the call was in progress when strace detached (-p, then SIGINT): an entry
+# without an exit, like "<unfinished ...>" that is never resumed
+UNFINISHED = re.compile(r"^(?P<name>[A-Za-z_][A-Za-z_0-9]*)\((?P<args>.*?)\s*<(?:unfinished|detached) \.\.\.>\s*$")
 RESUMED = re.compile(r"^<\.\.\. (?P<name>[A-Za-z_][A-Za-z_0-9]*) resumed>(?P<rest>.*?)\s+=\s+"
                      r"(?P<ret>-?\d+|0x[0-9a-fA-F]+|\?)(?:<[^>]*>)?(?:\s+(?P<errno>E[A-Z0-9_]+)\s+\((?P<etext>.*?)\))?"
                      r"(?P<extra>\s+\(.*?\))?(?:\s+<(?P<dur>\d+\.\d+)>)?\s*$")
