@@ -352,6 +352,13 @@ def test_bpftrace_abridged_output_and_uprobe_printf_with_str():
     assert r.aggregates[r.aggregates["kind"] == "printf"]["text"].iloc[0].startswith("open path: /etc/ld.so.cache")
 
 
+def test_bpftrace_real_uretprobe_printf_of_str_is_kept_as_printf_rows():
+    r = _parse(SAMPLES / "bpftrace" / "11-bashreadline-uretprobe-printf-str.txt")
+    assert r.format == "bpftrace" and r.counts == {"attach": 1, "printf": 6, "interrupt": 1}
+    rows = r.aggregates[r.aggregates["kind"] == "printf"]["text"].tolist()
+    assert rows[-1].endswith("echooo this is a failed command, but we can see it anyway")
+
+
 def test_bpftrace_json_every_record_type():
     import json
     recs = [{"type": "attached_probes", "data": {"probes": 2}}, {"type": "attached_probes", "count": 3},

@@ -19,6 +19,7 @@ EXPECTED = {
     "bpftrace/04-cpuwalk-lhist.txt": ("bpftrace", {}),
     "bpftrace/07-syscount-two-maps.txt": ("bpftrace", {}),
     "bpftrace/10-lost-events-printf.txt": ("bpftrace", {}),
+    "bpftrace/11-bashreadline-uretprobe-printf-str.txt": ("bpftrace", {}),
     "dtrace/01-default-trace-exec-success.txt": ("dtrace", {}),
     "dtrace/03-count-agg-two-keys.txt": ("dtrace", {}),
     "dtrace/04-quantize-readch-per-execname.txt": ("dtrace", {}),
