@@ -22,7 +22,7 @@ FLAGS = REPO / "tests" / "data" / "strace_flags"
 FLAG_FILES = sorted(p.name for p in FLAGS.glob("*.txt"))
 CLOCKS = {"f-tt-T.txt": "wallclock", "f-ttt-T-y.txt": "realtime", "f-r-tt-T.txt": "wallclock", "f-r.txt": "relative",
           "f-yy-X-raw-T.txt": "none", "f-X-verbose-tt.txt": "wallclock", "f-ttt-e-signal.txt": "realtime",
-          "f-tt-T-e-trace-signals-fork.txt": "wallclock", "no-flags.txt": "none"}
+          "f-tt-T-e-trace-signals-fork.txt": "wallclock", "no-flags.txt": "none", "f-k-backtraces.txt": "none"}
 
 
 def _parse(path: Path, fmt="auto"):
@@ -74,6 +74,14 @@ def test_strace_y_and_X_verbose_arguments_keep_their_numbers():
     ev = _parse(FLAGS / "f-ttt-T-y.txt").events
     rd = ev[(ev["name"] == "read") & (ev["ev"] == "sys_enter")].iloc[0]
     assert rd["a0"] == 3 and rd["a2"] == 832  # read(3</...libpython...>, "..."..., 832)
+
+
+def test_strace_i_n_columns_and_k_backtraces():
+    r = _parse(FLAGS / "f-tt-i-n-T.txt")
+    assert set(r.events["name"]) >= {"read", "close"} and r.clock == "wallclock"
+    r = _parse(FLAGS / "f-k-backtraces.txt")
+    assert r.counts["backtrace"] > 0 and r.counts["backtrace"] + r.counts["record"] + r.counts.get("exit", 0) \
+        + r.counts.get("strace_message", 0) + r.counts.get("signal", 0) == r.lines
 
 
 def test_strace_signals_unfinished_resumed_and_exit_from_a_real_run():

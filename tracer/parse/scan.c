@@ -255,6 +255,60 @@ static int strace_result(struct scan_out *o, int64_t i, const char *p, const cha
     return p == end;
 }
 
+/* "--- SIGxxx <anything>---" or "--- stopped by SIGxxx ---" (the Python reader's SIGNAL) */
+static int strace_signal(const char *s, const char *e)
+{
+    if (e - s < 10 || memcmp(s, "--- ", 4) != 0 || !ends_with(s, e, "---"))
+        return 0;
+    const char *q = s + 4;
+    if (e - q > 11 && memcmp(q, "stopped by ", 11) == 0) {
+        const char *w = q + 11;
+        if (e - w < 4 || memcmp(w, "SIG", 3) != 0)
+            goto plain;
+        const char *x = w + 3;
+        while (x < e && IS_WORD(*x))
+            x++;
+        if (x > w + 3 && e - x == 4 && memcmp(x, " ---", 4) == 0)
+            return 1;
+    }
+plain:
+    if (e - q < 5 || memcmp(q, "SIG", 3) != 0)
+        return 0;
+    const char *x = q + 3;
+    while (x < e && IS_WORD(*x))
+        x++;
+    /* SIG\w+ then a space, then anything, then "---" (which may begin right after the space) */
+    return x > q + 3 && x < e && *x == ' ' && e - (x + 1) >= 3;
+}
+
+/* "+++ exited with N +++" or "+++ killed by SIGxxx[ (core dumped)] +++" (the reader's EXIT) */
+static int strace_exit(const char *s, const char *e)
+{
+    if (e - s < 12 || memcmp(s, "+++ ", 4) != 0 || memcmp(e - 4, " +++", 4) != 0)
+        return 0;
+    const char *q = s + 4, *z = e - 4;
+    if (z - q > 12 && memcmp(q, "exited with ", 12) == 0) {
+        const char *d = q + 12;
+        if (d < z && *d == '-')
+            d++;
+        if (d == z)
+            return 0;
+        for (; d < z; d++)
+            if (!IS_DIGIT(*d))
+                return 0;
+        return 1;
+    }
+    if (z - q > 13 && memcmp(q, "killed by SIG", 13) == 0) {
+        const char *w = q + 13, *x = w;
+        while (x < z && IS_WORD(*x))
+            x++;
+        if (x == w)
+            return 0;
+        return x == z || (z - x == 14 && memcmp(x, " (core dumped)", 14) == 0);
+    }
+    return 0;
+}
+
 int64_t scan_strace(const char *buf, int64_t len, struct scan_out *o)
 {
     const char *p = buf, *end = buf + len;
@@ -328,12 +382,12 @@ int64_t scan_strace(const char *buf, int64_t len, struct scan_out *o)
         }
         if (s >= e)
             goto done;
-        if (*s == '-' && e - s > 8 && memcmp(s, "--- ", 4) == 0 && ends_with(s, e, " ---")) {
+        if (*s == '-' && strace_signal(s, e)) {
             o->kind[i] = SCAN_SIGNAL;
             handled++;
             goto done;
         }
-        if (*s == '+' && e - s > 8 && memcmp(s, "+++ ", 4) == 0 && ends_with(s, e, " +++")) {
+        if (*s == '+' && strace_exit(s, e)) {
             o->kind[i] = SCAN_EXIT;
             handled++;
             goto done;

@@ -1,4 +1,5 @@
-"""strace(1) text: -f (``[pid N]`` or bare ``PID`` prefixes), -t/-tt/-ttt, -T, -y, and -c tables.
+"""strace(1) text: -f/-ff (``[pid N]`` or bare ``PID`` prefixes; -ff -o files have none), -t/-tt/-ttt,
+-r (alone: deltas, summed; beside -t: ``(+ delta)`` skipped), -T, -y/-yy, -X, -i, -n, -k, -e, -c tables.
 
 * ``name(args) = ret [ERRNO (text)] [<dur>]`` -> sys_enter at the line's time and sys_exit at
   time + duration (-T; 0 without it). ``ret`` ``?`` (exit calls) gives no sys_exit.
@@ -8,7 +9,9 @@
   ``strace: Process N attached[ with M threads]``/``detached``: counted.
 * ``-c`` tables (``% time seconds usecs/call calls errors syscall``, rules, ``total``; decimal
   commas of non-English locales accepted) -> ParseResult.summary.
-a0..a2 are the first three arguments when numeric (``3</path>`` -y decorations dropped), else 0.
+a0..a2 are the first three arguments when numeric (``3</path>`` -y decorations and -X verbose
+``/* NAME */`` comments dropped), else 0. -i ``[address]`` and -n ``[number]`` columns are skipped;
+-k's `` > frame`` lines are counted as ``backtrace``.
 Clock: -ttt epoch -> "realtime"; -t/-tt time of day -> "wallclock" (ns since midnight); none ->
 "none" (ts_ns = line number).
 """
@@ -27,7 +30,10 @@ from tracer.parse.truss import split_args
 
 PREFIX = re.compile(r"^\s*(?:\[pid\s+(?P<pid1>\d+)\]\s+|(?P<pid2>\d+)\s+)?"
                     r"(?:(?P<epoch>\d+\.\d+)\s+|(?P<h>\d\d):(?P<m>\d\d):(?P<s>\d\d)(?:\.(?P<frac>\d+))?\s+"
-                    r"(?:\(\+\s*\d+\.\d+\)\s+)?)?(?P<body>.*)$")
+                    r"(?:\(\+\s*\d+\.\d+\)\s+)?)?"
+                    r"(?:\[\s*(?:\d+|[0-9a-fA-F?]{8,})\]\s+)*"  # -n "[  3] " syscall number, -i "[00007f..] " address
+                    r"(?P<body>.*)$")
+BACKTRACE = re.compile(r"^ > \S")  # -k: one line per stack frame under the call
 COMPLETE = re.compile(r"^(?P<name>[A-Za-z_][A-Za-z_0-9]*)\((?P<args>.*)\)\s+=\s+(?P<ret>-?\d+|0x[0-9a-fA-F]+|\?)"
                       r"(?:<[^>]*>)?(?:\s+(?P<errno>E[A-Z0-9_]+)\s+\((?P<etext>.*?)\))?(?P<extra>\s+\(.*?\))?"
                       r"(?:\s+<(?P<dur>\d+\.\d+)>)?\s*$")
@@ -101,6 +107,9 @@ def _read_line(c: Collector, cols: scan.LineColumns, i: int, raw: str, truncated
         return
     if ELISION.match(s):
         c.count("elision")
+        return
+    if BACKTRACE.match(raw):
+        c.count("backtrace")
         return
     if C_HEAD.match(s) or C_RULE.match(s):
         c.count("summary")
