@@ -3,11 +3,11 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
-SYS_PKGS := liburing-dev libaio-dev bpftrace strace fio systemtap-sdt-dev
+SYS_PKGS := liburing-dev libaio-dev bpftrace strace fio systemtap-sdt-dev shellcheck
 ZIGCC := $(PY) -m ziglang cc -target x86_64-freebsd
 FREEBSD_OUT := workloads/out/aiotrace-workload.x86_64-freebsd
 
-.PHONY: setup sysdeps test demo bench freebsd-check freebsd-build clean
+.PHONY: setup sysdeps test demo bench freebsd-check freebsd-build freebsd-kit clean
 
 # System packages: installed when root on Debian, otherwise named so the user can install them.
 sysdeps:
@@ -39,8 +39,16 @@ bench: setup
 
 # Cross-compile and link the C workload for FreeBSD with Zig's bundled FreeBSD libc, then
 # check the result is a FreeBSD executable (ABI tag note + ld-elf.so.1, workloads/elfcheck.py).
-# freebsd-build needs only the venv's ziglang (the tests call it directly).
-freebsd-check: setup freebsd-build
+# freebsd-build needs only the venv's ziglang (the tests call it directly). freebsd-kit then writes
+# the run kit to copy to a FreeBSD host (aiotrace freebsd-kit) and checks its run.sh.
+FREEBSD_KIT := workloads/out/freebsd-kit
+freebsd-check: setup freebsd-build freebsd-kit
+
+freebsd-kit: setup freebsd-build
+	@rm -rf $(FREEBSD_KIT)
+	$(VENV)/bin/aiotrace freebsd-kit --out $(FREEBSD_KIT) >/dev/null
+	sh -n $(FREEBSD_KIT)/run.sh
+	shellcheck -s sh $(FREEBSD_KIT)/run.sh
 
 freebsd-build:
 	@mkdir -p $(dir $(FREEBSD_OUT))

@@ -48,6 +48,7 @@ BAD_VALUE = {
     "modes": (["extra-argument"], "unexpected extra argument"),
     "capture": (["-m", "libaio", "--bs", "inf", "--dry-run"], "--bs: not a whole number of bytes"),
     "doctor": (["extra-argument"], "unexpected extra argument"),
+    "freebsd-kit": (["--out", "{tmp}/kit", "--depth", "0"], "--depth 0 is out of range"),
     "parse": (["/dev/null"], "is a character device"),
     "sweep": (["--backend", "foo", "--out", "{tmp}/s"], "unknown backend 'foo'"),
     "report": (["{tmp}", "--out", "{tmp}/r"], "neither a run bundle"),

@@ -15,6 +15,7 @@ COMMANDS = {
     "modes": "tracer.commands.run:modes",
     "capture": "tracer.capture.cli:capture",
     "doctor": "tracer.capture.cli:doctor",
+    "freebsd-kit": "tracer.capture.cli:freebsd_kit",
     "parse": "tracer.parse.cli:parse",
     "sweep": "tracer.analysis.cli:sweep",
     "report": "tracer.analysis.cli:report",

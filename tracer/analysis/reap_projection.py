@@ -75,7 +75,7 @@ def projected_reap(model: Any) -> pd.DataFrame:
         return with_provenance(pd.DataFrame(columns=COLUMNS), model)
     ios = io_count(model)
     counts = _windowed(model)["role"].fillna("other").value_counts().reindex(list(ROLES), fill_value=0)
-    measured = counts / ios if ios else counts * np.nan
+    measured = counts.astype("float64") / ios if ios else counts.astype("float64") * np.nan
     batch, source = observed_reap_batch(model)
     reap = {"submit": measured["submit"], "wait": 1.0 / max(batch, 1.0), "status": 0.0, "result": 0.0,
             "other": measured["other"]}

@@ -226,3 +226,25 @@ def doctor(as_json: bool):
         click.echo(render(report))
     if not report["can_capture"]:
         raise CaptureError("this machine cannot capture with any backend (fixes above)")
+
+
+def _spec_options_but_mode(func):
+    """spec_options without --mode (the kit runs every FreeBSD mode)."""
+    holder = spec_options(lambda **kw: None)
+    params = [p for p in holder.__click_params__ if p.name != "mode"]
+    func.__click_params__ = getattr(func, "__click_params__", []) + params
+    return func
+
+
+@click.command("freebsd-kit")
+@click.option("--out", required=True, type=click.Path(file_okay=False),
+              help="directory to write (must not exist or be empty)")
+@_spec_options_but_mode
+def freebsd_kit(out: str, **spec_kw):
+    """Write a self-contained run kit to copy to a FreeBSD host: the cross-built workload, the D
+    scripts and run.sh (host checks, then every mode x backend, with capture's command lines)."""
+    from tracer.capture.kit import build_kit
+
+    path = build_kit(out, **spec_kw)
+    click.echo(f"aiotrace: FreeBSD run kit written; on the host run: sh {path}/run.sh", err=True)
+    click.echo(str(path))
