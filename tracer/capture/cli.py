@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from tracer.capture.backends import (AGGREGATE_BACKENDS, BACKENDS, REPO, Backend, Context, choose_backend)
+from tracer.capture import tracefs
 from tracer.capture.bundle import make_run_id
 from tracer.errors import CaptureError
 from tracer.modes import modes_for
@@ -92,6 +93,9 @@ def capture(backend: str, aggregate: bool, out: str, dry_run: bool, allow_loss: 
     spec = spec_from_options(**spec_kw)
     flavour = "aggregate" if aggregate else "events"
     os_name = platform.system()
+    log = lambda msg: click.echo(f"aiotrace: {msg}", err=True)  # noqa: E731
+    if not dry_run and os_name == "Linux" and backend in ("auto", "bpftrace"):
+        tracefs.ensure_mounted(log)  # before choosing: auto picks bpftrace only with tracefs
     chosen, why = choose_backend(backend, os_name)
     if backend == "auto" and aggregate and chosen.name not in AGGREGATE_BACKENDS:
         raise CaptureError(f"--aggregate needs {' or '.join(AGGREGATE_BACKENDS)}, and {why}")
@@ -105,8 +109,7 @@ def capture(backend: str, aggregate: bool, out: str, dry_run: bool, allow_loss: 
                            "(--dry-run prints its command lines)")
     from tracer.capture.runner import run_capture
 
-    result = run_capture(spec, chosen, why, flavour, Path(out), allow_loss,
-                         log=lambda msg: click.echo(f"aiotrace: {msg}", err=True))
+    result = run_capture(spec, chosen, why, flavour, Path(out), allow_loss, log=log)
     m = result.manifest
     click.echo(f"aiotrace: {result.status}: {chosen.name}/{flavour} {spec.mode}, {m['raw']['lines']} trace lines, "
                f"{m['duration_s']:.2f} s" + (f"; {result.reason}" if result.reason else ""), err=True)
@@ -125,6 +128,7 @@ def doctor(as_json: bool):
     """What this machine can capture, and the exact fix for each missing piece."""
     from tracer.capture.doctor import diagnose, render
 
+    tracefs.ensure_mounted(lambda msg: click.echo(f"aiotrace: {msg}", err=True))
     report = diagnose()
     if as_json:
         click.echo(json.dumps(report, indent=2, sort_keys=True))
