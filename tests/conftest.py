@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-SAMPLES = REPO.parent / "shared" / "samples"
+SAMPLES = REPO / "tests" / "data" / "samples"  # real public tool output, see SOURCES.md there
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 
@@ -41,7 +41,7 @@ TRACING_FIXTURES = {"tracing", "strace_bin"}
 TRACING_MODULES = {"test_capture_linux", "test_capture_faults", "test_capture_doctor", "test_dscripts_bpftrace",
                    "test_tracefs", "test_notebooks", "test_bench_smoke"}
 SLOW_MODULES = {"test_workload_cli", "test_notebooks", "test_bench_smoke", "test_workload_build",
-                "test_capture_linux"}
+                "test_capture_linux", "test_freebsd_model"}
 
 
 def pytest_collection_modifyitems(config, items):

@@ -33,7 +33,12 @@
 #include <sys/syscall.h>
 #endif
 #if defined(__FreeBSD__)
-#include <sys/disk.h> /* DIOCGMEDIASIZE */
+#if defined(__has_include)
+#if __has_include(<sys/disk.h>) /* absent from the FreeBSD-semantics model build over glibc */
+#include <sys/disk.h>           /* DIOCGMEDIASIZE */
+#define AIOT_HAVE_DIOCGMEDIASIZE 1
+#endif
+#endif
 #include <pthread_np.h>
 #endif
 
@@ -253,7 +258,7 @@ static int data_size(const char *path, const struct stat *st, uint64_t *size)
     int r = -1;
 #if defined(__linux__)
     r = S_ISBLK(st->st_mode) ? ioctl(fd, BLKGETSIZE64, size) : (errno = ENODEV, -1);
-#elif defined(__FreeBSD__)
+#elif defined(AIOT_HAVE_DIOCGMEDIASIZE)
     off_t media; /* FreeBSD disks are character devices (sys/geom/geom_dev.c, DIOCGMEDIASIZE) */
     r = S_ISCHR(st->st_mode) ? ioctl(fd, DIOCGMEDIASIZE, &media) : (errno = ENODEV, -1);
     if (r == 0)

@@ -58,7 +58,10 @@ def theoretical_floor(mode: str, os_name: str, batch: int = 1, depth: int = 1,
 
 def io_count(model: Any) -> int:
     """Data I/Os the run did (reads and writes; a final fsync is not one): the workload record's
-    rows, else its summary's count."""
+    rows, else its summary's count; for a foreign program, the I/Os its kernel and syscall events
+    show (``model.io_total``, from ``model.io_source``: tracer.model.foreign_io_counts)."""
+    if getattr(model, "foreign", False):
+        return int(getattr(model, "io_total", 0) or 0)
     ios = getattr(model, "ios", None)
     if ios is not None and len(ios):
         return int((ios["op"] != "fsync").sum()) if "op" in ios.columns else int(len(ios))

@@ -108,7 +108,7 @@ def compare(paths, metrics, csv_path):
     if csv_path:
         atomic_write(csv_path, lambda tmp: summary.to_csv(tmp, index=False))
     wanted = list(metrics) or ["submit_per_io", "wait_per_io", "status_per_io", "result_per_io", "other_per_io",
-                               "total_per_io", "total_floor", "iops", "observed_p50_ns", "share_not_submitter",
+                               "total_per_io", "total_floor", "reap_projected_per_io", "iops", "observed_p50_ns", "share_not_submitter",
                                "free_lag_p50_ns"]
     unknown = [m for m in wanted if m not in cmp.METRICS]
     if unknown:
@@ -141,6 +141,10 @@ def compare(paths, metrics, csv_path):
     from tracer.analysis.requires import FIXTURE_LABEL
     if FIXTURE_LABEL in sources:
         console.print(f"Columns with FreeBSD modes come from a {FIXTURE_LABEL}.")
+    if "reap_projected_per_io" in wanted and (summary["metric"] == "reap_projected_per_io").any():
+        console.print("reap_projected_per_io: the syscalls per I/O the same I/Os would need under REAP "
+                      "(aio_error/aio_return removed, one kevent per observed reap batch), a projection "
+                      "beside the measured total_per_io, not a measurement (tracer/analysis/reap_projection.py).")
 
 
 @click.command()

@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 import pandas as pd
 
-from tracer.analysis import amplification, attribution, free_timing, latency
+from tracer.analysis import amplification, attribution, free_timing, latency, reap_projection
 from tracer.analysis.requires import PROVENANCE_COLUMNS, can_run, provenance
 from tracer.errors import AnalysisError
 from tracer.schema import ROLES
@@ -35,6 +35,7 @@ METRICS: dict[str, str] = {
     "total_floor": "syscalls/I/O", "iops": "I/O/s", "cpu_ns_per_io": "ns", "observed_p50_ns": "ns",
     "observed_p99_ns": "ns", "complete_p50_ns": "ns", "free_lag_p50_ns": "ns", "free_lag_p99_ns": "ns",
     "max_alive": "jobs", "share_not_submitter": "fraction",
+    "reap_projected_per_io": "syscalls/I/O, projected for REAP",
 }
 
 
@@ -59,6 +60,10 @@ def run_metrics(model: Any) -> dict[str, Any]:
         for r in (*ROLES, "total"):
             row[f"{r}_per_io"] = roles.at[r, "per_io"]
         row["total_floor"] = roles.at["total", "floor_per_io"]
+    if can_run(reap_projection.projected_reap, model)[0]:
+        proj = reap_projection.projected_reap(model)
+        if len(proj):
+            row["reap_projected_per_io"] = proj.set_index("role").at["total", "reap_per_io"]
     if can_run(latency.throughput, model)[0]:
         tp = latency.throughput(model).iloc[0]
         row["iops"], row["cpu_ns_per_io"] = tp["iops"], tp["cpu_ns_per_io"]

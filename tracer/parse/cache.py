@@ -18,7 +18,7 @@ import pandas as pd
 
 from tracer.parse.base import ParseResult
 
-PARSER_VERSION = 1
+PARSER_VERSION = 4  # 2: @emitted also counts excess (duplicated) lines; strace ERESTART_* errnos; 4: parser rewrite (stacks, printa, diagnostics)
 META_KEYS = {"format", "lines", "counts", "losses"}
 
 

@@ -87,7 +87,7 @@ def parse_events(data: bytes, fmt: str = "events") -> ParseResult:
 
     counts: dict[str, int] = {}
     unparsed: list[tuple[int, str, str]] = []
-    dropped, loss_messages = 0, []
+    dropped, loss_messages, extra_losses = 0, [], {}
     others = np.flatnonzero(~is_event)
     for i in others:
         text = data[starts[i]:ends[i]].decode("utf-8", errors="replace")
@@ -116,12 +116,16 @@ def parse_events(data: bytes, fmt: str = "events") -> ParseResult:
     counts["event"] = len(events)
     if counts.get("emitted"):
         arrived = events["ev"].value_counts().to_dict() if len(events) else {}
-        for kind, n, got in messages.emitted_shortfall(messages.emitted_counts(data), arrived):
-            dropped += n - got
-            loss_messages.append(messages.shortfall_message(kind, n, got))
+        excess = 0
+        for kind, n, got in messages.emitted_mismatch(messages.emitted_counts(data), arrived):
+            dropped += max(n - got, 0)
+            excess += max(got - n, 0)
+            loss_messages.append(messages.mismatch_message(kind, n, got))
+        if excess:
+            extra_losses["excess_lines"] = excess
     unparsed.sort()
     return ParseResult(fmt, n_lines, events, unparsed_frame(unparsed), counts,
-                       {"dropped_events": dropped, "messages": loss_messages})
+                       {"dropped_events": dropped, "messages": loss_messages, **extra_losses})
 
 
 def _read_tagged(data: bytes, tagged: np.ndarray, untagged: np.ndarray, truncated: bool, starts, ends):
