@@ -59,6 +59,8 @@ BAD_VALUE = {
     "compare": (["{tmp}"], "neither a run bundle"),
     "export": (["--perfetto", "{tmp}", "-o", "{tmp}/x.json"], "not a run bundle"),
     "demo": (["--count", "0", "--out", "{tmp}/d"], "--count 0 is out of range"),
+    "simulate": (["-m", "reap", "--kernel", "stock", "--seed", "-5", "--out", "{tmp}/runs"],
+                 "--seed -5 is out of range"),
 }
 
 
@@ -79,6 +81,8 @@ def test_every_subcommand_gives_one_line_and_exit_2_for_a_bad_value(capsys, tmp_
 def test_click_usage_error_is_one_line(capsys):
     line = one_line_error(capsys, ["run", "-m", "bogus"], "'bogus' is not one of")
     assert "aiotrace run" in line and "--help" in line
+    # click lists the choices of a missing option on several lines: folded into one
+    one_line_error(capsys, ["simulate", "-m", "reap"], "Missing option '--kernel'. Choose from: stock, d33144")
 
 
 # -- numbers the C side cannot hold, checked before any tracer or workload starts ---------------
