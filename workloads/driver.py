@@ -20,9 +20,11 @@ from typing import IO
 import numpy as np
 import pandas as pd
 
-from tracer.errors import SpecError, WorkloadError
+from tracer.errors import OutputError, SpecError, WorkloadError
+from tracer.outputs import check_writable
 from tracer.schema import IO_RECORD_COLUMNS, THREAD_RECORD_COLUMNS
-from workloads.spec import ALL_MODES, FREEBSD_MODES, LINUX_MODES, POSIX_MODES, READY_LINE, RELEASE_WORD, RunSpec
+from tracer import modes as mode_registry
+from workloads.spec import ALL_MODES, LIO_MODES, READY_LINE, RELEASE_WORD, RunSpec
 
 OP_CODES = {"read": 0, "write": 1, "write-fsync": 1}
 OP_NAMES = np.array(["read", "write", "fsync"], dtype=object)
@@ -79,9 +81,9 @@ def mode_status(only: tuple[str, ...] = ALL_MODES) -> list[dict]:
     rows = []
     for mode in only:
         if mode not in built:
-            only = "FreeBSD" if mode in FREEBSD_MODES and mode not in LINUX_MODES else "Linux"
             rows.append({"mode": mode, "available": False,
-                         "reason": f"{only}-only mode (this is {system})"})
+                         "reason": mode_registry.unavailable_reason(mode, system)
+                         or f"mode '{mode}' is not built into this engine"})
             continue
         reason = ffi.new("char[]", 256)
         ok = bool(lib.aiot_mode_available(mode.encode(), reason, 256))
@@ -99,8 +101,8 @@ def check_spec(spec: RunSpec) -> None:
     row = mode_status((spec.mode,))[0]
     if not row["available"]:
         raise SpecError(f"mode '{spec.mode}' cannot run here: {row['reason']}")
-    if spec.submit == "lio" and spec.mode not in POSIX_MODES:
-        raise SpecError(f"--submit lio applies to the POSIX AIO modes ({', '.join(POSIX_MODES)}), not '{spec.mode}'")
+    if spec.submit == "lio" and spec.mode not in LIO_MODES:
+        raise SpecError(f"--submit lio applies to the POSIX AIO modes ({', '.join(LIO_MODES)}), not '{spec.mode}'")
 
 
 def check_record_dir(record: str | os.PathLike | None) -> Path | None:
@@ -111,6 +113,7 @@ def check_record_dir(record: str | os.PathLike | None) -> Path | None:
         raise SpecError(f"record directory {path} already exists and is not empty")
     if not path.parent.exists():
         raise SpecError(f"record directory's parent {path.parent} does not exist")
+    check_writable(path)
     return path
 
 
@@ -251,14 +254,17 @@ def write_record(path: Path, ios: pd.DataFrame, threads: pd.DataFrame, summary: 
     """Write ios.parquet, threads.parquet and summary.json under a temp name, then rename."""
     tmp = path.parent / f".{path.name}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
     try:
+        tmp.mkdir()
         ios.to_parquet(tmp / "ios.parquet", index=False)
         threads.to_parquet(tmp / "threads.parquet", index=False)
         (tmp / "summary.json").write_text(json.dumps(summary, indent=1, sort_keys=True) + "\n")
         if path.exists():
             path.rmdir()  # an empty directory made by the caller
         os.rename(tmp, path)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise OutputError.of(path, exc) from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
