@@ -145,6 +145,8 @@ def calls(recs: pd.DataFrame) -> list[dict]:
                   "kq": r.a6, "kflags": r.a7}
             if c is not None and c["cb_in"] is None and r.id == c["id"]:
                 c["cb_in"] = dict(cb)
+            if c is not None and c["list"] and c["list"][-1][0] == r.id and c["list"][-1][1] is None:
+                c["list"][-1] = (r.id, dict(cb))  # lio_listio: the member's contents follow it
             latest_cb[r.id] = cb
         elif c is None:
             continue
