@@ -11,7 +11,8 @@ Each syscall line -> sys_enter + sys_exit. Decoded arguments:
   aiocb's contents, not its address, and the workload keeps one buffer per aiocb slot, so the
   buffer identifies the slot the way the aiocb address does in kdump and dtrace.
 * kevent eventlists ``{ ident,EVFILT_AIO,flags,fflags,data,udata ... }`` -> job_notify per AIO event
-  (id = ident, the user aiocb address; ret = data).
+  (ret = data; id = the aiocb's buffer when a following aio_error/aio_return of the same thread shows
+  which buffer that aiocb address holds, else the ident, the user aiocb address).
 * getrusage's ``{ u=,s=,in=N,out=M }`` -> the sys_exit row carries a0 = in (ru_inblock), a1 = out.
 * ``<new thread N>``, ``<thread N exited>``, ``<new process>``, ``process exit, rval = N``,
   ``process killed, signal = N``, ``SIGNAL N (NAME)...``: counted.
@@ -160,6 +161,18 @@ def parse_truss(data: bytes) -> ParseResult:
     firsts = [x[3][0] for x in pending if x[3]]
     is_d = n_cols == 2 or (n_cols == 1 and all(b >= a for a, b in zip(firsts, firsts[1:])))
     c.clock = "relative" if (n_cols and is_d) else "none"
+    # A kevent's ident is the aiocb ADDRESS, but aio_* calls are keyed by the aiocb's BUFFER (truss prints
+    # the contents). The kevent modes then call aio_error/aio_return on each returned aiocb, in event
+    # order, in the same thread: that order gives address -> buffer, so notifications join their I/O.
+    buf_of: dict[int, int] = {}
+    due: dict[int, list] = {}
+    for _, _, tid, _, name, _, ident, _, _, notes, _ in pending:
+        if notes:
+            due[tid] = [n[0] for n in notes]
+        elif name in ("aio_error", "aio_return") and due.get(tid) and ident:
+            buf_of.setdefault(due[tid][0], ident)
+            if name == "aio_return":
+                due[tid].pop(0)
     for ln, pid, tid, times, name, a, ident, ret, err, notes, exit_a in pending:
         if c.clock == "none":
             t_exit = t_enter = ln
@@ -171,5 +184,5 @@ def parse_truss(data: bytes) -> ParseResult:
             exit_id = ident if name != "aio_waitcomplete" or ret >= 0 else 0
             c.event(t_exit, pid, tid, "sys_exit", name, exit_id, exit_a[0], exit_a[1], 0, ret, err, ln)
         for ident_k, data_v, kerr, udata in notes:
-            c.event(t_exit, pid, tid, "job_notify", name, ident_k, 0, 0, udata, data_v, kerr, ln)
+            c.event(t_exit, pid, tid, "job_notify", name, buf_of.get(ident_k, ident_k), 0, 0, udata, data_v, kerr, ln)
     return c.result(count_lines(data))
