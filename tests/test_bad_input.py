@@ -54,6 +54,8 @@ BAD_VALUE = {
     "compare": (["{tmp}"], "neither a run bundle"),
     "export": (["--perfetto", "{tmp}", "-o", "{tmp}/x.json"], "not a run bundle"),
     "demo": (["--count", "0", "--out", "{tmp}/d"], "--count 0 is out of range"),
+    "simulate": (["--kernel", "stock", "-m", "kevent", "--seed", "-5", "--out", "{tmp}/s"],
+                 "--seed -5 is out of range"),
 }
 
 

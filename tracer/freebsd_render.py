@@ -18,7 +18,7 @@ The printers follow the FreeBSD sources line by line (freebsd/freebsd-src, fel1x
   print_mask_0 (names joined by ``|``; nothing matched prints the remainder ``0x%x``),
   sysdecode_kevent_fflags (0 prints ``0``).
 * kdump, usr.bin/kdump/kdump.c: dumpheader (``%6jd %6jd %-8.*s`` pid, tid, comm, then ``-T``
-  ``%jd.%09ld ``), ktrsyscall (arguments ``%#jx``), ktrsysret (``%ld`` plus ``/%#lx`` when the value
+  ``%jd.%09ld ``), ktrsyscall (arguments ``%#jx``; getrusage's who and lio_listio's mode by name), ktrsysret (``%ld`` plus ``/%#lx`` when the value
   is < 0 or > 9; ``-1 errno %d %s``), ktrstructarray / ktrkevent (``struct kevent[] = { `` elements
   separated by a newline and 13 spaces, ``{ ident=%p, filter=..., flags=%#x<NAMES>, fflags=...,
   data=%#jx, udata=%p }``). ktrace's default points ``cstu+`` record no CSW.
@@ -109,13 +109,20 @@ def aiocb(cb: dict | None, addr: int) -> str:
     return f"{{ {cb['fd']},{cb['offset']},{ptr(cb['buf'])},{cb['nbytes']},{op},{sigevent(cb)} }}"
 
 
+def kevent_ident(k: dict) -> str:
+    """print_kevent / ktrkevent: descriptor-like idents in decimal, signals by name, else %p."""
+    if k["filter"] in (-1, -2, -4, -5, -7, -8, -13):
+        return str(int(k["ident"]) & ((1 << 64) - 1))
+    return ptr(k["ident"])
+
+
 def kevent_truss(k: dict) -> str:
-    return (f"{ptr(k['ident'])},{EVFILT.get(k['filter'], str(k['filter']))},{truss_mask(k['flags'])},"
+    return (f"{kevent_ident(k)},{EVFILT.get(k['filter'], str(k['filter']))},{truss_mask(k['flags'])},"
             f"{fflags(k['fflags'])},{hexj(k['data'])},{ptr(k['udata'])}")
 
 
 def kevent_kdump(k: dict) -> str:
-    return (f"{{ ident={ptr(k['ident'])}, filter={EVFILT.get(k['filter'], str(k['filter']))}, "
+    return (f"{{ ident={kevent_ident(k)}, filter={EVFILT.get(k['filter'], str(k['filter']))}, "
             f"flags={kdump_mask(k['flags'])}, fflags={fflags(k['fflags'])}, data={hexj(k['data'])}, "
             f"udata={ptr(k['udata'])} }}")
 
@@ -237,6 +244,10 @@ def kdump_text(recs: pd.DataFrame, pid: int, realtime_offset_ns: int) -> str:
         nargs = {"kqueue": 0, "aio_read": 1, "aio_write": 1, "aio_error": 1, "aio_return": 1, "aio_fsync": 2,
                  "aio_waitcomplete": 2, "aio_suspend": 3, "lio_listio": 4, "kevent": 6, "getrusage": 2}.get(c["name"], 3)
         args = ",".join(hexj(v) for v in a[:nargs])
+        if c["name"] == "getrusage":  # ktrsyscall decodes the first argument of these two
+            args = ",".join([RUSAGE_WHO.get(a[0], str(a[0]))] + [hexj(v) for v in a[1:nargs]])
+        elif c["name"] == "lio_listio":
+            args = ",".join([LIO_MODES.get(a[0], str(a[0]))] + [hexj(v) for v in a[1:nargs]])
         out.append((c["enter"], n, 0, _kdump_prefix(pid, c["tid"], c["enter"], realtime_offset_ns)
                     + f"CALL  {c['name']}({args})"))
         if c["name"] == "kevent" and c["kev"]:
