@@ -167,8 +167,8 @@ def parse_truss(data: bytes) -> ParseResult:
     buf_of: dict[int, int] = {}
     due: dict[int, list] = {}
     for _, _, tid, _, name, _, ident, _, _, notes, _ in pending:
-        if notes:
-            due[tid] = [n[0] for n in notes]
+        if notes:  # the loop may call kevent() again before the aio_return calls of the first batch
+            due.setdefault(tid, []).extend(n[0] for n in notes)
         elif name in ("aio_error", "aio_return") and due.get(tid) and ident:
             buf_of.setdefault(due[tid][0], ident)
             if name == "aio_return":

@@ -30,12 +30,13 @@ REPO = HERE.parent.parent.parent
 N, DEPTH, REAP_BATCH, BS = 16, 8, 4, 4096
 REALTIME_MINUS_MONOTONIC_NS = 1_795_920_000_000_000_000  # the kdump -T clock of the rendering
 MODES = ("aio-poll", "aio-suspend", "waitcomplete", "kevent", "kevent-error", "reap")
-VARIANTS = [(mode, backend, threads, kernel)
-            for mode in MODES
-            for backend, threads, kernel in (("dtrace", "split", "stock"), ("dtrace", "split", "d33271"),
-                                             ("dtrace", "single", "stock"), ("ktrace", "single", "stock"),
-                                             ("truss", "split", "d33271"))
-            if not (mode == "reap" and kernel == "stock")]
+# reap exists only on the D33144 tree: its stock variants are made on d33271
+VARIANTS = list(dict.fromkeys(
+    (mode, backend, threads, "d33271" if mode == "reap" else kernel)
+    for mode in MODES
+    for backend, threads, kernel in (("dtrace", "split", "stock"), ("dtrace", "split", "d33271"),
+                                     ("dtrace", "single", "stock"), ("ktrace", "single", "stock"),
+                                     ("truss", "split", "d33271"))))
 TRACER_ARGV = {
     "ktrace": ["ktrace", "-i", "-t", "cstu", "-f", "raw/ktrace.out", "WORKLOAD"],
     "truss": ["truss", "-f", "-H", "-D", "-d", "-o", "raw/truss.txt", "WORKLOAD"],
