@@ -39,7 +39,7 @@ LIO_MODES = {1: "LIO_WAIT", 0: "LIO_NOWAIT"}
 SIGEV = {0: "SIGEV_NONE", 1: "SIGEV_SIGNAL", 2: "SIGEV_THREAD", 3: "SIGEV_KEVENT", 4: "SIGEV_THREAD_ID"}
 RUSAGE_WHO = {0: "RUSAGE_SELF", -1: "RUSAGE_CHILDREN", 1: "RUSAGE_THREAD"}
 # FreeBSD's strerror text (lib/libc/gen/errlst.c) for the errnos the model can return
-STRERROR = {1: "Operation not permitted", 4: "Interrupted system call", 5: "Input/output error",
+STRERROR = {1: "Operation not permitted", 2: "No such file or directory", 4: "Interrupted system call", 5: "Input/output error",
             9: "Bad file descriptor", 14: "Bad address", 22: "Invalid argument",
             35: "Resource temporarily unavailable", 36: "Operation now in progress",
             45: "Operation not supported", 60: "Operation timed out", 85: "Operation canceled"}
@@ -216,24 +216,50 @@ def _ts(ns: int) -> str:
     return f"{ns // 1_000_000_000}.{ns % 1_000_000_000:09d}"
 
 
+def truss_prefix(pid: int | None, tid: int | None, since_start_ns: int | None = None,
+                 duration_ns: int | None = None) -> str:
+    """truss print_line_prefix: ``%5d`` pid (-f), `` %6d`` tid (-H), ``: ``, then -d and -D times."""
+    out = ""
+    if pid is not None or tid is not None:
+        out = (f"{pid:5d}" if pid is not None else "") + (" " if pid is not None and tid is not None else "") + \
+              (f"{tid:6d}" if tid is not None else "") + ": "
+    for ns in (since_start_ns, duration_ns):
+        if ns is not None:
+            out += _ts(ns) + " "
+    return out
+
+
+def truss_line(prefix: str, c: dict) -> str:
+    """print_syscall + print_syscall_ret: the call, tabs up to column 48, the result."""
+    text = prefix + f"{c['name']}({truss_args(c)})"
+    text += "\t" * max(0, 6 - len(text) // 8)
+    if c["err"]:
+        return text + f" ERR#{c['err']} '{STRERROR.get(c['err'], 'Unknown error: %d' % c['err'])}'"
+    return text + f" = {c['ret']} ({c['ret'] & ((1 << 64) - 1):#x})"
+
+
 def truss_text(recs: pd.DataFrame, pid: int, origin_ns: int) -> str:
     """``truss -f -H -d -D`` output for the model run: -d = exit time - origin_ns, -D = duration."""
-    lines = []
-    for c in sorted(calls(recs), key=lambda c: c["exit"]):
-        prefix = f"{pid:5d} {c['tid']:6d}: {_ts(c['exit'] - origin_ns)} {_ts(c['exit'] - c['enter'])} "
-        text = prefix + f"{c['name']}({truss_args(c)})"
-        text += "\t" * max(0, 6 - len(text) // 8)
-        if c["err"]:
-            text += f" ERR#{c['err']} '{STRERROR.get(c['err'], 'Unknown error: %d' % c['err'])}'"
-        else:
-            text += f" = {c['ret']} ({c['ret'] & ((1 << 64) - 1):#x})"
-        lines.append(text)
-    return "".join(line + "\n" for line in lines)
+    return "".join(truss_line(truss_prefix(pid, c["tid"], c["exit"] - origin_ns, c["exit"] - c["enter"]), c) + "\n"
+                   for c in sorted(calls(recs), key=lambda c: c["exit"]))
+
+
+def kdump_header(pid: int, tid: int | None, comm: str, ts_ns: int | None = None) -> str:
+    """kdump dumpheader: ``%6jd`` pid, ``%6jd`` tid (-H), ``%-8.*s`` comm (MAXCOMLEN 19), -T time."""
+    out = f"{pid:6d} " + (f"{tid:6d} " if tid is not None else "") + f"{comm[:19]:<8s} "
+    return out + (_ts(ts_ns) + " " if ts_ns is not None else "")
+
+
+def kdump_retval(ret: int, err: int) -> str:
+    """ktrsysret (fancy): the value, with /%#lx when < 0 or > 9; or -1 errno N text."""
+    if err:
+        return f"-1 errno {err} {STRERROR.get(err, 'Unknown error: %d' % err)}"
+    v = int(ret)
+    return f"{v}/{v & ((1 << 64) - 1):#x}" if (v < 0 or v > 9) else f"{v}"
 
 
 def _kdump_prefix(pid: int, tid: int, ns: int, realtime_offset_ns: int) -> str:
-    rt = ns + realtime_offset_ns
-    return f"{pid:6d} {tid:6d} {COMM[:19]:<8s} {_ts(rt)} "
+    return kdump_header(pid, tid, COMM, ns + realtime_offset_ns)
 
 
 def kdump_text(recs: pd.DataFrame, pid: int, realtime_offset_ns: int) -> str:
@@ -254,11 +280,7 @@ def kdump_text(recs: pd.DataFrame, pid: int, realtime_offset_ns: int) -> str:
             body = "\n             ".join(kevent_kdump(k) for k in c["kev"])
             out.append((c["exit"], n, 1, _kdump_prefix(pid, c["tid"], c["exit"], realtime_offset_ns)
                         + f"STRU  struct kevent[] = {{ {body} }}"))
-        if c["err"]:
-            val = f"-1 errno {c['err']} {STRERROR.get(c['err'], 'Unknown error: %d' % c['err'])}"
-        else:
-            v = int(c["ret"])
-            val = f"{v}/{v & ((1 << 64) - 1):#x}" if (v < 0 or v > 9) else f"{v}"
+        val = kdump_retval(c["ret"], c["err"])
         out.append((c["exit"], n, 2, _kdump_prefix(pid, c["tid"], c["exit"], realtime_offset_ns)
                     + f"RET   {c['name']} {val}"))
     out.sort(key=lambda r: (r[0], r[1], r[2]))
