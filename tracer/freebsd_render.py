@@ -44,7 +44,6 @@ STRERROR = {1: "Operation not permitted", 2: "No such file or directory", 4: "In
             35: "Resource temporarily unavailable", 36: "Operation now in progress",
             45: "Operation not supported", 60: "Operation timed out", 85: "Operation canceled"}
 COMM = "aiotrace-workload"
-AUX = ("aiocb", "timespec", "kevent", "rusage", "list_member")
 
 
 def ptr(v: int) -> str:
