@@ -1,5 +1,5 @@
 """Render the FreeBSD semantics model's record (tracer.simulate.records_frame) as the text that
-``kdump -H -T`` (ktrace -t cstu) and ``truss -f -H -d -D`` print for the same system calls.
+``kdump -H -T`` (ktrace -t cstu+) and ``truss -f -H -d -D`` print for the same system calls.
 
 The printers follow the FreeBSD sources line by line (freebsd/freebsd-src, fel1x-developer/freebsd-src
 @2d614aa2):
@@ -21,7 +21,7 @@ The printers follow the FreeBSD sources line by line (freebsd/freebsd-src, fel1x
   ``%jd.%09ld ``), ktrsyscall (arguments ``%#jx``; getrusage's who and lio_listio's mode by name), ktrsysret (``%ld`` plus ``/%#lx`` when the value
   is < 0 or > 9; ``-1 errno %d %s``), ktrstructarray / ktrkevent (``struct kevent[] = { `` elements
   separated by a newline and 13 spaces, ``{ ident=%p, filter=..., flags=%#x<NAMES>, fflags=...,
-  data=%#jx, udata=%p }``). ktrace's default points ``cstu+`` record no CSW.
+  data=%#jx, udata=%p }``). ktrace's points ``cstu+`` (usr.bin/ktrace/ktrace.h DEF_POINTS) record no CSW.
 """
 from __future__ import annotations
 
@@ -262,7 +262,7 @@ def _kdump_prefix(pid: int, tid: int, ns: int, realtime_offset_ns: int) -> str:
 
 
 def kdump_text(recs: pd.DataFrame, pid: int, realtime_offset_ns: int) -> str:
-    """``kdump -H -T`` of ``ktrace -t cstu`` for the model run (CALL, STRU struct kevent[], RET)."""
+    """``kdump -H -T`` of ``ktrace -t cstu+`` for the model run (CALL, STRU struct kevent[], RET)."""
     out = []  # (ns, order, text)
     for n, c in enumerate(calls(recs)):
         a = c["args"]

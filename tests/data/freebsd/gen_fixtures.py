@@ -9,7 +9,7 @@ WHAT:    FreeBSD cannot run here. Each bundle is one `aiotrace simulate` run (tr
          AIO + kqueue rules, workloads/fbsd_model) of 16 reads of 4 KiB, depth 8, reap batch 4, one
          aio_read per I/O, rendered as the text each FreeBSD tracer prints for it:
            dtrace  raw/events.txt  the D scripts' event lines, as the model writes them
-           ktrace  raw/kdump.txt   `kdump -H -T` of `ktrace -t cstu` (tracer/freebsd_render.py)
+           ktrace  raw/kdump.txt   `kdump -H -T` of `ktrace -t cstu+` (tracer/freebsd_render.py)
            truss   raw/truss.txt   `truss -f -H -d -D` (tracer/freebsd_render.py)
          The model's own record is kept as raw/model-records.parquet, so a test re-renders it and
          compares (the runs themselves are not deterministic: thread ids, addresses, timing).
@@ -38,7 +38,7 @@ VARIANTS = list(dict.fromkeys(
                                      ("dtrace", "single", "stock"), ("ktrace", "single", "stock"),
                                      ("truss", "split", "d33271"))))
 TRACER_ARGV = {
-    "ktrace": ["ktrace", "-i", "-t", "cstu", "-f", "raw/ktrace.out", "WORKLOAD"],
+    "ktrace": ["ktrace", "-i", "-t", "cstu+", "-f", "raw/ktrace.out", "WORKLOAD"],
     "truss": ["truss", "-f", "-H", "-D", "-d", "-o", "raw/truss.txt", "WORKLOAD"],
 }
 
