@@ -138,9 +138,10 @@ def compare(paths, metrics, csv_path):
     console = Console()
     console.print(table)
     sources = set(summary["source"]) if "source" in summary else set()
-    from tracer.analysis.requires import FIXTURE_LABEL
-    if FIXTURE_LABEL in sources:
-        console.print(f"Columns with FreeBSD modes come from a {FIXTURE_LABEL}.")
+    from tracer.analysis.requires import NOT_MEASURED
+    for label in NOT_MEASURED:
+        if label in sources:
+            console.print(f"Columns with FreeBSD modes come from a {label}.")
     from tracer.analysis.requires import unavailable_figures
     foreign = [m for m in models if unavailable_figures(m)]
     if foreign:  # say which figures a foreign program cannot have, instead of leaving '-' unexplained
