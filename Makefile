@@ -7,7 +7,7 @@ SYS_PKGS := liburing-dev libaio-dev bpftrace strace fio systemtap-sdt-dev shellc
 ZIGCC := $(PY) -m ziglang cc -target x86_64-freebsd
 FREEBSD_OUT := workloads/out/aiotrace-workload.x86_64-freebsd
 
-.PHONY: setup sysdeps test demo bench freebsd-check freebsd-build freebsd-kit clean
+.PHONY: setup sysdeps test test-fast demo bench freebsd-check freebsd-build freebsd-kit clean
 
 # System packages: installed when root on Debian, otherwise named so the user can install them.
 sysdeps:
@@ -30,6 +30,10 @@ setup: sysdeps $(VENV)/.stamp
 
 test: setup
 	$(PY) -m pytest -q tests
+
+# No tracer, no long run (markers in tests/conftest.py): under a minute.
+test-fast: setup
+	$(PY) -m pytest -q -m "not slow and not tracing" tests
 
 demo: setup
 	$(VENV)/bin/aiotrace demo

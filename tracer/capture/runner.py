@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import IO
 
 from tracer.capture import manifest as mf
+from tracer.capture.manifest import _version  # noqa: F401  (tracer.simulate imports it from here)
 from tracer.capture.backends import FREEBSD_WORKLOAD, Backend, Context, Losses
 from tracer.capture.bundle import Bundle
 from tracer.capture.launch import CANNOT_EXEC

@@ -352,8 +352,8 @@ def _kevent_buffers(rec: np.ndarray, names, ids: np.ndarray, tid: np.ndarray, no
     due: dict[int, list] = {}
     for k in want.tolist():
         t = int(tid[k])
-        if int(rec[k]) in by_line:
-            due[t] = list(by_line[int(rec[k])])
+        if int(rec[k]) in by_line:  # the loop may call kevent() again before the first batch's aio_return
+            due.setdefault(t, []).extend(by_line[int(rec[k])])
         elif due.get(t) and ids[k]:
             buf_of.setdefault(due[t][0], int(ids[k]))
             if ret_rows[k]:
