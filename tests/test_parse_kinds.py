@@ -367,6 +367,39 @@ def test_bpftrace_real_uretprobe_printf_of_str_is_kept_as_printf_rows():
     assert rows[-1].endswith("echooo this is a failed command, but we can see it anyway")
 
 
+BPF_STACKS = """\
+Attaching 1 probe...
+^C
+
+@[
+    ksys_read+1
+    do_syscall_64+83
+    entry_SYSCALL_64_after_hwframe+68
+]: 7
+@bytes[sshd,
+    __vfs_write+5
+    vfs_write+176
+]: 4096
+@lat[
+    blk_mq_end_request+30
+]:
+[4K, 8K)               3 |@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@|
+[8K, 16K)              1 |@@@@@@@@@@@@@@@@@                                   |
+"""
+
+
+def test_bpftrace_kstack_keys_over_several_lines():
+    r = parse_bytes(BPF_STACKS.encode(), "bpftrace")
+    assert len(r.unparsed) == 0 and r.counts.get("printf", 0) == 0
+    agg = r.aggregates
+    st = agg[agg["kind"] == "stack"]
+    assert st["key"].tolist() == ["ksys_read+1;do_syscall_64+83;entry_SYSCALL_64_after_hwframe+68",
+                                  "sshd;__vfs_write+5;vfs_write+176"]
+    assert st["value"].tolist() == [7, 4096] and st["map"].tolist() == ["@", "@bytes"]
+    hist = agg[agg["kind"] == "hist"]
+    assert set(hist["key"]) == {"blk_mq_end_request+30"} and hist["count"].tolist() == [3, 1]
+
+
 def test_bpftrace_json_every_record_type():
     import json
     recs = [{"type": "attached_probes", "data": {"probes": 2}}, {"type": "attached_probes", "count": 3},

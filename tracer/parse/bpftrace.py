@@ -2,7 +2,8 @@
 
 Text: ``Attaching N probes...``/``Attached N probes``, ``Lost N events`` (a loss), warnings (the
 harmless RLIMIT_MEMLOCK one included), ``^C``; maps ``@name: v``, ``@name[key]: v``,
-``@name[k1, k2]: v``; ``hist``/``lhist`` blocks (``@name:`` or ``@name[key]:`` then
+``@name[k1, k2]: v``; keys printed over several lines (``kstack``/``ustack``: ``@name[``, one
+frame per line, ``]: v``) -> kind ``stack`` rows, key = the frames joined by ``;``; ``hist``/``lhist`` blocks (``@name:`` or ``@name[key]:`` then
 ``[lo, hi)  count |@@@|`` rows, ``[0]``, ``(..., lo)``, ``[hi, ...]``, K/M/G suffixes). Any other
 text is printf output (counted and kept as a ``printf`` row: bpftrace printf text is free-form),
 except event lines (``E<TAB>...``), which are parsed as events.
@@ -23,6 +24,10 @@ from tracer.parse.events import events_into
 MAP = re.compile(r"^(?P<map>@[A-Za-z_0-9]*)(?:\[(?P<key>.*)\])?: (?P<value>-?\d+)\s*$")
 HIST_HEAD = re.compile(r"^(?P<map>@[A-Za-z_0-9]*)(?:\[(?P<key>.*)\])?:\s*$")
 BUCKET = re.compile(r"^(?P<label>\[[^\]\)]*[\]\)]|\(\.\.\., [^\)]*\))\s+(?P<count>\d+)\s+\|[@ ]*\|\s*$")
+# a map key printed over several lines (kstack/ustack keys): "@name[" (maybe "@name[comm, "), one frame
+# per line, then "]: value" (or "]:" before a histogram)
+STACK_OPEN = re.compile(r"^(?P<map>@[A-Za-z_0-9]*)\[(?P<head>[^\]]*)$")
+STACK_CLOSE = re.compile(r"^(?P<tail>.*)\]:(?: (?P<value>-?\d+))?\s*$")
 SUFFIX = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40, "P": 1 << 50}
 
 
@@ -58,11 +63,30 @@ def _parse_text(data: bytes, lines: list[str]) -> ParseResult:
     c = Collector("bpftrace")
     c.clock = "monotonic"
     hist: tuple[str, str] | None = None
+    stack: list | None = None  # [map, key parts, first line] of a key printed over several lines
     event_lines = []
-    for ln, raw, _ in c.each_line(data, lines, skip_blank=False):
+    for ln, raw, s in c.each_line(data, lines, skip_blank=False):
         if raw.startswith("E\t"):
             event_lines.append(ln)
             continue
+        if stack is not None:
+            if not s:  # a key that never closed: keep it, without a value
+                c.agg_rows.append(dict(kind="stack", map=stack[0], key=";".join(stack[1]), line=stack[2]))
+                stack = None
+            else:
+                m = STACK_CLOSE.match(raw)
+                c.count("aggregation")
+                if m is None:
+                    stack[1].append(s)  # a frame (kstack/ustack) or another key of the tuple
+                    continue
+                tail = m["tail"].strip().rstrip(",").strip()
+                key = ";".join(stack[1] + ([tail] if tail else []))
+                if m["value"] is not None:
+                    c.agg_rows.append(dict(kind="stack", map=stack[0], key=key, value=int(m["value"]), line=ln))
+                else:
+                    hist = (stack[0], key)  # a histogram under that key follows
+                stack = None
+                continue
         if hist is not None:
             m = BUCKET.match(raw.strip())
             if m:
@@ -89,8 +113,16 @@ def _parse_text(data: bytes, lines: list[str]) -> ParseResult:
             hist = (m["map"], m["key"] or "")
             c.count("aggregation")
             continue
+        m = STACK_OPEN.match(raw)
+        if m:
+            head = m["head"].strip().rstrip(",").strip()
+            stack = [m["map"], [head] if head else [], ln]
+            c.count("aggregation")
+            continue
         c.agg_rows.append(dict(kind="printf", map="", key="", text=raw, line=ln))
         c.count("printf")
+    if stack is not None:
+        c.agg_rows.append(dict(kind="stack", map=stack[0], key=";".join(stack[1]), line=stack[2]))
     result = c.result(count_lines(data))
     events_into(result, data, event_lines)
     return result
