@@ -400,6 +400,16 @@ def test_bpftrace_kstack_keys_over_several_lines():
     assert set(hist["key"]) == {"blk_mq_end_request+30"} and hist["count"].tolist() == [3, 1]
 
 
+def test_bpftrace_real_kstack_keyed_histograms():
+    r = _parse(SAMPLES / "bpftrace" / "12-biostacks-kstack-keyed-hist-abridged.txt")
+    hist = r.aggregates[r.aggregates["kind"] == "hist"]
+    assert r.counts.get("printf", 0) == 1 and len(r.unparsed) == 0  # the "Tracing block I/O..." line
+    keys = hist["key"].unique().tolist()
+    assert len(keys) == 2 and keys[1].startswith("blk_account_io_start+1;blk_mq_make_request+707;")
+    assert keys[1].endswith(";kthread+289;ret_from_fork+53")
+    assert hist[hist["key"] == keys[1]]["count"].tolist() == [560, 218, 26, 2, 53, 60]
+
+
 def test_bpftrace_json_every_record_type():
     import json
     recs = [{"type": "attached_probes", "data": {"probes": 2}}, {"type": "attached_probes", "count": 3},

@@ -20,6 +20,7 @@ EXPECTED = {
     "bpftrace/07-syscount-two-maps.txt": ("bpftrace", {}),
     "bpftrace/10-lost-events-printf.txt": ("bpftrace", {}),
     "bpftrace/11-bashreadline-uretprobe-printf-str.txt": ("bpftrace", {}),
+    "bpftrace/12-biostacks-kstack-keyed-hist-abridged.txt": ("bpftrace", {}),
     "dtrace/01-default-trace-exec-success.txt": ("dtrace", {}),
     "dtrace/03-count-agg-two-keys.txt": ("dtrace", {}),
     "dtrace/04-quantize-readch-per-execname.txt": ("dtrace", {}),
@@ -53,7 +54,8 @@ EXPECTED = {
     "truss/14-solaris-dtruss-eon-bash-elapsed-cpu-us.txt": ("truss", {}),
 }
 
-ELIDED = {"dtrace/04-quantize-readch-per-execname.txt": 1, "dtrace/08-macos105-error-on-enabled-probe-and-drops.txt": 1,
+ELIDED = {"bpftrace/12-biostacks-kstack-keyed-hist-abridged.txt": 1,
+          "dtrace/04-quantize-readch-per-execname.txt": 1, "dtrace/08-macos105-error-on-enabled-probe-and-drops.txt": 1,
           "kdump/14-openbsd-kdump-T-libuv-fork-args-abridged.txt": 1,
           "kdump/16-dragonfly423-kdump-R-pid-tid-cpu-go-psig-sigsegv.txt": 1,
           "truss/05-freebsd11-dotnet-truss-f-d-H-kevent.txt": 1}
