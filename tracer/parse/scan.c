@@ -695,8 +695,11 @@ int64_t scan_truss(const char *buf, int64_t len, struct scan_out *o)
                 goto done;
             const char *r = q;
             int64_t tid = v;
-            if (r < e && *r == ' ' && r + 1 < e && IS_DIGIT(r[1])) {
-                r = digits(r + 1, e, &tid);
+            const char *sp = r;
+            while (sp < e && *sp == ' ')
+                sp++;
+            if (sp > r && sp < e && IS_DIGIT(*sp)) { /* "pid tid:" (truss -H pads the columns) */
+                r = digits(sp, e, &tid);
                 if (r == NULL)
                     goto done;
             }
