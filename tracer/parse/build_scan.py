@@ -27,6 +27,9 @@ struct scan_out {
     int32_t *aux_len;
     int64_t note_cap, note_n; /* kevent AIO events (truss): one row each */
     int64_t *note_line, *note_ident, *note_data, *note_err, *note_udata, *note_flags;
+    const char *sym_names; /* the readers' symbol table: NUL-separated names, their values */
+    const int64_t *sym_values;
+    int64_t n_sym;
 };
 int64_t scan_strace(const char *buf, int64_t len, struct scan_out *o);
 int64_t scan_truss(const char *buf, int64_t len, struct scan_out *o);

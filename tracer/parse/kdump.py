@@ -34,7 +34,7 @@ import pyarrow.compute as pc
 from tracer.parse import scan
 from tracer.parse.base import (ELISION, Collector, Lines, ParseResult, count_lines, ends_truncated, seconds_ns, to_int,
                                type_events)
-from tracer.parse.truss import SYMBOLS, arg_int  # noqa: F401  kdump prints the same symbols as truss; SYMBOLS stays importable here
+from tracer.parse.truss import SYMBOLS, arg_int  # kdump prints the same symbols as truss
 
 _TYPES = r"CALL|RET|NAMI|GIO|PSIG|CSW|USER|STRU|SCTL|CAP|PFLT|PRET|ARGS|ENV|EMUL|UNKNOWN\(\d+\)"
 LINE = re.compile(r"^\s*(?P<pid>\d+)(?::(?P<lwp>\d+))?\s+(?:(?P<tid>\d+)\s+)?(?P<comm>\S(?:.*?\S)?)\s+"
@@ -66,7 +66,7 @@ def parse_kdump(data: bytes) -> ParseResult:
     c = Collector("kdump")
     lines = Lines(data)
     n = len(lines)
-    cols = scan.scan("kdump", data, n)
+    cols = scan.scan("kdump", data, n, SYMBOLS)
     last = n - 1 if ends_truncated(data) else -1
     _python_reads_flagged_groups(cols)
     records = np.flatnonzero(np.isin(cols.kind, (scan.CALL, scan.RET, scan.TYPE, scan.KEVSTRU)))

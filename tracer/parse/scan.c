@@ -122,6 +122,44 @@ static void put_str(struct scan_out *o, int64_t line, int which, const char *p, 
     (which ? o->aux_len : o->name_len)[line] = (int32_t)len;
 }
 
+/* The symbol table of the Python readers (truss.SYMBOLS), passed in by the caller: NUL-separated
+ * names and their values. A token that is not a number reads as its symbol's value, else 0, as
+ * the readers' arg_int() does. */
+static int64_t sym_value(const struct scan_out *o, const char *p, const char *e)
+{
+    const char *n = o->sym_names;
+    for (int64_t k = 0; n != NULL && k < o->n_sym; k++) {
+        size_t len = strlen(n);
+        if (len == (size_t)(e - p) && memcmp(n, p, len) == 0)
+            return o->sym_values[k];
+        n += len + 1;
+    }
+    return 0;
+}
+
+/* One argument token as arg_int() reads it: a whole number, else a symbol's value, else 0. */
+static int64_t tok_value(const struct scan_out *o, const char *p, const char *e, int *overflow)
+{
+    int64_t v;
+    while (p < e && IS_SPACE(*p))
+        p++;
+    while (e > p && IS_SPACE(e[-1]))
+        e--;
+    const char *q = cnum(p, e, &v);
+    if (q == e)
+        return v;
+    if (q == NULL && p < e && (IS_DIGIT(*p) || (*p == '-' && p + 1 < e && IS_DIGIT(p[1])))) {
+        /* digits cnum refused: more than 64 bits (the reader wraps those) */
+        const char *d = p + (*p == '-');
+        while (d < e && (IS_DIGIT(*d) || *d == 'x' || *d == 'X' || (*d >= 'a' && *d <= 'f') || (*d >= 'A' && *d <= 'F')))
+            d++;
+        if (d == e)
+            *overflow = 1;
+        return 0;
+    }
+    return sym_value(o, p, e);
+}
+
 /* One argument as the parsers read it: a leading number (then any decoration: strace -y's
  * <path>, -X verbose's comment, kdump's <flags>), AT_FDCWD, else 0. */
 static int64_t arg_value(const char *p, const char *e)
@@ -848,19 +886,10 @@ int64_t scan_truss(const char *buf, int64_t len, struct scan_out *o)
             const char *xe = arg_end[j];
             while (xe > x && IS_SPACE(xe[-1]))
                 xe--;
-            if (x < xe && (IS_ALPHA(*x))) {
-                if (is_rusage && j == 0 && xe - x == 11 && memcmp(x, "RUSAGE_SELF", 11) == 0) {
-                    a[j] = 0;
-                    continue;
-                }
-                if (is_rusage && j == 0 && xe - x == 13 && memcmp(x, "RUSAGE_THREAD", 13) == 0) {
-                    a[j] = 1;
-                    continue;
-                }
-                goto done_reset; /* a symbol: Python's table reads it */
-            }
-            const char *y = cnum(x, xe, &v);
-            a[j] = (y != NULL && y == xe) ? v : 0;
+            int ovf = 0;
+            a[j] = tok_value(o, x, xe, &ovf);
+            if (ovf)
+                goto done_reset;
         }
         if (pos >= 0 && arg_at[pos] == NULL)
             goto done_reset;
@@ -1174,10 +1203,10 @@ int64_t scan_kdump(const char *buf, int64_t len, struct scan_out *o)
                         const char *x = skip_spaces(st, c), *xe = c;
                         while (xe > x && IS_SPACE(xe[-1]))
                             xe--;
-                        if (x < xe && IS_ALPHA(*x))
-                            goto record_to_python; /* a symbol: the shared table reads it */
-                        const char *y = cnum(x, xe, &v);
-                        a[na++] = (y != NULL && y == xe) ? v : 0;
+                        int ovf = 0;
+                        a[na++] = tok_value(o, x, xe, &ovf);
+                        if (ovf)
+                            goto record_to_python;
                         st = c + 1;
                         if (c == stop)
                             break;

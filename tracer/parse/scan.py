@@ -97,9 +97,10 @@ def string_series(arr: pa.Array) -> pd.Series:
     return pd.Series(pd.arrays.ArrowStringArray(arr.cast(pa.large_string())), copy=False)
 
 
-def scan(fmt: str, data: bytes, n: int) -> LineColumns:
+def scan(fmt: str, data: bytes, n: int, symbols: dict[str, int] | None = None) -> LineColumns:
     """Columns for ``n`` lines of ``data``, the common lines read by the C scanner of ``fmt``
-    (all kind 0 when the scanner is not built)."""
+    (all kind 0 when the scanner is not built). ``symbols``: the reader's table of argument
+    symbols, so the C side reads them as the reader's arg_int() does."""
     cols = LineColumns.empty(n)
     if lib is None or n == 0:
         return cols
@@ -128,6 +129,10 @@ def scan(fmt: str, data: bytes, n: int) -> LineColumns:
     out.note_cap, out.note_n = cap, 0
     out.note_line, out.note_ident, out.note_data, out.note_err, out.note_udata, out.note_flags = (
         ptr("int64_t *", a) for a in note_cols)
+    names_blob = b"".join(k.encode() + b"\0" for k in (symbols or {}))
+    sym_values = np.array(list((symbols or {}).values()) or [0], dtype=np.int64)
+    out.sym_names = ptr("char *", bytearray(names_blob or b"\0"))
+    out.sym_values, out.n_sym = ptr("int64_t *", sym_values), len(symbols or {})
     getattr(lib, f"scan_{fmt}")(ffi.from_buffer(data), len(data), out)
     cols.notes = tuple(a[:out.note_n] for a in note_cols)
     for which, buf, off, ln in (("name", name_buf, name_off, name_len), ("aux", aux_buf, aux_off, aux_len)):

@@ -124,7 +124,7 @@ def parse_truss(data: bytes) -> ParseResult:
     c = Collector("truss")
     lines = Lines(data)
     n = len(lines)
-    cols = scan.scan("truss", data, n)
+    cols = scan.scan("truss", data, n, SYMBOLS)
     last = n - 1 if ends_truncated(data) else -1
     extra = _Extra()
     in_summary, prev = False, -2
