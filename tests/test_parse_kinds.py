@@ -307,6 +307,12 @@ def test_dtrace_printa_user_formats_several_aggregations_and_dtrace_lines():
     assert rows.loc[9, "value"] == 874 and rows.loc[9, "text"] == "0.4%"
 
 
+def test_dtrace_printa_rows_alone_are_recognised_as_dtrace():
+    text = "  bash                        12\n  sshd                       140\n  Xorg                      7424\n"
+    r = parse_bytes(text.encode(), "auto")
+    assert r.format == "dtrace" and r.aggregates["value"].tolist() == [12, 140, 7424]
+
+
 LQ = """\
   ksh                                                 3
            value  ------------- Distribution ------------- count

@@ -16,6 +16,7 @@ _DTRACE = re.compile(r"^(dtrace: |CPU +ID +FUNCTION:NAME|(Tracing|Sampling)\.\.\
 _DTRUSS = re.compile(r"^\s*(PID/(LWP|THRD)\s+.*SYSCALL\(args\)\s+= return|\d+/(0x)?[0-9a-f]+:\s+(\d+\s+)*"
                      r"[a-z_0-9]+\(.*\)\s+= \S+ -?\d+)\s*$")
 _SOLARIS_DETAIL = re.compile(r"^\d*/\d+:\s+(timeout|argv|envp|siginfo): ")  # truss detail lines
+_PRINTA_ROW = re.compile(r"^ {2,}[A-Za-z_][^\t]*?\S {2,}-?\d+\s*$")  # "  bash      12": key, then its value
 _COLUMN_HEAD = re.compile(r"^\s*[A-Z%][A-Z0-9%_()/.:#-]+(?:\s+(?:[A-Z%][A-Za-z0-9%_()/.:#-]*|\([a-z%/]+\)))+\s*$")
 _DTRACE_FRAME = re.compile(r"^\s+[^\s`]+`\S")  # module`function of a stack()/ustack() key
 _SOLARIS_TRUSS = re.compile(r"^(\d*/\d+:\s+)?(\d+\.\d+\s+)*[a-z_0-9]+\(.*\)\s+(= -?\d+( \[0x[0-9a-fA-F]+\])?|Err#\d+ E[A-Z0-9]+)\s*$")
@@ -51,8 +52,8 @@ def detect_format(head: bytes) -> str:
             score["strace"] += 1
         if _DTRACE.match(ln.strip()) or "------------- Distribution -------------" in ln:
             score["dtrace"] += 2
-        elif _DTRACE_FRAME.match(ln) or _COLUMN_HEAD.match(ln):
-            score["dtrace"] += 1  # a stack frame, or a DTraceToolkit column header
+        elif _DTRACE_FRAME.match(ln) or _COLUMN_HEAD.match(ln) or _PRINTA_ROW.match(ln):
+            score["dtrace"] += 1  # a stack frame, a DTraceToolkit column header, a default printa row
         if _SOLARIS_TRUSS.match(ln) and ("\t" in ln or "Err#" in ln or re.match(r"^\d*/\d+:", ln)):
             score["truss"] += 2  # Solaris truss pads the result with tabs; errors read Err#N ENAME
         if _BPFTRACE.match(ln):
