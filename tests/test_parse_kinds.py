@@ -313,6 +313,14 @@ def test_dtrace_printa_rows_alone_are_recognised_as_dtrace():
     assert r.format == "dtrace" and r.aggregates["value"].tolist() == [12, 140, 7424]
 
 
+def test_every_dtrace_diagnostic_line_is_counted_in_event_line_output_too():
+    from tracer.schema import HEADER_LINE
+    text = (HEADER_LINE + "\nE\t1\t2\t3\tsys_enter\tread\t0\t0\t0\t0\t0\t0\n"
+            "dtrace: WARNING: dtrace_dof_maxsize exceeded\ndtrace: 3 dynamic variable drops\n")
+    r = parse_bytes(text.encode(), "events")
+    assert len(r.unparsed) == 0 and r.counts["dtrace_message"] == 1 and r.losses["dropped_events"] == 3
+
+
 LQ = """\
   ksh                                                 3
            value  ------------- Distribution ------------- count

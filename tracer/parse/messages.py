@@ -35,7 +35,7 @@ _PATTERNS: tuple[tuple[str, re.Pattern, int | None], ...] = tuple(
         ("drop", r"^dtrace: (\d+) errors? in ERROR probe enabling$", 1),
         ("probe_error", r"^dtrace: error on enabled probe ID \d+ \(ID \d+: [^)]*\):", None),
         ("probe_error", r"^dtrace: (\d+) errors? on CPU \d+$", None),
-        ("dtrace_message", r"^dtrace: (pid \d+ has exited|process exited|[a-z].*)$", None),
+        ("dtrace_message", r"^dtrace: .+$", None),  # any other diagnostic: counted, never lost
     ))
 
 LOSS_KINDS = ("lost", "drop")
