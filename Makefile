@@ -7,7 +7,7 @@ SYS_PKGS := liburing-dev libaio-dev bpftrace strace fio systemtap-sdt-dev shellc
 ZIGCC := $(PY) -m ziglang cc -target x86_64-freebsd
 FREEBSD_OUT := workloads/out/aiotrace-workload.x86_64-freebsd
 
-.PHONY: setup sysdeps test demo bench freebsd-check freebsd-build freebsd-kit clean
+.PHONY: setup sysdeps test test-fast demo bench freebsd-check freebsd-build freebsd-kit clean
 
 # System packages: installed when root on Debian, otherwise named so the user can install them.
 sysdeps:
@@ -20,7 +20,7 @@ sysdeps:
 	  echo "aiotrace: missing system packages:$$missing; install them with: sudo apt-get install$$missing" >&2; \
 	fi
 
-$(VENV)/.stamp: pyproject.toml setup.py workloads/build_engine.py $(wildcard workloads/*.c workloads/*.h workloads/fbsd_model/*.[ch] workloads/fbsd_model/include/*.h workloads/fbsd_model/include/sys/*.h)
+$(VENV)/.stamp: pyproject.toml setup.py workloads/build_engine.py $(wildcard workloads/*.c workloads/*.h workloads/fbsd_model/*.[ch] workloads/fbsd_model/include/*.h workloads/fbsd_model/include/sys/*.h) tracer/parse/build_scan.py tracer/parse/scan.c tracer/parse/scan.h
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'
@@ -30,6 +30,10 @@ setup: sysdeps $(VENV)/.stamp
 
 test: setup
 	$(PY) -m pytest -q tests
+
+# No tracer, no long run (markers in tests/conftest.py): under a minute.
+test-fast: setup
+	$(PY) -m pytest -q -m "not slow and not tracing" tests
 
 demo: setup
 	$(VENV)/bin/aiotrace demo
@@ -56,4 +60,4 @@ freebsd-build:
 	@$(PY) -m workloads.elfcheck $(FREEBSD_OUT) --expect freebsd
 
 clean:
-	rm -rf build workloads/out workloads/_engine*.so workloads/_engine.c workloads/_fbsd_model*.so workloads/_fbsd_model.c workloads/*.o *.egg-info .pytest_cache
+	rm -rf build workloads/out workloads/_engine*.so workloads/_engine.c workloads/_fbsd_model*.so workloads/_fbsd_model.c workloads/*.o tracer/parse/_scan*.so tracer/parse/_scan.c tracer/parse/*.o *.egg-info .pytest_cache

@@ -301,8 +301,11 @@ def test_lost_events_fail_the_capture_unless_allowed(tracing, lossy_bundles, all
 
 
 def _without_tracefs(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
-    """Run `aiotrace capture ARGS` in a private mount namespace where tracefs is unmounted."""
-    script = "umount /sys/kernel/debug/tracing 2>/dev/null; umount /sys/kernel/tracing || exit 99; exec \"$@\""
+    """Run `aiotrace capture ARGS` in a private mount namespace where tracefs is unmounted and
+    cannot be mounted again (an empty read-only /sys/kernel: capture mounts tracefs when it can,
+    tests/test_tracefs.py)."""
+    script = ("umount /sys/kernel/debug/tracing 2>/dev/null; umount /sys/kernel/tracing || exit 99; "
+              "mount -t tmpfs -o ro,size=4k tmpfs /sys/kernel || exit 99; exec \"$@\"")
     return subprocess.run(["unshare", "-m", "sh", "-c", script, "sh", sys.executable, "-m", "tracer.cli", "capture",
                            "--mode", "libaio", "--count", "200", "--file", str(tmp_path / "w.dat"), "--file-size",
                            "1M", "--out", str(tmp_path / "runs"), *args],
@@ -315,6 +318,7 @@ def test_without_tracefs_bpftrace_fails_with_the_fix_and_auto_uses_strace(tracin
     m = mf.read_manifest(proc.stderr.rsplit("(bundle kept: ", 1)[1].split(")")[0])
     assert m["status"] == "failed" and "tracepoint not found" in m["reason"]
     assert "mount -t tracefs nodev /sys/kernel/tracing" in m["reason"]
+    assert "`mount -t tracefs nodev /sys/kernel/tracing` failed" in proc.stderr  # it tried, and says so
     proc = _without_tracefs([], tmp_path)  # --backend auto
     assert proc.returncode == 0, proc.stderr
     m = mf.read_manifest(proc.stdout.strip().splitlines()[-1])

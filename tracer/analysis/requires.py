@@ -20,7 +20,9 @@ import pandas as pd
 from tracer.errors import AnalysisError
 
 FIXTURE_LABEL = "FreeBSD fixture (not a measurement)"
+MODEL_LABEL = "FreeBSD semantics model (not a measurement)"  # aiotrace simulate (tracer.simulate)
 MEASURED_LABEL = "measured"
+NOT_MEASURED = (FIXTURE_LABEL, MODEL_LABEL)
 ColumnSpec = "str | tuple[str, ...]"
 
 
@@ -143,7 +145,8 @@ def provenance(model: Any) -> dict[str, Any]:
         "threads": spec.get("threads"),
         "submit": spec.get("submit"),
         "direct": spec.get("direct"),
-        "source": FIXTURE_LABEL if manifest.get("fixture") else MEASURED_LABEL,
+        "source": (FIXTURE_LABEL if manifest.get("fixture") else
+                   (manifest.get("model") or {}).get("label", MODEL_LABEL) if manifest.get("model") else MEASURED_LABEL),
         "lossy": bool(note),
         "loss_note": note,
     }

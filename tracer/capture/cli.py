@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from tracer.capture import tracefs
 from tracer.capture.backends import (AGGREGATE_BACKENDS, BACKENDS, REPO, Backend, Context, choose_backend)
 from tracer.capture.bundle import make_run_id
 from tracer.errors import CaptureError
@@ -129,6 +130,9 @@ def capture(backend: str, aggregate: bool, out: str, pid: int | None, label: str
     target = _target(command, pid, spec_kw, label)
     spec = spec_from_options(**spec_kw) if target is None else None
     check_out_path(out)
+    log = lambda msg: _echo(f"aiotrace: {msg}", err=True)  # noqa: E731
+    if not dry_run and os_name == "Linux" and backend in ("auto", "bpftrace"):
+        tracefs.ensure_mounted(log)  # before choosing: auto picks bpftrace only with tracefs
     chosen, why = choose_backend(backend, os_name)
     if backend == "auto" and aggregate and chosen.name not in AGGREGATE_BACKENDS:
         raise CaptureError(f"--aggregate needs {' or '.join(AGGREGATE_BACKENDS)}, and {why}")
@@ -149,8 +153,7 @@ def capture(backend: str, aggregate: bool, out: str, pid: int | None, label: str
         from tracer.capture.target import check_pid
         check_pid(target.pid, chosen.needs_root)  # refused before any bundle is made
 
-    result = run_capture(spec, chosen, why, flavour, Path(out), allow_loss, target=target,
-                         log=lambda msg: click.echo(f"aiotrace: {msg}", err=True))
+    result = run_capture(spec, chosen, why, flavour, Path(out), allow_loss, target=target, log=log)
     m = result.manifest
     what = spec.mode if spec is not None else " ".join(shlex.quote(w) for w in (target.argv or [f"pid {target.pid}"]))
     cut = (m.get("target") or {}).get("window_cut")
@@ -219,6 +222,7 @@ def doctor(as_json: bool):
     """What this machine can capture, and the exact fix for each missing piece."""
     from tracer.capture.doctor import diagnose, render
 
+    tracefs.ensure_mounted(lambda msg: click.echo(f"aiotrace: {msg}", err=True))
     report = diagnose()
     if as_json:
         click.echo(json.dumps(report, indent=2, sort_keys=True))
