@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, need, tracing_missing
-from tracer.analysis import amplification
+from tracer.analysis import amplification, attribution
 from tracer.analysis.requires import provenance, unavailable_figures
 from tracer.capture import manifest as mf
 from tracer.model import load_bundle
@@ -129,6 +129,14 @@ def test_fio_io_counts_and_submits_per_io_agree_with_fio_within_2_percent(captur
     names = th["name"].dropna()
     assert len(names) >= 2 and names.map(lambda n: n == "fio" or n.startswith("iou-wrk-")).all(), names
     assert (th.loc[names[names.str.startswith("iou-wrk-")].index, "role"] == "iou-wrk").all()
+    # attribution without a per-I/O record: /proc task io bytes per thread against its submit calls
+    charged = attribution.charged_by_syscall_role(model)
+    assert charged["charged_blocks"].sum() > 0 and set(charged["charge_source"]) <= {"proc_io", "unknown"}
+    share = attribution.share_not_submitting(charged)
+    if engine == "posixaio":  # glibc's helpers read; nobody makes a submit syscall
+        assert share == 1.0 and (charged["submit_calls"] == 0).all()
+    elif engine == "libaio":  # O_DIRECT io_submit issues the read in the submitting thread
+        assert share < 0.1, charged
     assert provenance(model)["mode"] == f"fio {engine}" and not provenance(model)["lossy"]
     assert m["target"]["label"] == f"fio {engine}"
     assert [u["figure"] for u in unavailable_figures(model)][0] == "per-I/O latency (submit -> observed)"

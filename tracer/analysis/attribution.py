@@ -134,3 +134,42 @@ def summarize(per_thread: pd.DataFrame) -> pd.DataFrame:
                      **{c: first[c] for c in ("os", "kernel", "backend", "mode", "op", "depth", "threads", "direct",
                                               "source", "lossy", "loss_note") if c in g.columns}})
     return pd.DataFrame(rows)
+
+
+@requires(tables={"threads": ("tid", "role"), "syscalls": ("tid", "role")})
+def charged_by_syscall_role(model: Any) -> pd.DataFrame:
+    """Attribution without a per-I/O record (a foreign program: capture -- CMD / -p PID): one row
+    per thread with ``submit_calls`` (its submit-role syscalls in the window), ``charged_blocks``
+    (``ru_charge`` events where traced, else /proc task io read+write bytes / 512) and
+    ``charged_not_submitted`` (charged > 0 while it made no submit call). Threads that submit
+    through a library without a syscall (glibc POSIX AIO) make no submit call at all: then every
+    charged thread is "not submitted" (see :func:`share_not_submitting`)."""
+    th = model.threads.drop_duplicates("tid").copy()
+    sc = model.syscalls
+    sc = sc[sc["in_window"]] if "in_window" in sc.columns else sc
+    calls = sc[sc["role"] == "submit"].groupby("tid").size().rename("submit_calls").rename_axis("tid").reset_index()
+    traced = _traced_charges(model)
+    out = th.rename(columns={"name": "thread", "role": "thread_role"})[["tid", "thread", "thread_role"]]
+    out = out.merge(calls, on="tid", how="outer")
+    if traced is not None:
+        out = out.merge(traced, on="tid", how="outer")
+        out["charged_blocks"], out["charge_source"] = out["traced_blocks"].fillna(0.0), "traced"
+    else:
+        proc = th[["tid"]].assign(charged_blocks=(_nonneg(th["io_read_bytes"]).add(
+            _nonneg(th["io_write_bytes"]), fill_value=np.nan) / BLOCK_BYTES).to_numpy())
+        out = out.merge(proc, on="tid", how="left")
+        out["charge_source"] = np.where(out["charged_blocks"].notna(), "proc_io", "unknown")
+    out["thread"] = out["thread"].fillna("(not in thread record)")
+    out["thread_role"] = out["thread_role"].fillna("other")
+    out["submit_calls"] = out["submit_calls"].fillna(0).astype("int64")
+    out["charged_not_submitted"] = (out["charged_blocks"].fillna(0) > 0) & (out["submit_calls"] == 0)
+    cols = ["tid", "thread", "thread_role", "submit_calls", "charged_blocks", "charge_source", "charged_not_submitted"]
+    return with_provenance(out[cols].sort_values("tid").reset_index(drop=True), model)
+
+
+def share_not_submitting(rows: pd.DataFrame) -> float:
+    """Of the blocks charged in :func:`charged_by_syscall_role` rows, the share charged to threads
+    that made no submit call (NaN when nothing was charged)."""
+    charged = rows["charged_blocks"].fillna(0)
+    total = float(charged.sum())
+    return float(charged[rows["submit_calls"] == 0].sum()) / total if total > 0 else float("nan")

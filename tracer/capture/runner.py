@@ -1,16 +1,23 @@
-"""`aiotrace capture` orchestration: workload + tracer -> run bundle.
+"""`aiotrace capture` orchestration: target + tracer -> run bundle, as a :class:`CaptureSession`.
 
-Sequence ("pid" attach, the Linux backends):
-  1. make ``<out>/.<run-id>.partial``; start ``python -m workloads <spec> --hold --record ... --json``
-     in its own session (a terminal's Ctrl-C reaches only capture, which stops things in order)
-  2. read its READY line (pid), start the tracer on that pid, poll until the tracer says its probes
-     are attached (backend ``ready``), then write the release word to the workload's stdin
-  3. wait for the workload; stop the tracer (SIGINT, bounded waits, then SIGTERM, SIGKILL)
-  4. scan for losses, write manifest.json, rename the directory to ``<out>/<run-id>``.
-"wrap" backends (FreeBSD) start the workload themselves: steps 1-2 collapse into starting the tracer.
+Steps ("pid" attach, the Linux backends):
+  start    make ``<out>/.<run-id>.partial``; start the target held at its handshake, in its own
+           session (a terminal's Ctrl-C reaches only capture, which stops things in order): the
+           workload (``python -m workloads <spec> --hold --record ... --json``) or a user's command
+           (``python -m tracer.capture.launch -- CMD``, which execs it on release). A ``-p PID``
+           target is checked (exists, not a kernel thread, not aiotrace's own ancestor, ours to trace).
+  attach   start the tracer on that pid; poll until it says its probes are attached (backend ``ready``)
+  release  write the release word (a pid target runs already); sample /proc task io from here
+  wait     until the target exits, ``--duration`` passes (the window is cut, the manifest says why)
+           or the tracer dies
+  stop     the target first if it is ours (SIGINT, bounded waits, SIGTERM, SIGKILL), so the tracer
+           sees its end; then the tracer; then post-processors (kdump)
+  finish   read every loss (tracer.parse.losses), assemble the manifest (manifest.assemble), rename
+"wrap" backends (FreeBSD) start the target themselves: start and attach collapse into starting the tracer.
 
-Every path out of :func:`run_capture` (tracer missing, refused, died; workload crashed; Ctrl-C or
-SIGTERM) still writes the manifest with a status and reason and renames the bundle.
+Every path out of :func:`run_capture` (tracer missing, refused, died; target crashed; Ctrl-C, SIGTERM
+or SIGHUP) still writes the manifest with a status and reason and renames the bundle; when even the
+manifest cannot be written (a full disk), the error names the partial bundle.
 """
 from __future__ import annotations
 
@@ -586,8 +593,11 @@ class CaptureSession:
             self.window_cut = f"{name} received: the window ended there (the process keeps running)"
             return
         self.status = "interrupted"
-        what = "the workload" if self.target.kind == "workload" else f"the {self.target.kind}"
-        self.reason = f"capture received {name} " + PHASE_WORDS.get(self.guard.phase, "").replace("the workload", what)
+        if self.target.kind == "pid":  # before the window opened
+            self.reason = f"capture received {name} while the tracer attached to pid {self.target_pid}"
+        else:
+            what = "the workload" if self.target.kind == "workload" else "the command"
+            self.reason = f"capture received {name} " + PHASE_WORDS.get(self.guard.phase, "").replace("the workload", what)
         self.log(self.reason)
 
     # -- 6. finish: losses, summary, manifest, rename

@@ -33,7 +33,7 @@ from tracer.errors import CaptureError
 
 PF_KTHREAD = 0x00200000  # include/linux/sched.h: the task is a kernel thread
 TASK_IO_FIELDS = ("rchar", "wchar", "syscr", "syscw", "read_bytes", "write_bytes", "cancelled_write_bytes")
-SAMPLE_S = 0.2
+SAMPLE_S = 0.05  # fio reaps its exited job process within ~tens of ms: sample faster than that
 
 
 @dataclass
