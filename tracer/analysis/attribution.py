@@ -112,7 +112,8 @@ def summarize(per_thread: pd.DataFrame) -> pd.DataFrame:
         first = g.iloc[0]
         rows.append({"run_id": run_id, "submitted_blocks": float(g["submitted_blocks"].sum()),
                      "charged_blocks": total, "share_not_submitter": share,
-                     "charged_thread_role": top_role, "verdict": verdict,
+                     "charged_thread_role": top_role,
+                     "charged_thread": None if top is None else str(top["thread"]), "verdict": verdict,
                      **{c: first[c] for c in ("os", "kernel", "backend", "mode", "op", "depth", "threads", "direct",
                                               "source", "lossy", "loss_note") if c in g.columns}})
     return pd.DataFrame(rows)

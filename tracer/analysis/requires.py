@@ -20,7 +20,9 @@ import pandas as pd
 from tracer.errors import AnalysisError
 
 FIXTURE_LABEL = "FreeBSD fixture (not a measurement)"
+MODEL_LABEL = "FreeBSD semantics model (not a measurement)"
 MEASURED_LABEL = "measured"
+NOT_MEASURED = (FIXTURE_LABEL, MODEL_LABEL)
 ColumnSpec = "str | tuple[str, ...]"
 
 
@@ -133,10 +135,21 @@ def provenance(model: Any) -> dict[str, Any]:
         "threads": spec.get("threads"),
         "submit": spec.get("submit"),
         "direct": spec.get("direct"),
-        "source": FIXTURE_LABEL if manifest.get("fixture") else MEASURED_LABEL,
+        "source": source_label(manifest),
+        "counts_only": manifest.get("flavour") == "aggregate",
         "lossy": bool(note),
         "loss_note": note,
     }
+
+
+def source_label(manifest: dict) -> str:
+    """What a bundle's numbers are: a measurement, or a FreeBSD fixture / semantics model (never
+    to be shown as a measurement)."""
+    if manifest.get("fixture"):
+        return FIXTURE_LABEL
+    if manifest.get("model") or manifest.get("simulated"):
+        return MODEL_LABEL
+    return MEASURED_LABEL
 
 
 PROVENANCE_COLUMNS = tuple(provenance(object()).keys())
