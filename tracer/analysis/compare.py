@@ -6,7 +6,8 @@ when the bundle has what it needs. :func:`tidy` melts many such rows into long f
 :func:`summarize` groups repetitions of the same configuration (os, backend, mode, op, depth,
 batch, reap batch, threads, submit, direct, source): ``n``, ``mean``, ``std``, ``ci_low``,
 ``ci_high`` (Student t, 95%, from a table: scipy is not a dependency), and ``lossy`` (any run in
-the group had tracer losses). With one repetition the interval is NaN, not zero.
+the group had tracer losses). Below three repetitions the interval is NaN and
+``min``/``max`` (the range) stand in for it.
 """
 from __future__ import annotations
 
@@ -23,7 +24,8 @@ from tracer.errors import AnalysisError
 from tracer.schema import ROLES
 
 CONFIG_COLUMNS = ("os", "backend", "mode", "op", "depth", "batch", "reap_batch", "threads", "submit",
-                  "direct", "source")
+                  "direct", "kernel_variant", "source", "counts_only")
+MIN_N_CI = 3  # repetitions needed for an interval; below, the range is shown
 # two-sided 95% Student t quantiles t(0.975, df)
 _T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262,
          10: 2.228, 11: 2.201, 12: 2.179, 13: 2.160, 14: 2.145, 15: 2.131, 16: 2.120, 17: 2.110,
@@ -103,15 +105,18 @@ def summarize(runs: pd.DataFrame) -> pd.DataFrame:
     (95% t interval of the mean), ``lossy`` (any run lossy), per metric."""
     long = tidy(runs)
     if long.empty:
-        return pd.DataFrame(columns=[*CONFIG_COLUMNS, "metric", "unit", "n", "mean", "std", "ci_low", "ci_high", "lossy"])
+        return pd.DataFrame(columns=[*CONFIG_COLUMNS, "metric", "unit", "n", "mean", "std", "ci_low", "ci_high",
+                                     "min", "max", "lossy"])
     keys = [c for c in CONFIG_COLUMNS if c in long.columns]
     filled = long.assign(**{k: long[k].astype("object").where(long[k].notna(), "-") for k in keys})
     g = filled.groupby([*keys, "metric", "unit"], sort=False)
-    out = g["value"].agg(n="count", mean="mean", std="std").reset_index()
+    out = g["value"].agg(n="count", mean="mean", std="std", min="min", max="max").reset_index()
     out["lossy"] = g["lossy"].any().to_numpy()
-    half = out.apply(lambda r: t975(int(r["n"]) - 1) * r["std"] / np.sqrt(r["n"]) if r["n"] > 1 else np.nan, axis=1)
+    # no interval below three repetitions: t(0.975, 1) = 12.7 makes a two-run "interval" meaningless
+    half = out.apply(lambda r: t975(int(r["n"]) - 1) * r["std"] / np.sqrt(r["n"]) if r["n"] >= MIN_N_CI else np.nan,
+                     axis=1)
     out["ci_low"], out["ci_high"] = out["mean"] - half, out["mean"] + half
-    return out[[*keys, "metric", "unit", "n", "mean", "std", "ci_low", "ci_high", "lossy"]]
+    return out[[*keys, "metric", "unit", "n", "mean", "std", "ci_low", "ci_high", "min", "max", "lossy"]]
 
 
 def bundle_paths(paths: Iterable[str | Path]) -> list[Path]:
@@ -179,7 +184,7 @@ def load_models(paths: Iterable[str | Path]) -> list[Any]:
 def _interval(values: np.ndarray) -> tuple[float, float]:
     """95% Student-t interval of the mean of ``values`` (NaN below n=2)."""
     n = len(values)
-    if n < 2:
+    if n < MIN_N_CI:
         return (np.nan, np.nan)
     half = t975(n - 1) * values.std(ddof=1) / np.sqrt(n)
     return (values.mean() - half, values.mean() + half)
@@ -189,7 +194,7 @@ def ratio_interval(a: np.ndarray, b: np.ndarray, resamples: int = 4000, seed: in
     """95% percentile-bootstrap interval of mean(b) / mean(a), resampling the runs of each side
     independently (NaN when either side has fewer than 3 runs, or mean(a) can be 0)."""
     a, b = np.asarray(a, dtype="float64"), np.asarray(b, dtype="float64")
-    if len(a) < 3 or len(b) < 3:
+    if len(a) < MIN_N_CI or len(b) < MIN_N_CI:
         return (np.nan, np.nan)
     rng = np.random.default_rng(seed)
     ma = a[rng.integers(0, len(a), (resamples, len(a)))].mean(axis=1)

@@ -126,6 +126,7 @@ def provenance(model: Any) -> dict[str, Any]:
         "run_id": bundle_name(model),
         "os": manifest.get("os"),
         "kernel": manifest.get("kernel"),
+        "kernel_variant": kernel_variant(manifest),
         "backend": manifest.get("backend"),
         "mode": spec.get("mode"),
         "op": spec.get("op"),
@@ -140,6 +141,16 @@ def provenance(model: Any) -> dict[str, Any]:
         "lossy": bool(note),
         "loss_note": note,
     }
+
+
+def kernel_variant(manifest: dict) -> str:
+    """The kernel patches that change what is measured: 'D33144+D33271', 'D33271' or 'stock' on
+    FreeBSD (from the manifest's kernel string); '' elsewhere (the kernel version is in ``kernel``)."""
+    if manifest.get("os") != "FreeBSD":
+        return ""
+    kernel = str(manifest.get("kernel") or "")
+    patches = [d for d in ("D33144", "D33271") if d in kernel]
+    return "+".join(patches) or "stock"
 
 
 def source_label(manifest: dict) -> str:

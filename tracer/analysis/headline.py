@@ -1,0 +1,166 @@
+"""The answers at a glance: one table per question, one row per OS x mode x configuration, the
+mean over repetitions with its interval (or range), in units a storage engineer reads.
+
+:data:`QUESTIONS` says which metrics (from :data:`tracer.analysis.compare.METRICS`) answer which
+question; :func:`table` turns :func:`compare.summarize` output into that table, generic over
+metrics, so a new metric or mode is one entry here and needs no change in the page or the CLI.
+:func:`probe_effect` pairs each traced configuration with the same configuration run untraced
+(backend ``none``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from tracer.analysis import fmt
+from tracer.analysis.compare import CONFIG_COLUMNS, METRICS
+from tracer.schema import ROLES
+
+ROW_KEYS = ("os", "mode", "configuration", "source")
+
+
+@dataclass(frozen=True)
+class Question:
+    key: str
+    title: str
+    lead: str
+    metrics: dict[str, str]  # metric -> column header
+    text: dict[str, str] = field(default_factory=dict)  # per-run text column -> header (first run's)
+    needs: str = ""  # the metric a row must have to be shown
+
+
+QUESTIONS: tuple[Question, ...] = (
+    Question("amplification", "1. Syscall amplification",
+             "System calls per I/O inside the measurement window, all threads, by role; the floor is "
+             "the fewest a mode can make at this depth and batch.",
+             {**{f"{r}_per_io": r for r in ROLES}, "total_per_io": "total", "total_floor": "floor"},
+             needs="total_per_io"),
+    Question("attribution", "2. Per-thread rusage attribution",
+             "Share of the 512-byte blocks charged (ru_inblock + ru_oublock) to a thread that did not "
+             "submit the I/O, and the thread charged most.",
+             {"share_not_submitter": "charged to a non-submitter"}, {"charged_thread": "thread charged most"},
+             needs="share_not_submitter"),
+    Question("free_timing", "3. Async-free timing",
+             "Time from the kernel completing an I/O to the release of its kernel state (free lag), "
+             "and kernel jobs alive at once against the per-process limit.",
+             {"free_lag_p50_ns": "free lag p50", "free_lag_p99_ns": "free lag p99",
+              "mean_alive": "jobs alive, mean", "max_alive": "jobs alive, max"},
+             {"limit": "limit", "release_point": "released at"}, needs="free_lag_p50_ns"),
+)
+BASICS = Question("basics", "Throughput and latency, traced and untraced",
+                  "IOPS and the latency the program observed (submit to learning of the completion), "
+                  "under the tracer and without it: the difference is the probe effect.",
+                  {"iops": "IOPS", "observed_p50_ns": "latency p50", "observed_p99_ns": "latency p99",
+                   "cpu_ns_per_io": "CPU per I/O"}, needs="iops")
+
+KNOWN_MODE_ORDER = ("aio-poll", "aio-suspend", "waitcomplete", "kevent", "kevent-error", "reap", "libaio",
+                    "io_uring", "io_uring-sqpoll")
+
+
+def configuration(r: pd.Series | dict) -> str:
+    """The part of a row's configuration that is not OS or mode: 'read q32 b1 r8 split O_DIRECT'."""
+    r = dict(r)
+    text = f"{r.get('op')} q{r.get('depth')} b{r.get('batch')} r{r.get('reap_batch')}"
+    if str(r.get("submit")) == "lio":
+        text += " lio"
+    if r.get("threads") == "split":
+        text += " split"
+    if r.get("direct") is True or str(r.get("direct")) == "True":
+        text += " O_DIRECT"
+    if r.get("kernel_variant") and not fmt.missing(r.get("kernel_variant")) and r.get("kernel_variant") != "-":
+        text += f" {r['kernel_variant']}"
+    if r.get("backend") not in (None, "-") and not fmt.missing(r.get("backend")):
+        text += " untraced" if r.get("backend") == "none" else f" ({r.get('backend')})"
+    if r.get("counts_only") is True or str(r.get("counts_only")) == "True":
+        text += " counts only"
+    return text
+
+
+def mode_rank(mode: str) -> int:
+    return KNOWN_MODE_ORDER.index(mode) if mode in KNOWN_MODE_ORDER else len(KNOWN_MODE_ORDER)
+
+
+def _with_keys(frame: pd.DataFrame) -> pd.DataFrame:
+    out = frame.copy()
+    out["configuration"] = out.apply(configuration, axis=1)
+    out["_rank"] = out["mode"].map(lambda m: mode_rank(str(m)))
+    return out
+
+
+def table(summary: pd.DataFrame, runs: pd.DataFrame, q: Question) -> pd.DataFrame:
+    """One row per OS x mode x configuration that has ``q.needs``: ``os``, ``mode``,
+    ``configuration``, ``source``, ``n``, ``lossy``, and per metric ``<metric>`` (formatted mean)
+    and ``<metric>__spread`` (interval or range, '' with one run), per text column its value in
+    the configuration's first run. Empty frame when no run answers the question."""
+    s = summary[summary["metric"].isin(list(q.metrics))]
+    if s.empty or q.needs not in set(s["metric"]):
+        return pd.DataFrame()
+    s = _with_keys(s)
+    keys = [c for c in CONFIG_COLUMNS if c in s.columns]
+    rows = []
+    for key, g in s.groupby(keys, sort=False, dropna=False):
+        by_metric = g.set_index("metric")
+        if q.needs not in by_metric.index:
+            continue
+        first = g.iloc[0]
+        row = {"os": first["os"], "mode": first["mode"], "configuration": first["configuration"],
+               "source": first["source"], "n": int(by_metric["n"].max()), "lossy": bool(g["lossy"].any()),
+               "_rank": first["_rank"]}
+        for m in q.metrics:
+            if m in by_metric.index:
+                r = by_metric.loc[m]
+                row[m] = fmt.value(r["mean"], METRICS[m])
+                row[m + "__spread"] = fmt.spread(r["n"], r["ci_low"], r["ci_high"], r["min"], r["max"], METRICS[m])
+            else:
+                row[m], row[m + "__spread"] = fmt.BLANK, fmt.BLANK
+        match = _runs_of(runs, dict(zip(keys, key)))
+        for col in q.text:
+            vals = match[col].dropna() if col in match.columns else pd.Series(dtype=object)
+            v = vals.iloc[0] if len(vals) else None
+            row[col] = fmt.count(v) if isinstance(v, (int, float, np.number)) else ("" if v is None else str(v))
+        rows.append(row)
+    out = pd.DataFrame(rows)
+    return out.sort_values(["os", "_rank", "mode", "configuration"], kind="stable").drop(columns="_rank") \
+        .reset_index(drop=True)
+
+
+def _runs_of(runs: pd.DataFrame, config: dict) -> pd.DataFrame:
+    mask = pd.Series(True, index=runs.index)
+    for k, v in config.items():
+        if k in runs.columns:
+            col = runs[k].astype("object").where(runs[k].notna(), "-")
+            mask &= col.astype(str) == str(v)
+    return runs[mask]
+
+
+def probe_effect(summary: pd.DataFrame) -> pd.DataFrame:
+    """Traced beside untraced (backend ``none``) for every configuration run both ways: ``os``,
+    ``mode``, ``configuration`` (without the backend), ``backend``, then per basic metric the
+    traced and untraced means (formatted) and ``iops_ratio`` (traced / untraced, e.g. '0.62')."""
+    s = summary[summary["metric"].isin(list(BASICS.metrics))]
+    if s.empty or "backend" not in s.columns:
+        return pd.DataFrame()
+    s = s.assign(configuration=s.drop(columns=["backend"]).apply(configuration, axis=1))
+    untraced = s[s["backend"] == "none"]
+    traced = s[s["backend"] != "none"]
+    keys = ["os", "mode", "configuration", "source"]
+    rows = []
+    for key, g in traced.groupby([*keys, "backend"], sort=False):
+        u = untraced
+        for k, v in zip(keys, key):
+            u = u[u[k].astype(str) == str(v)]
+        row = {**dict(zip([*keys, "backend"], key)), "_rank": mode_rank(str(key[1])), "n": int(g["n"].max())}
+        tm, um = g.set_index("metric")["mean"], u.set_index("metric")["mean"]
+        for m in BASICS.metrics:
+            row[f"{m}__traced"] = fmt.value(tm.get(m), METRICS[m])
+            row[f"{m}__untraced"] = fmt.value(um.get(m), METRICS[m]) if len(u) else fmt.BLANK
+        t_iops, u_iops = tm.get("iops"), um.get("iops") if len(u) else np.nan
+        row["iops_ratio"] = fmt.num(t_iops / u_iops) if not fmt.missing(u_iops) and u_iops else fmt.BLANK
+        rows.append(row)
+    if not rows:
+        return pd.DataFrame()
+    out = pd.DataFrame(rows)
+    return out.sort_values(["os", "_rank", "mode", "configuration"], kind="stable").drop(columns="_rank") \
+        .reset_index(drop=True)
