@@ -51,10 +51,10 @@ def _panels(frame: pd.DataFrame, n_rows_per_panel: int = 1, width: float = 6.0, 
 
 def _panel_title(ax, os_name: str, frame: pd.DataFrame, what: str = "") -> None:
     note = _source_note(frame)
-    ax.set_title(f"{os_name}{': ' + what if what else ''}", fontsize=10, loc="left")
-    if note:  # prominent, in the panel itself: never read as a measurement
-        ax.text(0.5, 0.98, note.upper(), transform=ax.transAxes, ha="center", va="top", fontsize=8,
-                color="#b00020", weight="bold", bbox=dict(facecolor="#fff3f3", edgecolor="#b00020", pad=2))
+    ax.set_title(f"{os_name}{': ' + what if what else ''}", fontsize=10, loc="left", pad=20 if note else 6)
+    if note:  # prominent, on the panel itself: never read as a measurement
+        ax.text(0.0, 1.015, note.upper(), transform=ax.transAxes, ha="left", va="bottom", fontsize=8,
+                color="#b00020", weight="bold")
 
 
 def _yerr(mean: pd.Series, lo: pd.Series, hi: pd.Series, mn: pd.Series, mx: pd.Series) -> np.ndarray:
@@ -64,59 +64,79 @@ def _yerr(mean: pd.Series, lo: pd.Series, hi: pd.Series, mn: pd.Series, mx: pd.S
     return np.vstack([(mean - low).clip(lower=0).to_numpy(float), (high - mean).clip(lower=0).to_numpy(float)])
 
 
-def _series_key(r) -> str:
-    from tracer.analysis.headline import configuration
+def _mode_legend(fig, modes: list[str], extra: list | None = None) -> None:
+    """One legend for the whole figure, outside the panels: one entry per mode, in its colour."""
+    from matplotlib.lines import Line2D
 
-    d = dict(r)
-    d["reap_batch"] = "*"
-    return configuration(d).replace(" r*", "")
+    handles = [Line2D([], [], color=mode_color(m), marker="s", linestyle="-", label=m) for m in modes]
+    fig.legend(handles=handles + (extra or []), loc="outside lower center", fontsize=8,
+               ncol=max(1, min(len(handles) + len(extra or []), int(fig.get_figwidth() / 1.25))), frameon=False)
 
 
-def _main_series(frame: pd.DataFrame, per_mode: int = 2) -> pd.DataFrame:
-    """At most ``per_mode`` configurations per mode (those with the most points), so a panel stays
-    readable; every configuration is in the detail tables."""
+def _pick_series(frame: pd.DataFrame, per_mode: int = 1) -> pd.DataFrame:
+    """At most ``per_mode`` configurations (``series``) per mode: the ones with the most points,
+    measured before not measured, so a panel stays readable; all are in the headline tables."""
     keep = []
     for _, g in frame.groupby("mode", sort=False):
-        sizes = g.groupby("series", sort=False).size().sort_values(ascending=False, kind="stable")
+        sizes = g.groupby("series", sort=False)["n"].sum().sort_values(ascending=False, kind="stable")
         keep += list(sizes.index[:per_mode])
     return frame[frame["series"].isin(keep)]
 
 
+def _ordered_modes(frame: pd.DataFrame) -> list[str]:
+    from tracer.analysis.headline import mode_rank
+
+    return sorted(set(frame["mode"].dropna().astype(str)), key=lambda m: (mode_rank(m), m))
+
+
+def _log_axis(axis, base: int = 10) -> None:
+    from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
+
+    axis.set_major_locator(LogLocator(base=base, subs=(1.0, 2.0, 5.0)))
+    fmt = ScalarFormatter()
+    fmt.set_scientific(False)
+    axis.set_major_formatter(fmt)
+    axis.set_minor_formatter(NullFormatter())
+
+
 def amplification_by_reap_batch(summary: pd.DataFrame) -> plt.Figure:
     """Question 1: total syscalls per I/O against reap batch, small multiples by OS, one colour per
-    mode, interval bars over repetitions (range below three), the mode's floor dashed."""
-    from tracer.analysis.headline import mode_rank
+    mode (one configuration per mode: the one run at the most reap batches), interval bars over
+    repetitions (the range below three runs), the mode's floor dashed."""
+    from tracer.analysis.headline import short_configurations
 
     tot = summary[summary["metric"] == "total_per_io"].copy()
     floor = summary[summary["metric"] == "total_floor"]
-    tot["series"] = tot.apply(_series_key, axis=1)
-    fig, panels = _panels(tot, width=6.2, height=4.4)
+    tot["series"] = short_configurations(tot, without_reap_batch=True)[0].to_numpy() if len(tot) else []
+    tot["series"] = tot["mode"].astype(str) + "|" + tot["series"]
+    fig, panels = _panels(tot, width=5.4, height=4.2)
     for os_name, d, (ax,) in panels:
-        d = _main_series(d)
-        series = sorted(d.groupby(["mode", "series"], sort=False), key=lambda kv: mode_rank(kv[0][0]))
-        k = len(series)
-        for i, ((mode, key), g) in enumerate(series):
-            g = g.sort_values("reap_batch")
+        d = _pick_series(d)
+        label, common = short_configurations(d, without_reap_batch=True)
+        d = d.assign(label=label.to_numpy())
+        modes = _ordered_modes(d)
+        for i, mode in enumerate(modes):
+            g = d[d["mode"] == mode].sort_values("reap_batch")
             rb = g["reap_batch"].astype(float).to_numpy()
-            dodge = 2 ** (0.08 * (i - (k - 1) / 2))  # side by side at equal reap batch (log axis)
-            variants = list(dict.fromkeys(d[d["mode"] == mode]["series"]))
-            marker = MARKERS[variants.index(key) % len(MARKERS)]
+            dodge = 2 ** (0.07 * (i - (len(modes) - 1) / 2))  # side by side at one reap batch (log axis)
             ax.errorbar(rb * dodge, g["mean"], yerr=_yerr(g["mean"], g["ci_low"], g["ci_high"], g["min"], g["max"]),
-                        color=mode_color(mode), marker=marker, capsize=3, label=f"{mode}  {key}", linewidth=1.4)
+                        color=mode_color(mode), marker="o", capsize=3, linewidth=1.6)
             fl = _floor_for(floor, g)
-            if len(fl):
-                ax.plot(rb * dodge, fl, linestyle="--", color=mode_color(mode), alpha=0.6, linewidth=1)
+            ax.plot(rb * dodge, fl, linestyle="--", color=mode_color(mode), alpha=0.7, linewidth=1)
         ticks = sorted(set(d["reap_batch"].astype(int)))
         ax.set_xscale("log", base=2)
         ax.set_xticks(ticks, [str(t) for t in ticks])
-        ax.set_xlim(min(ticks) / 1.6, max(ticks) * 1.6)
-        ax.set_ylim(bottom=0, top=max(1.0, float((d["mean"] + 0).max()) * 1.25))
-        ax.set_xlabel("reap batch (completions per wait call, log scale)")
+        ax.minorticks_off()
+        ax.set_xlim(min(ticks) / 1.7, max(ticks) * 1.7)
+        ax.set_ylim(0, max(1.0, float(d["mean"].max()) * 1.25))
+        ax.set_xlabel("reap batch (completions asked of each wait call)")
         ax.set_ylabel("syscalls per I/O (all threads)")
-        _panel_title(ax, os_name, d)
-        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(0, -0.16), ncol=2, frameon=False)
-    fig.suptitle("Syscalls per I/O as the reap batch grows (dashed: the mode's floor; bars: 95% CI, "
-                 "or range below 3 runs)", fontsize=11)
+        _panel_title(ax, os_name, d, common)
+    from matplotlib.lines import Line2D
+
+    _mode_legend(fig, _ordered_modes(tot), [Line2D([], [], color="grey", linestyle="--", label="floor")])
+    fig.suptitle("Syscalls per I/O against reap batch\n(bars: 95% CI over runs, or range below 3 runs)",
+                 fontsize=10)
     return fig
 
 
@@ -135,35 +155,36 @@ def attribution_share(summary: pd.DataFrame, runs: pd.DataFrame) -> plt.Figure:
     configuration, small multiples by OS, each bar labelled with the thread charged most. Where an
     OS has runs with a separate reaper thread only those are drawn (with one thread the submitter
     is trivially the one charged, unless a helper is)."""
-    from tracer.analysis.headline import configuration, mode_rank
+    from tracer.analysis.headline import mode_rank, short_configurations
 
     d = summary[summary["metric"] == "share_not_submitter"].copy()
-    d["configuration"] = d.apply(configuration, axis=1)
-    d["_rank"] = d["mode"].map(lambda m: mode_rank(str(m)))
-    d = d.sort_values(["_rank", "configuration"])
     split_os = set(d[d["threads"] == "split"]["os"])
     d = d[~d["os"].isin(split_os) | (d["threads"] == "split")]
+    d = d[d["backend"] != "none"] if "backend" in d else d
+    d["_rank"] = d["mode"].map(lambda m: mode_rank(str(m)))
     rows = max(d.groupby("os").size().max() if len(d) else 1, 1)
-    fig, panels = _panels(d, width=6.4, height=max(2.6, 0.32 * rows + 1.6))
+    fig, panels = _panels(d, width=5.6, height=max(2.4, 0.3 * rows + 1.5))
     for os_name, g, (ax,) in panels:
+        label, common = short_configurations(g)
+        g = g.assign(label=label.to_numpy()).sort_values(["_rank", "label"])
         y = np.arange(len(g))[::-1]
-        ax.barh(y, 100 * g["mean"], color=[mode_color(m) for m in g["mode"]],
+        ax.barh(y, 100 * g["mean"], color=[mode_color(m) for m in g["mode"]], height=0.7,
                 xerr=100 * _yerr(g["mean"], g["ci_low"], g["ci_high"], g["min"], g["max"]), capsize=2)
-        who = _charged(g, runs)
-        for yi, share, name in zip(y, g["mean"], who):
-            ax.text(min(100 * share + 2, 60) if share < 0.6 else 100 * share - 2, yi, name, va="center",
-                    ha="left" if share < 0.6 else "right", fontsize=7)
-        ax.set_yticks(y, [f"{m}  {c}" for m, c in zip(g["mode"], g["configuration"])], fontsize=7)
-        ax.set_xlim(0, 100)
-        ax.set_xlabel("blocks charged to a thread that did not submit (% of blocks charged)")
-        _panel_title(ax, os_name, g, "submitter + reaper threads" if os_name in split_os else "")
-    fig.suptitle("Who is charged for the block I/O (label: the thread charged most)", fontsize=11)
+        for yi, share, name in zip(y, g["mean"], _charged(g, runs)):
+            ax.text(100 * share + 2, yi, name, va="center", ha="left", fontsize=7)
+        ax.set_yticks(y, [f"{m}  {c}".strip() for m, c in zip(g["mode"], g["label"])], fontsize=7)
+        ax.set_xlim(0, 135)  # room for the thread name right of a full bar
+        ax.set_xticks([0, 25, 50, 75, 100])
+        ax.set_xlabel("charged to a non-submitter (% of blocks)")
+        _panel_title(ax, os_name, g, common)
+    _mode_legend(fig, _ordered_modes(d))
+    fig.suptitle("Who is charged for the block I/O\n(text: the thread charged most)", fontsize=10)
     return fig
 
 
 def _charged(g: pd.DataFrame, runs: pd.DataFrame) -> list[str]:
-    from tracer.analysis.headline import _runs_of
     from tracer.analysis.compare import CONFIG_COLUMNS
+    from tracer.analysis.headline import _runs_of
 
     out = []
     for _, r in g.iterrows():
@@ -189,62 +210,61 @@ def weighted_quantiles(values: np.ndarray, weights: np.ndarray, qs) -> np.ndarra
 
 
 def free_timing_overview(lags: pd.DataFrame, alive: pd.DataFrame) -> plt.Figure:
-    """Question 3: per OS, the free lag as an ECDF (every series drawn, repetitions pooled) and the
-    jobs alive as a time-weighted distribution (box: quartiles, whiskers: 5th-95th percentile,
-    cross: maximum) against FreeBSD's per-process limit."""
-    from tracer.analysis.headline import configuration, mode_rank
+    """Question 3, per OS: the free lag as an ECDF (one line per mode, repetitions pooled, every
+    series drawn, a single value as a visible step) and the jobs alive as a time-weighted
+    distribution per mode (box: quartiles, whiskers: 5th-95th percentile, | mean, x maximum)."""
+    from tracer.analysis.headline import short_configurations
 
-    lags = lags.assign(configuration=lags.apply(configuration, axis=1))
-    alive = alive.assign(configuration=alive.apply(configuration, axis=1)) if len(alive) else alive
-    oses = [o for o in ("Linux", "FreeBSD") if o in set(lags["os"]) | set(alive.get("os", []))]
-    n_cfg = max([alive[alive["os"] == o].groupby(["mode", "configuration"]).ngroups for o in oses] + [1]) \
-        if len(alive) else 1
-    fig, axes = plt.subplots(2, len(oses), figsize=(6.6 * len(oses), 4.2 + max(2.6, 0.3 * n_cfg + 1.2)),
-                             layout="constrained", squeeze=False,
-                             gridspec_kw={"height_ratios": [4.2, max(2.6, 0.3 * n_cfg + 1.2)]})
+    lags = lags.assign(series=lags["mode"].astype(str) + "|" + short_configurations(lags)[0].to_numpy(),
+                       n=1)
+    oses = [o for o in ("Linux", "FreeBSD") if o in set(lags["os"])] + \
+        sorted(set(lags["os"].dropna()) - {"Linux", "FreeBSD"})
+    n_modes = max(lags[lags["os"] == o]["mode"].nunique() for o in oses)
+    box_h = max(2.0, 0.32 * n_modes + 1.2)
+    fig, axes = plt.subplots(2, len(oses), figsize=(5.6 * len(oses), 4.0 + box_h), layout="constrained",
+                             squeeze=False, gridspec_kw={"height_ratios": [4.0, box_h]})
     for i, os_name in enumerate(oses):
         ax, bx = axes[0, i], axes[1, i]
-        d = lags[lags["os"] == os_name]
-        groups = sorted(d.groupby(["mode", "configuration"], sort=False), key=lambda kv: mode_rank(kv[0][0]))
-        for j, ((mode, cfg), g) in enumerate(groups):
+        d = _pick_series(lags[lags["os"] == os_name])
+        label, common = short_configurations(d.drop_duplicates("run_id"))
+        modes = _ordered_modes(d)
+        for j, mode in enumerate(modes):
+            g = d[d["mode"] == mode]
             x, y = _ecdf(np.maximum(g["free_lag_ns"].to_numpy(float), 1.0) / 1000)
-            variants = [c for (m, c), _ in groups if m == mode]
-            ax.plot(x, y, drawstyle="steps-post", color=mode_color(mode), linewidth=1.6,
-                    linestyle=["-", "--", ":", "-."][variants.index(cfg) % 4],
-                    label=f"{mode}  {cfg} ({g['run_id'].nunique()} run(s), {len(g):,} I/Os)")
+            # earlier modes drawn wider, so a line hidden under a later one still shows as its outline
+            ax.plot(x, y, drawstyle="steps-post", color=mode_color(mode), linewidth=1.5 + 0.7 * (len(modes) - 1 - j))
+            ax.plot(x[-1:], y[-1:], "o", color=mode_color(mode), markersize=4)
         ax.set_xscale("log")
-        ax.set_ylim(0, 1.02)
-        ax.set_xlabel("free lag: kernel completion -> release of kernel state (µs, log scale)")
-        ax.set_ylabel("fraction of I/Os released within x")
-        _panel_title(ax, os_name, d, "free lag")
-        ax.legend(fontsize=6.5, loc="upper left", bbox_to_anchor=(0, -0.18), frameon=False)
-        a = alive[alive["os"] == os_name] if len(alive) else alive
+        _log_axis(ax.xaxis)
+        ax.set_ylim(0, 1.05)
+        ax.set_xlabel("free lag: kernel completion to release of its state (µs, log scale)")
+        ax.set_ylabel("fraction of I/Os released")
+        _panel_title(ax, os_name, d, common)
+        runs = set(d["run_id"])
+        a = alive[alive["run_id"].isin(runs)] if len(alive) else alive
         _occupancy(bx, a, os_name)
-    fig.suptitle("How long kernel state outlives the I/O, and how many jobs hold it at once", fontsize=11)
+    _mode_legend(fig, _ordered_modes(lags))
+    fig.suptitle("How long kernel state outlives the I/O,\nand how many jobs hold it at once", fontsize=10)
     return fig
 
 
 def _occupancy(ax, alive: pd.DataFrame, os_name: str) -> None:
-    from tracer.analysis.headline import mode_rank
-
     if not len(alive):
         ax.set_axis_off()
         return
     stats, colors = [], []
-    groups = sorted(alive.groupby(["mode", "configuration"], sort=False), key=lambda kv: mode_rank(kv[0][0]))
-    for (mode, cfg), g in groups:
+    for mode in _ordered_modes(alive):
         vals, weights = [], []
-        for _, run in g.groupby("run_id", sort=False):
+        for _, run in alive[alive["mode"] == mode].groupby("run_id", sort=False):
             t = run["t_ns"].to_numpy(float)
-            if t.size < 2:
-                continue
-            vals.append(run["alive"].to_numpy(float)[:-1])
-            weights.append(np.diff(t))
+            if t.size >= 2:
+                vals.append(run["alive"].to_numpy(float)[:-1])
+                weights.append(np.diff(t))
         if not vals:
             continue
         v, w = np.concatenate(vals), np.concatenate(weights)
         q5, q25, q50, q75, q95 = weighted_quantiles(v, w, [0.05, 0.25, 0.5, 0.75, 0.95])
-        stats.append({"label": f"{mode}  {cfg}", "med": q50, "q1": q25, "q3": q75, "whislo": q5, "whishi": q95,
+        stats.append({"label": mode, "med": q50, "q1": q25, "q3": q75, "whislo": q5, "whishi": q95,
                       "mean": float((v * w).sum() / w.sum()), "fliers": [v.max()]})
         colors.append(mode_color(mode))
     if not stats:
@@ -252,18 +272,23 @@ def _occupancy(ax, alive: pd.DataFrame, os_name: str) -> None:
         return
     pos = np.arange(len(stats))[::-1]
     boxes = ax.bxp(stats, positions=pos, orientation="horizontal", patch_artist=True, showmeans=True,
-                   flierprops=dict(marker="x", markersize=5), meanprops=dict(marker="|", color="black", markersize=9))
+                   widths=0.6, flierprops=dict(marker="x", markersize=6),
+                   meanprops=dict(marker="|", markeredgecolor="black", markersize=12),
+                   medianprops=dict(color="black"))
     for patch, c in zip(boxes["boxes"], colors):
         patch.set_facecolor(c)
-        patch.set_alpha(0.7)
+    top = max(s["fliers"][0] for s in stats)
     limits = alive["limit"].dropna().unique() if "limit" in alive else []
+    note = ""
     for lim in limits:
-        ax.axvline(lim, color="#b00020", linestyle=":", label=f"vfs.aio.max_aio_queue_per_proc = {int(lim)}")
-    if len(limits):
-        ax.legend(fontsize=7, loc="lower right")
-    ax.set_yticks(pos, [s["label"] for s in stats], fontsize=7)
-    ax.set_xlabel("kernel jobs alive (submitted, not released), share of run time; | = mean, x = max")
-    _panel_title(ax, os_name, alive, "jobs alive")
+        if lim <= top * 3:
+            ax.axvline(lim, color="#b00020", linestyle=":", label=f"per-process limit {int(lim)}")
+        else:
+            note = f" (limit {int(lim)} per process, off the scale)"
+    ax.set_xlim(0, max([top, *(lim for lim in limits if lim <= top * 3)]) * 1.15)
+    ax.set_yticks(pos, [s["label"] for s in stats], fontsize=8)
+    ax.set_xlabel("kernel jobs alive (submitted, not released), weighted by time")
+    ax.set_title(f"{os_name}: jobs alive{note}", fontsize=10, loc="left")
 
 
 def run_label(row: pd.Series | dict) -> str:

@@ -10,6 +10,7 @@ metrics, so a new metric or mode is one entry here and needs no change in the pa
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Iterable
 
 import numpy as np
 import pandas as pd
@@ -59,23 +60,50 @@ KNOWN_MODE_ORDER = ("aio-poll", "aio-suspend", "waitcomplete", "kevent", "kevent
                     "io_uring", "io_uring-sqpoll")
 
 
+def config_parts(r: pd.Series | dict) -> list[str]:
+    """The configuration of a row apart from OS and mode, as words: op, depth, submit batch, reap
+    batch, lio, threads, O_DIRECT, FreeBSD kernel variant, tracer, counts only."""
+    r = dict(r)
+
+    def given(k):
+        v = r.get(k)
+        return v is not None and not fmt.missing(v) and v != "-" and v != ""
+
+    parts = [str(r.get("op")), f"q{r.get('depth')}", f"b{r.get('batch')}", f"r{r.get('reap_batch')}"]
+    if str(r.get("submit")) == "lio":
+        parts.append("lio")
+    parts.append("split" if r.get("threads") == "split" else "single")
+    if r.get("direct") is True or str(r.get("direct")) == "True":
+        parts.append("O_DIRECT")
+    if given("kernel_variant"):
+        parts.append(str(r["kernel_variant"]))
+    if given("backend"):
+        parts.append("untraced" if r["backend"] == "none" else f"({r['backend']})")
+    if r.get("counts_only") is True or str(r.get("counts_only")) == "True":
+        parts.append("counts only")
+    return parts
+
+
 def configuration(r: pd.Series | dict) -> str:
     """The part of a row's configuration that is not OS or mode: 'read q32 b1 r8 split O_DIRECT'."""
-    r = dict(r)
-    text = f"{r.get('op')} q{r.get('depth')} b{r.get('batch')} r{r.get('reap_batch')}"
-    if str(r.get("submit")) == "lio":
-        text += " lio"
-    if r.get("threads") == "split":
-        text += " split"
-    if r.get("direct") is True or str(r.get("direct")) == "True":
-        text += " O_DIRECT"
-    if r.get("kernel_variant") and not fmt.missing(r.get("kernel_variant")) and r.get("kernel_variant") != "-":
-        text += f" {r['kernel_variant']}"
-    if r.get("backend") not in (None, "-") and not fmt.missing(r.get("backend")):
-        text += " untraced" if r.get("backend") == "none" else f" ({r.get('backend')})"
-    if r.get("counts_only") is True or str(r.get("counts_only")) == "True":
-        text += " counts only"
-    return text
+    return " ".join(p for p in config_parts(r) if p != "single")
+
+
+def short_configurations(frame: pd.DataFrame, without_reap_batch: bool = False) -> tuple[pd.Series, str]:
+    """Per row, only the configuration words that vary across ``frame`` (for legends and axis
+    labels), and the words common to every row (for a subtitle); ``without_reap_batch`` when the
+    reap batch is on the x axis."""
+    def words(r):
+        ps = config_parts(r)
+        return [p for p in ps if p != ps[3]] if without_reap_batch else ps
+
+    parts = frame.apply(words, axis=1)
+    if not len(parts):
+        return pd.Series(dtype=str), ""
+    common = set.intersection(*(set(p) for p in parts))
+    first = parts.iloc[0]
+    short = parts.map(lambda ps: " ".join(p for p in ps if p not in common))
+    return short, " ".join(p for p in first if p in common and p != "single")
 
 
 def mode_rank(mode: str) -> int:
