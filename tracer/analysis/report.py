@@ -422,3 +422,29 @@ def build_report(paths: Iterable[str | Path], out: str | Path, notebooks: Iterab
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out / "index.html"
+
+
+def show_headline(study: Study, key: str) -> pd.DataFrame:
+    """In a notebook: display question ``key``'s headline table as the report shows it; returns it."""
+    from IPython.display import HTML, Markdown, display
+
+    from tracer.analysis import headline, page
+
+    q = {q.key: q for q in (*headline.QUESTIONS, headline.BASICS)}[key]
+    t = study.headline(key)
+    display(Markdown(f"**{q.title}.** {q.lead}"))
+    if len(t):
+        display(HTML(f"<style>{page.CSS.replace('body{', '.x{')}</style>"
+                     + page.headline_table(t, q.metrics, q.text, key, _colors(t))))
+    else:
+        display(Markdown("_No run in these bundles can answer this._"))
+    return t
+
+
+def show_table(frame: pd.DataFrame, columns: dict[str, str], numeric: Iterable[str] = (), limit: int = 40) -> None:
+    """In a notebook: display already formatted values as the report's detail tables do."""
+    from IPython.display import HTML, display
+
+    from tracer.analysis import page
+
+    display(HTML(page.plain_table(frame, columns, numeric=numeric, limit=limit)))
