@@ -246,9 +246,9 @@ def change(a: pd.DataFrame, b: pd.DataFrame, metrics: Iterable[str] | None = Non
                             f"ci_high_{side}": hi, f"min_{side}": v.min(), f"max_{side}": v.max()})
             row["ratio"] = vb.mean() / va.mean() if va.mean() != 0 else np.nan
             row["ratio_low"], row["ratio_high"] = ratio_interval(va, vb)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                ratios = np.divide.outer(vb, va[va != 0]) if (va != 0).any() else np.array([np.nan])
-            row["ratio_min"], row["ratio_max"] = float(np.nanmin(ratios)), float(np.nanmax(ratios))
+            ratios = np.divide.outer(vb, va[va != 0]) if (va != 0).any() else np.array([np.nan])
+            finite = ratios[np.isfinite(ratios)]
+            row["ratio_min"], row["ratio_max"] = (float(finite.min()), float(finite.max())) if finite.size else (np.nan, np.nan)
             row["lossy"] = bool(ga["lossy"].any() or gb["lossy"].any())
             rows.append(row)
     return pd.DataFrame(rows)
