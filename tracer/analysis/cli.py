@@ -224,3 +224,14 @@ def export(bundle, output):
 
     path = do_export(load_bundle(bundle), output)
     click.echo(str(path))
+
+
+@click.command()
+@click.argument("bundle", type=click.Path(exists=True, file_okay=False))
+def summary(bundle):
+    """One bundle at a glance, like `strace -c`: the three answers, then calls, errors and time per
+    syscall and per thread in the measurement window."""
+    from tracer.analysis.summary import print_summary
+    from tracer.model import load_bundle
+
+    print_summary(load_bundle(bundle))
