@@ -123,6 +123,8 @@ def table(summary: pd.DataFrame, runs: pd.DataFrame, q: Question) -> pd.DataFram
     and ``<metric>__spread`` (interval or range, '' with one run), per text column its value in
     the configuration's first run. Empty frame when no run answers the question."""
     s = summary[summary["metric"].isin(list(q.metrics))]
+    if q.key != BASICS.key and "backend" in s.columns:
+        s = s[s["backend"] != "none"]  # untraced runs answer only the basics (the probe effect)
     if s.empty or q.needs not in set(s["metric"]):
         return pd.DataFrame()
     s = _with_keys(s)
