@@ -389,13 +389,14 @@ def latency_bars(lat: pd.DataFrame) -> plt.Figure:
 def probe_effect_bars(summary: pd.DataFrame) -> plt.Figure:
     """IOPS of each configuration under the tracer (solid) and without it (hatched), one colour per
     mode, with interval bars: the probe effect at a glance."""
-    from tracer.analysis.headline import configuration, mode_rank
+    from tracer.analysis.headline import _sort_key, configuration, mode_rank
 
     d = summary[summary["metric"] == "iops"].copy()
     d["configuration"] = d.drop(columns=["backend"]).apply(configuration, axis=1)
     d["traced"] = d["backend"] != "none"
     d["_rank"] = d["mode"].map(lambda m: mode_rank(str(m)))
-    d = d.sort_values(["os", "_rank", "configuration"])
+    d["_key"] = d.apply(_sort_key, axis=1)
+    d = d.iloc[sorted(range(len(d)), key=lambda i: (d["os"].iat[i], d["_rank"].iat[i], d["_key"].iat[i]))]
     labels = list(dict.fromkeys(zip(d["os"], d["mode"], d["configuration"])))
     fig, ax = plt.subplots(figsize=(8.5, max(2.8, 0.42 * len(labels) + 1.4)), layout="constrained")
     y = np.arange(len(labels))[::-1]

@@ -137,7 +137,7 @@ def table(summary: pd.DataFrame, runs: pd.DataFrame, q: Question) -> pd.DataFram
         first = g.iloc[0]
         row = {"os": first["os"], "mode": first["mode"], "configuration": first["configuration"],
                "source": first["source"], "n": int(by_metric["n"].max()), "lossy": bool(g["lossy"].any()),
-               "_rank": first["_rank"]}
+               "_rank": first["_rank"], "_key": _sort_key(first)}
         for m in q.metrics:
             if m in by_metric.index:
                 r = by_metric.loc[m]
@@ -152,8 +152,20 @@ def table(summary: pd.DataFrame, runs: pd.DataFrame, q: Question) -> pd.DataFram
             row[col] = fmt.count(v) if isinstance(v, (int, float, np.number)) else ("" if v is None else str(v))
         rows.append(row)
     out = pd.DataFrame(rows)
-    return out.sort_values(["os", "_rank", "mode", "configuration"], kind="stable").drop(columns="_rank") \
-        .reset_index(drop=True)
+    order = sorted(range(len(out)), key=lambda i: (str(out.at[i, "os"]), out.at[i, "_rank"], str(out.at[i, "mode"]),
+                                                    out.at[i, "_key"]))
+    return out.iloc[order].drop(columns=["_rank", "_key"]).reset_index(drop=True)
+
+
+def _sort_key(r) -> tuple:
+    """Numbers as numbers (reap batch 8 before 32), then the rest of the configuration as text."""
+    def num(k):
+        try:
+            return float(r.get(k))
+        except (TypeError, ValueError):
+            return float("inf")
+
+    return (str(r.get("threads")), num("depth"), num("batch"), num("reap_batch"), configuration(r))
 
 
 def _runs_of(runs: pd.DataFrame, config: dict) -> pd.DataFrame:
@@ -181,7 +193,8 @@ def probe_effect(summary: pd.DataFrame) -> pd.DataFrame:
         u = untraced
         for k, v in zip(keys, key):
             u = u[u[k].astype(str) == str(v)]
-        row = {**dict(zip([*keys, "backend"], key)), "_rank": mode_rank(str(key[1])), "n": int(g["n"].max())}
+        row = {**dict(zip([*keys, "backend"], key)), "_rank": mode_rank(str(key[1])), "n": int(g["n"].max()),
+               "_key": _sort_key(g.iloc[0])}
         tm, um = g.set_index("metric")["mean"], u.set_index("metric")["mean"]
         for m in BASICS.metrics:
             row[f"{m}__traced"] = fmt.value(tm.get(m), METRICS[m])
@@ -192,5 +205,6 @@ def probe_effect(summary: pd.DataFrame) -> pd.DataFrame:
     if not rows:
         return pd.DataFrame()
     out = pd.DataFrame(rows)
-    return out.sort_values(["os", "_rank", "mode", "configuration"], kind="stable").drop(columns="_rank") \
-        .reset_index(drop=True)
+    order = sorted(range(len(out)), key=lambda i: (str(out.at[i, "os"]), out.at[i, "_rank"], str(out.at[i, "mode"]),
+                                                    out.at[i, "_key"]))
+    return out.iloc[order].drop(columns=["_rank", "_key"]).reset_index(drop=True)
