@@ -351,3 +351,24 @@ def test_perfetto_export_of_fresh_captures(demo_run, tmp_path):
             if isinstance(trace, dict) else [e["args"]["name"] for e in trace if e.get("name") == "thread_name"]
         assert names and not any(n.startswith("nan") for n in names), names
         assert any(n.startswith("submitter") for n in names), names
+
+
+def test_aggregate_bundles_feed_amplification_marked_counts_only():
+    """The low-overhead flavour prints @window_syscalls[tid, nr] counts at exit, no per-call lines:
+    amplification comes from those counts, and every row says counts_only."""
+    from analysis_frames import Frames
+    from tracer.analysis import amplification
+
+    n = 100
+    ios = pd.DataFrame({"id": range(n), "op": ["read"] * n, "bytes": [4096] * n, "submit_tid": [7] * n,
+                        "submit_ns": [float(i) for i in range(n)], "fetched_ns": [i + 1e3 for i in range(n)]})
+    m = Frames(ios=ios, manifest={"os": "Linux", "flavour": "aggregate", "run_id": "agg",
+                                  "spec": {"mode": "libaio", "depth": 32, "batch": 1, "reap_batch": 8}})
+    # io_submit (209) once per I/O, io_getevents (208) once per 8, futex (202) 3 times
+    m.aggregates = pd.DataFrame({"kind": "map", "map": ["@window_syscalls"] * 3 + ["@syscalls"],
+                                 "key": ["7,209", "8,208", "8,202", "7,209"], "value": [100.0, 13.0, 3.0, 999.0]})
+    roles = amplification.by_role(m).set_index("role")
+    assert roles.at["submit", "per_io"] == 1.0 and roles.at["wait", "per_io"] == 0.13
+    assert roles.at["other", "syscalls"] == 3 and roles.at["total", "syscalls"] == 116
+    assert roles["counts_only"].all()
+    assert headline.configuration(compare.run_metrics(m)).endswith("counts only")

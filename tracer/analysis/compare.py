@@ -59,7 +59,13 @@ def run_metrics(model: Any) -> dict[str, Any]:
     row: dict[str, Any] = dict(provenance(model))
     row.update({m: np.nan for m in METRICS})
     if can_run(amplification.by_role, model)[0]:
-        roles = amplification.by_role(model).set_index("role")
+        try:
+            roles = amplification.by_role(model).set_index("role")
+        except AnalysisError:  # an aggregate bundle without in-window counts
+            roles = None
+    else:
+        roles = None
+    if roles is not None:
         for r in (*ROLES, "total"):
             row[f"{r}_per_io"] = roles.at[r, "per_io"]
         row["total_floor"] = roles.at["total", "floor_per_io"]

@@ -102,7 +102,10 @@ def collect(models: Iterable[Any], fn: Callable, **kwargs) -> tuple[pd.DataFrame
     for m in models:
         ok, missing = can_run(fn, m)
         if ok:
-            frames.append(fn(m, **kwargs))
+            try:
+                frames.append(fn(m, **kwargs))
+            except AnalysisError as exc:  # what the declared requirements could not foresee
+                skipped.append({"run_id": bundle_name(m), "analysis": fn.__name__, "missing": str(exc)})
         else:
             skipped.append({"run_id": bundle_name(m), "analysis": fn.__name__, "missing": missing})
     frames = [f for f in frames if len(f)]

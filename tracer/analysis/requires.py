@@ -32,9 +32,16 @@ class Requirements:
     tables: dict[str, tuple] = field(default_factory=dict)
     events: tuple[str, ...] = ()
     any_events: tuple[str, ...] = ()  # at least one of these kinds
+    alternatives: tuple["Requirements", ...] = ()  # any one of these satisfied instead is enough
 
     def missing(self, model: Any) -> list[str]:
         """Human-readable list of what ``model`` lacks (empty when it has everything)."""
+        out = self._missing(model)
+        if out and any(not alt.missing(model) for alt in self.alternatives):
+            return []
+        return out
+
+    def _missing(self, model: Any) -> list[str]:
         out: list[str] = []
         for table, columns in self.tables.items():
             frame = getattr(model, table, None)
@@ -73,9 +80,11 @@ def bundle_name(model: Any) -> str:
 
 
 def requires(tables: dict[str, Sequence] | None = None, events: Iterable[str] = (),
-             any_events: Iterable[str] = ()) -> Callable:
-    """Decorator: the wrapped function's first argument is a model; check it first."""
-    req = Requirements({t: tuple(c) for t, c in (tables or {}).items()}, tuple(events), tuple(any_events))
+             any_events: Iterable[str] = (), or_tables: Iterable[dict[str, Sequence]] = ()) -> Callable:
+    """Decorator: the wrapped function's first argument is a model; check it first. ``or_tables``:
+    other sets of tables any one of which will do instead (e.g. aggregate counts for syscalls)."""
+    alts = tuple(Requirements({t: tuple(c) for t, c in alt.items()}) for alt in or_tables)
+    req = Requirements({t: tuple(c) for t, c in (tables or {}).items()}, tuple(events), tuple(any_events), alts)
 
     def wrap(fn: Callable) -> Callable:
         @functools.wraps(fn)
