@@ -7,7 +7,9 @@ from pathlib import Path
 import click
 
 from tracer.errors import AnalysisError, SpecError
-from workloads.spec import FREEBSD_MODES, LINUX_MODES, OPS, PATTERNS, SUBMITS, THREADS, spec_from_options
+from tracer.outputs import atomic_write, check_writable
+from tracer.modes import LINUX_MODES, modes_for
+from workloads.spec import OPS, PATTERNS, SUBMITS, THREADS, spec_from_options
 
 
 def _ints(text: str, what: str) -> list[int]:
@@ -42,15 +44,24 @@ def sweep(modes, depths, batches, reap_batches, repeat, out, backend, **spec_kw)
     """Capture every combination (modes x depths x batches x reap batches x repeat), one bundle per
     run; resumes an interrupted sweep in the same --out."""
     from tracer.analysis.sweep import run_sweep
+    from tracer.capture.backends import choose_backend
 
     mode_list = [m for m in modes.replace(" ", "").split(",") if m]
-    os_modes = {"Linux": LINUX_MODES, "FreeBSD": FREEBSD_MODES}.get(platform.system(), ())
+    os_modes = modes_for(platform.system())
     bad = [m for m in mode_list if m not in os_modes]
     if not mode_list or bad:
         raise SpecError(f"--modes: {', '.join(bad) or 'none given'} not available on {platform.system()} "
                         f"(available: {', '.join(os_modes)})")
     depth_l, batch_l, reap_l = _ints(depths, "--depths"), _ints(batches, "--batches"), _ints(reap_batches, "--reap-batches")
     base = spec_from_options(mode=mode_list[0], depth=max(depth_l), batch=1, reap_batch=1, **spec_kw)
+    # The backend is checked once here, not by each of the runs.
+    chosen, why = choose_backend(backend, platform.system())
+    if chosen.os_name != platform.system():
+        raise SpecError(f"--backend {backend}: runs on {chosen.os_name}, this is {platform.system()}")
+    usable, detail = chosen.available()
+    if not usable:
+        raise SpecError(f"--backend {backend}: {chosen.name} cannot capture here: {detail} (see `aiotrace doctor`)")
+    check_writable(out, is_dir=True)
     index = run_sweep(base, mode_list, depth_l, batch_l, reap_l, repeat, Path(out), backend=backend,
                       log=lambda msg: click.echo(f"aiotrace: {msg}", err=True))
     counts: dict[str, int] = {}
@@ -70,16 +81,19 @@ def sweep(modes, depths, batches, reap_batches, repeat, out, backend, **spec_kw)
 def report(paths, out, notebooks):
     """Write <out>/index.html (the answers first, figures embedded) with figures/ and tables/."""
     from tracer.analysis.report import NOTEBOOKS, build_report
+    from tracer.errors import writing
 
-    index = build_report(paths, out, notebooks=NOTEBOOKS if notebooks else (),
-                         log=lambda msg: click.echo(f"aiotrace: {msg}", err=True))
+    check_writable(out)  # the report is built beside it, then renamed
+    with writing(out):
+        index = build_report(paths, out, notebooks=NOTEBOOKS if notebooks else (),
+                             log=lambda msg: click.echo(f"aiotrace: {msg}", err=True))
     click.echo(str(index))
 
 
 DEFAULT_METRICS = ("submit_per_io", "wait_per_io", "status_per_io", "result_per_io", "other_per_io", "total_per_io",
-                   "total_floor", "iops", "observed_p50_ns", "observed_p99_ns", "share_not_submitter",
+                   "total_floor", "reap_projected_per_io", "iops", "observed_p50_ns", "observed_p99_ns", "share_not_submitter",
                    "free_lag_p50_ns")
-LABELS = {"total_floor": "floor syscalls/I/O", "iops": "IOPS", "observed_p50_ns": "latency p50",
+LABELS = {"total_floor": "floor syscalls/I/O", "reap_projected_per_io": "REAP projected syscalls/I/O", "iops": "IOPS", "observed_p50_ns": "latency p50",
           "observed_p99_ns": "latency p99", "complete_p50_ns": "device latency p50", "cpu_ns_per_io": "CPU per I/O",
           "free_lag_p50_ns": "free lag p50", "free_lag_p99_ns": "free lag p99", "mean_alive": "jobs alive mean",
           "max_alive": "jobs alive max", "share_not_submitter": "charged to non-submitter"}
@@ -126,6 +140,8 @@ def compare(paths, metrics, csv_path, wide):
     from tracer.analysis.headline import configuration
     from tracer.analysis.requires import NOT_MEASURED
 
+    if csv_path:
+        check_writable(csv_path)
     wanted = list(metrics) or list(DEFAULT_METRICS)
     unknown = [m for m in wanted if m not in cmp.METRICS]
     if unknown:
@@ -133,7 +149,8 @@ def compare(paths, metrics, csv_path, wide):
     console = Console(width=None if wide else min(100, Console().width or 100), soft_wrap=False)
     sides = []
     for p in (paths if len(paths) == 2 else [paths]):
-        ok, not_ok = cmp.select_bundles([p] if isinstance(p, str) else p)
+        ok, not_ok = cmp.select_bundles([p] if isinstance(p, str) else p,
+                                        note=lambda msg: click.echo(f"aiotrace: note: {msg}", err=True))
         for r in not_ok.itertuples():
             console.print(f"[yellow]not counted[/]: {r.run_id}: {r.status}" + (f" ({r.reason})" if r.reason else ""))
         if not ok:
@@ -198,18 +215,17 @@ def compare(paths, metrics, csv_path, wide):
         sources = set(runs["source"]) & set(NOT_MEASURED)
     for label in sorted(sources):
         console.print(f"[bold red]Columns with FreeBSD modes come from a {label}.[/]")
+    if any(m == "reap_projected_per_io" for m in wanted) and any(
+            (side.get("reap_projected_per_io") is not None and side["reap_projected_per_io"].notna().any())
+            for side in sides):
+        console.print("reap projected: the syscalls per I/O the same I/Os would need under REAP "
+                      "(aio_error/aio_return removed, one kevent per observed reap batch), a projection "
+                      "beside the measured total, not a measurement (tracer/analysis/reap_projection.py).")
 
 
 def _write_csv(frame, path) -> None:
     """Write ``frame`` as CSV under a temporary name, then rename (never half-written)."""
-    import os
-
-    tmp = Path(path).with_name(f".{Path(path).name}.tmp")
-    try:
-        frame.to_csv(tmp, index=False)
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise AnalysisError(f"cannot write {path}: {exc.strerror or exc}") from None
+    atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False))
 
 
 @click.command()
@@ -222,6 +238,7 @@ def export(bundle, output):
     from tracer.analysis.export_perfetto import export as do_export
     from tracer.model import load_bundle
 
+    check_writable(output)
     path = do_export(load_bundle(bundle), output)
     click.echo(str(path))
 

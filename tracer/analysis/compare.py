@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 import pandas as pd
 
-from tracer.analysis import amplification, attribution, free_timing, latency
+from tracer.analysis import amplification, attribution, free_timing, latency, reap_projection
 from tracer.analysis.requires import PROVENANCE_COLUMNS, can_run, provenance
 from tracer.errors import AnalysisError
 from tracer.schema import ROLES
@@ -37,6 +37,7 @@ METRICS: dict[str, str] = {
     "total_floor": "syscalls/I/O", "iops": "I/O/s", "cpu_ns_per_io": "ns", "observed_p50_ns": "ns",
     "observed_p99_ns": "ns", "complete_p50_ns": "ns", "free_lag_p50_ns": "ns", "free_lag_p99_ns": "ns",
     "mean_alive": "jobs", "max_alive": "jobs", "share_not_submitter": "fraction",
+    "reap_projected_per_io": "syscalls/I/O, projected for REAP",
 }
 # per-run text columns carried beside the metrics (not averaged): the thread charged, the limit
 TEXT_COLUMNS = ("charged_thread", "release_point")
@@ -69,6 +70,10 @@ def run_metrics(model: Any) -> dict[str, Any]:
         for r in (*ROLES, "total"):
             row[f"{r}_per_io"] = roles.at[r, "per_io"]
         row["total_floor"] = roles.at["total", "floor_per_io"]
+    if can_run(reap_projection.projected_reap, model)[0]:
+        proj = reap_projection.projected_reap(model)
+        if len(proj):
+            row["reap_projected_per_io"] = proj.set_index("role").at["total", "reap_per_io"]
     if can_run(latency.throughput, model)[0]:
         tp = latency.throughput(model).iloc[0]
         row["iops"], row["cpu_ns_per_io"] = tp["iops"], tp["cpu_ns_per_io"]
@@ -125,10 +130,14 @@ def summarize(runs: pd.DataFrame) -> pd.DataFrame:
     return out[[*keys, "metric", "unit", "n", "mean", "std", "ci_low", "ci_high", "min", "max", "lossy"]]
 
 
-def bundle_paths(paths: Iterable[str | Path]) -> list[Path]:
+def bundle_paths(paths: Iterable[str | Path], note: Callable[[str], None] | None = None) -> list[Path]:
     """Expand bundle or sweep directories into bundle directories (a sweep: its sweep.json
     index, else every bundle (``manifest.json``) at any depth below it, e.g. tests/data/freebsd).
+    A manifest.json below a directory that is not aiotrace's is skipped, with ``note`` told why.
     Raises AnalysisError for a path that is neither."""
+    from tracer.model import is_bundle
+
+    note = note or (lambda msg: None)
     out: list[Path] = []
     for p in map(Path, paths):
         if (p / "manifest.json").is_file():
@@ -138,8 +147,13 @@ def bundle_paths(paths: Iterable[str | Path]) -> list[Path]:
             out += [p / r["bundle"] for r in index.get("runs", []) if r.get("bundle") and r.get("status") == "ok"]
         elif p.is_dir() and any(p.rglob("manifest.json")):
             # Partial bundles (".<id>.partial") are hidden directories: never read them.
-            out += sorted(m.parent for m in p.rglob("manifest.json")
-                          if not any(part.startswith(".") for part in m.relative_to(p).parts))
+            found = sorted(m.parent for m in p.rglob("manifest.json")
+                           if not any(part.startswith(".") for part in m.relative_to(p).parts))
+            for b in found:
+                if is_bundle(b):
+                    out.append(b)
+                else:
+                    note(f"skipped {b / 'manifest.json'}: not an aiotrace run bundle manifest")
         else:
             raise AnalysisError(f"{p}: neither a run bundle (manifest.json), a sweep (sweep.json), "
                                 "nor a directory with bundles below it")
@@ -149,14 +163,15 @@ def bundle_paths(paths: Iterable[str | Path]) -> list[Path]:
 NOT_OK_COLUMNS = ["bundle", "run_id", "status", "reason"]
 
 
-def select_bundles(paths: Iterable[str | Path]) -> tuple[list[Path], pd.DataFrame]:
+def select_bundles(paths: Iterable[str | Path], note: Callable[[str], None] | None = None
+                   ) -> tuple[list[Path], pd.DataFrame]:
     """Split the bundles under ``paths`` into those whose manifest says ``status: ok`` (the only
     ones measured, averaged or plotted) and the others: one row each with ``bundle``, ``run_id``,
     ``status`` (failed, interrupted, unreadable...) and ``reason``, to be listed, never averaged in.
     A ``manifest.json`` that is not a run manifest (not JSON, not an object) is listed as
     ``not a bundle``."""
     ok, others = [], []
-    for bundle in bundle_paths(paths):
+    for bundle in bundle_paths(paths, note):
         try:
             manifest = json.loads((bundle / "manifest.json").read_text())
         except (OSError, ValueError) as exc:
@@ -176,12 +191,12 @@ def select_bundles(paths: Iterable[str | Path]) -> tuple[list[Path], pd.DataFram
     return ok, pd.DataFrame(others, columns=NOT_OK_COLUMNS)
 
 
-def load_models(paths: Iterable[str | Path]) -> list[Any]:
+def load_models(paths: Iterable[str | Path], note: Callable[[str], None] | None = None) -> list[Any]:
     """The model of every status-ok bundle under ``paths`` (see :func:`select_bundles`), each
     built once per process and cached on disk (tracer.model.load_bundle)."""
     from tracer.model import load_bundle
 
-    ok, _ = select_bundles(paths)
+    ok, _ = select_bundles(paths, note)
     return [load_bundle(p) for p in ok]
 
 

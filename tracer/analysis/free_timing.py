@@ -1,7 +1,7 @@
 """Async-free timing: from kernel completion of an I/O to the release of its kernel state.
 
 Per I/O, ``free_lag_ns = release_ns - kernel_done_ns``. What "release" is depends on what the
-bundle can see (column ``release_point``, per engine in :data:`RELEASE_POINTS`):
+bundle can see (column ``release_point``, per mode in the registry's ``release`` column, tracer.modes):
 
 * FreeBSD (dtrace): ``job_free`` = ``aio_free_entry`` freeing the ``struct kaiocb``. Stock modes
   free at ``aio_return``/``aio_waitcomplete``, so the lag includes the program's reap delay; with
@@ -24,20 +24,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tracer import modes
 from tracer.analysis.requires import provenance, requires, with_provenance
 
 MAX_AIO_QUEUE_PER_PROC = 256  # FreeBSD vfs.aio.max_aio_queue_per_proc default (MAX_AIO_QUEUE_PER_PROC)
 PERCENTILES = (50, 90, 99, 99.9)
 
-# mode -> (kernel completion point, release point) when the bundle has no job_free events
-RELEASE_POINTS: dict[str, tuple[str, str]] = {
-    "io_uring": ("io_uring_complete tracepoint (CQE posted)", "CQ reap observed by the workload"),
-    "io_uring-sqpoll": ("io_uring_complete tracepoint (CQE posted)", "CQ reap observed by the workload"),
-    "libaio": ("block_rq_complete of the request's sector", "io_getevents return observed by the workload"),
-    "aio-poll": ("block_rq_complete of the request's sector", "aio_return observed by the workload"),
-    "aio-suspend": ("block_rq_complete of the request's sector", "aio_return observed by the workload"),
-}
-FREEBSD_RELEASE = ("aio_complete (job_done)", "aio_free_entry (job_free)")
+FREEBSD_RELEASE = modes.release_point("reap", modes.FREEBSD)  # aio_complete -> aio_free_entry, every FreeBSD mode
+REAP_OBSERVED = ("job_done", "reap observed by the workload")
 
 
 def release_point(model: Any) -> tuple[str, str]:
@@ -45,7 +39,9 @@ def release_point(model: Any) -> tuple[str, str]:
     p = provenance(model)
     if model.has("ios", "freed_ns"):
         return FREEBSD_RELEASE if p["os"] == "FreeBSD" else ("job_done", "job_free")
-    return RELEASE_POINTS.get(p["mode"], ("job_done", "reap observed by the workload"))
+    if p["os"] == modes.FREEBSD:  # no job_free events (ktrace, truss): the reap is the release seen
+        return REAP_OBSERVED
+    return modes.release_point(p["mode"], p["os"]) or REAP_OBSERVED
 
 
 def _release_ns(model: Any) -> pd.Series:

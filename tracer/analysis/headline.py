@@ -35,12 +35,14 @@ class Question:
 QUESTIONS: tuple[Question, ...] = (
     Question("amplification", "1. Syscall amplification",
              "System calls per I/O inside the measurement window, all threads, by role; the floor is "
-             "the fewest a mode can make at this depth and batch.",
-             {**{f"{r}_per_io": r for r in ROLES}, "total_per_io": "total", "total_floor": "floor"},
+             "the fewest a mode can make at this depth and batch; 'under REAP' is a projection for "
+             "FreeBSD legacy-mode runs (tracer/analysis/reap_projection.py), not a measurement.",
+             {**{f"{r}_per_io": r for r in ROLES}, "total_per_io": "total", "total_floor": "floor",
+              "reap_projected_per_io": "under REAP (projected)"},
              needs="total_per_io"),
     Question("attribution", "2. Per-thread rusage attribution",
-             "Share of the 512-byte blocks charged (ru_inblock + ru_oublock) to a thread that did not "
-             "submit the I/O, and the thread charged most.",
+             "Share of the I/O charged (ru_inblock + ru_oublock: 512-byte blocks on Linux, block I/O "
+             "operations on FreeBSD) to a thread that did not submit it, and the thread charged most.",
              {"share_not_submitter": "charged to a non-submitter"}, {"charged_thread": "thread charged most"},
              needs="share_not_submitter"),
     Question("free_timing", "3. Async-free timing",

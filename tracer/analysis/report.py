@@ -172,6 +172,21 @@ class Study:
         return None
 
 
+# The D33144 tree's own bug (macdice/freebsd @33a47467, sys/kern/vfs_aio.c aio_bio_done_notify):
+# in REAP mode it calls aio_free_entry(job) and then writes job->td, i.e. freed memory.
+D33144_UAF_WARNING = (
+    "WARNING, D33144 tree (macdice/freebsd @33a47467): in REAP mode aio_bio_done_notify calls "
+    "aio_free_entry(job), which returns the kaiocb to its UMA zone, and then reads job->td to drop "
+    "td_aio_count and writes job->td = NULL: a use-after-free. Under load `reap` on that kernel may "
+    "corrupt kernel memory; treat its figures as suspect until the patch is fixed")
+
+
+def runs_d33144_reap(prov: dict[str, Any]) -> bool:
+    """True for a FreeBSD REAP run: REAP exists only on the D33144 tree, and only REAP jobs take
+    the aio_free_entry path in aio_bio_done_notify."""
+    return prov.get("os") == "FreeBSD" and prov.get("mode") == "reap"
+
+
 def sources_note(runs: pd.DataFrame, not_ok: pd.DataFrame | None = None) -> str:
     """A sentence saying which runs are measured, which are FreeBSD fixtures or model output (not
     measurements), which lost events, and which bundles were not counted."""
@@ -186,6 +201,8 @@ def sources_note(runs: pd.DataFrame, not_ok: pd.DataFrame | None = None) -> str:
             n = int((runs["source"] == label).sum())
             if n:
                 parts.append(f"{n} run(s) are a {label}")
+        if any(runs_d33144_reap(row) for row in runs.to_dict("records")):
+            parts.append(D33144_UAF_WARNING)
         lossy = runs[runs["lossy"]]
         if len(lossy):
             parts.append("tracer losses in " + "; ".join(f"{r.run_id} ({r.loss_note})" for r in lossy.itertuples()))
@@ -282,13 +299,15 @@ def _detail_sections(study: Study, out: Outputs) -> list[str]:
         t["configuration"] = t.apply(headline.configuration, axis=1)
         for col in ("submitted_blocks", "charged_blocks", "submitted_ios", "reaped_ios"):
             t[col] = t[col].map(fmt.count)
-        html_parts.append("<h3>Blocks submitted and charged, per thread</h3><p class='lead'>512-byte blocks; "
-                          "charge source: traced kernel charges, the thread's own rusage, or /proc task io.</p>")
+        html_parts.append("<h3>Submitted and charged, per thread</h3><p class='lead'>In the OS's rusage unit "
+                          "(512-byte blocks on Linux, block I/O operations on FreeBSD); charge source: traced "
+                          "kernel charges, the thread's own rusage, or /proc task io.</p>")
         html_parts.append(page.plain_table(t, {"os": "OS", "mode": "mode", "configuration": "configuration",
                                               "run_id": "run", "thread": "thread", "tid": "tid",
                                               "submitted_ios": "I/Os submitted", "reaped_ios": "I/Os reaped",
-                                              "submitted_blocks": "blocks submitted", "charged_blocks": "blocks charged",
-                                              "charge_source": "charge source", "source": "source"},
+                                              "submitted_blocks": "submitted", "charged_blocks": "charged",
+                                              "charge_unit": "unit", "charge_source": "charge source",
+                                              "source": "source"},
                                            numeric=["submitted_ios", "reaped_ios", "submitted_blocks", "charged_blocks"],
                                            limit=60, csv_name="attribution_by_thread"))
     lat, _ = study.collect(latency.percentiles)
