@@ -94,11 +94,7 @@ uint64_t aiot_now_ns(void)
  * ps, Perfetto) shows "submitter"/"reaper" instead of the host program's name. */
 static void name_thread(const char *name)
 {
-#if defined(__FreeBSD__)
-    pthread_set_name_np(pthread_self(), name);
-#else
-    pthread_setname_np(pthread_self(), name);
-#endif
+    pthread_setname_np(pthread_self(), name); /* glibc, and FreeBSD >= 12.2 (same two arguments) */
 }
 
 static int64_t my_tid(void)
