@@ -89,13 +89,13 @@ def _ordered_modes(frame: pd.DataFrame) -> list[str]:
     return sorted(set(frame["mode"].dropna().astype(str)), key=lambda m: (mode_rank(m), m))
 
 
-def _log_axis(axis, base: int = 10) -> None:
-    from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
+def _log_axis(axis, lo: float, hi: float) -> None:
+    """Readable log ticks: 1-2-5 steps over up to two decades, decades beyond; plain numbers."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-    axis.set_major_locator(LogLocator(base=base, subs=(1.0, 2.0, 5.0)))
-    fmt = ScalarFormatter()
-    fmt.set_scientific(False)
-    axis.set_major_formatter(fmt)
+    decades = np.log10(max(hi, 1e-9)) - np.log10(max(lo, 1e-9))
+    axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0) if decades <= 2.5 else (1.0,)))
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}" if v >= 1 else f"{v:g}"))
     axis.set_minor_formatter(NullFormatter())
 
 
@@ -235,7 +235,8 @@ def free_timing_overview(lags: pd.DataFrame, alive: pd.DataFrame) -> plt.Figure:
             ax.plot(x, y, drawstyle="steps-post", color=mode_color(mode), linewidth=1.5 + 0.7 * (len(modes) - 1 - j))
             ax.plot(x[-1:], y[-1:], "o", color=mode_color(mode), markersize=4)
         ax.set_xscale("log")
-        _log_axis(ax.xaxis)
+        lag_us = np.maximum(d["free_lag_ns"].to_numpy(float), 1.0) / 1000
+        _log_axis(ax.xaxis, float(lag_us.min()), float(lag_us.max()))
         ax.set_ylim(0, 1.05)
         ax.set_xlabel("free lag: kernel completion to release of its state (µs, log scale)")
         ax.set_ylabel("fraction of I/Os released")

@@ -49,7 +49,14 @@ def share(v: Any) -> str:
     return BLANK if missing(v) else f"{100 * float(v):.0f} %"
 
 
-FORMATTERS = {"syscalls/I/O": num, "I/O/s": count, "ns": duration, "jobs": lambda v: num(v, 3),
+def jobs(v: Any) -> str:
+    """A job count: '16' when whole (a maximum), '2.69' when a time-weighted mean."""
+    if missing(v):
+        return BLANK
+    return count(v) if float(v).is_integer() else num(v)
+
+
+FORMATTERS = {"syscalls/I/O": num, "I/O/s": count, "ns": duration, "jobs": jobs,
               "fraction": share, "ratio": num}
 
 
