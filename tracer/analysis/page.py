@@ -28,7 +28,7 @@ td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 td.num .spread{display:block;font-size:.72rem;color:#777}
 td.mode{font-weight:600;white-space:nowrap}td.cfg{white-space:nowrap;color:#333}
 tr.not-measured td{background:#fff8f8}
-.src{color:#b00020;font-weight:700;font-size:.78rem;white-space:nowrap}.lossy{color:#b36b00;font-weight:700}
+.src{color:#b00020;font-weight:700;font-size:.78rem;min-width:10rem}.lossy{color:#b36b00;font-weight:700}
 .banner{border:2px solid #b00020;background:#fff3f3;color:#b00020;padding:.6rem .9rem;font-weight:700;margin:1rem 0}
 .swatch{display:inline-block;width:.8rem;height:.8rem;border-radius:2px;margin-right:.35rem;vertical-align:-1px}
 figure{margin:1rem 0 2rem}figure img{max-width:100%;height:auto;border:1px solid #eee}
@@ -95,11 +95,11 @@ def plain_table(frame: pd.DataFrame, columns: dict[str, str], numeric: Iterable[
     return "".join(out)
 
 
-def page(title: str, note: str, banner: str, sections: list[str]) -> str:
+def page(title: str, note: str, banners: list[str], sections: list[str]) -> str:
     stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     return ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
             f"<meta name='viewport' content='width=device-width,initial-scale=1'><title>{esc(title)}</title>"
             f"<style>{CSS}</style></head><body><h1>{esc(title)}</h1>"
             f'<p class="muted">Generated {stamp} by aiotrace. {esc(note)}</p>'
-            + (f'<div class="banner">{esc(banner)}</div>' if banner else "")
+            + "".join(f'<div class="banner">{esc(b)}</div>' for b in banners if b)
             + "".join(sections) + "</body></html>")

@@ -181,15 +181,24 @@ D33144_UAF_WARNING = (
     "corrupt kernel memory; treat its figures as suspect until the patch is fixed")
 
 
+def d33144_reap_in(runs: pd.DataFrame) -> bool:
+    return runs is not None and len(runs) > 0 and any(runs_d33144_reap(r) for r in runs.to_dict("records"))
+
+
 def runs_d33144_reap(prov: dict[str, Any]) -> bool:
     """True for a FreeBSD REAP run: REAP exists only on the D33144 tree, and only REAP jobs take
     the aio_free_entry path in aio_bio_done_notify."""
     return prov.get("os") == "FreeBSD" and prov.get("mode") == "reap"
 
 
-def sources_note(runs: pd.DataFrame, not_ok: pd.DataFrame | None = None) -> str:
+def sources_note(runs: pd.DataFrame | Iterable[Any], not_ok: pd.DataFrame | None = None, warnings: bool = True) -> str:
     """A sentence saying which runs are measured, which are FreeBSD fixtures or model output (not
-    measurements), which lost events, and which bundles were not counted."""
+    measurements), which lost events, which bundles were not counted, and (``warnings``) the D33144
+    tree's use-after-free when a REAP run is among them. ``runs``: per-run rows (Study.runs) or models."""
+    if not isinstance(runs, pd.DataFrame):
+        from tracer.analysis.requires import provenance
+
+        runs = pd.DataFrame([provenance(m) for m in runs])
     if runs is None or runs.empty:
         parts = ["No status-ok runs"]
     else:
@@ -201,7 +210,7 @@ def sources_note(runs: pd.DataFrame, not_ok: pd.DataFrame | None = None) -> str:
             n = int((runs["source"] == label).sum())
             if n:
                 parts.append(f"{n} run(s) are a {label}")
-        if any(runs_d33144_reap(row) for row in runs.to_dict("records")):
+        if warnings and d33144_reap_in(runs):
             parts.append(D33144_UAF_WARNING)
         lossy = runs[runs["lossy"]]
         if len(lossy):
@@ -399,10 +408,12 @@ def write_page(study: Study, out_dir: Path, notebooks: Iterable[str] = ()) -> Pa
     appendix.append("<p class='muted'>Raw numbers (ns, unrounded): <code>tables/*.csv</code> and "
                     "<code>tables/*.json</code>.</p></section>")
     labels = sorted(set(study.runs["source"]) & set(NOT_MEASURED)) if len(study.runs) else []
-    banner = ("Rows marked " + " / ".join(labels) + " are NOT measurements: they show what aiotrace computes "
-              "from FreeBSD traces it cannot capture here.") if labels else ""
+    banners = [("Rows marked " + " / ".join(labels) + " are NOT measurements: they show what aiotrace computes "
+                "for FreeBSD, which it cannot run here.") if labels else "",
+               D33144_UAF_WARNING + "." if d33144_reap_in(study.runs) else ""]
     index = Path(out_dir) / "index.html"
-    index.write_text(page.page("aiotrace report", study.note(), banner, sections + appendix))
+    index.write_text(page.page("aiotrace report", sources_note(study.runs, study.not_ok, warnings=False), banners,
+                               sections + appendix))
     return index
 
 
