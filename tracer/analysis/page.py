@@ -26,7 +26,7 @@ th,td{padding:.25rem .55rem;border-bottom:1px solid #e3e3e3;vertical-align:top}
 th{background:#f4f5f7;text-align:left;font-weight:600;position:sticky;top:0}
 td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 td.num .spread{display:block;font-size:.72rem;color:#777}
-td.mode{font-weight:600;white-space:nowrap}td.cfg{white-space:nowrap;color:#333}
+td.mode{font-weight:600;white-space:nowrap}td.cfg{color:#333;min-width:14rem}
 tr.not-measured td{background:#fff8f8}
 .src{color:#b00020;font-weight:700;font-size:.78rem;min-width:10rem}.lossy{color:#b36b00;font-weight:700}
 .banner{border:2px solid #b00020;background:#fff3f3;color:#b00020;padding:.6rem .9rem;font-weight:700;margin:1rem 0}
@@ -51,7 +51,9 @@ def png_img(png: bytes, alt: str, css_class: str, question: str) -> str:
 def headline_table(frame: pd.DataFrame, metrics: dict[str, str], text: dict[str, str], question: str,
                    colors: dict[str, str]) -> str:
     """A headline table: OS, mode (with its colour), configuration, n, one column per metric (the
-    mean, and its interval or range in small type beneath), the text columns, and the source."""
+    mean, and its interval or range in small type beneath), the text columns, and the source.
+    A metric no row has (e.g. the REAP projection in a Linux-only report) is left out."""
+    metrics = {m: h for m, h in metrics.items() if m in frame.columns and (frame[m] != "").any()}
     head = ["OS", "mode", "configuration", "runs", *metrics.values(), *text.values(), "source"]
     out = [f'<table class="headline" data-question="{esc(question)}"><thead><tr>'
            + "".join(f"<th>{esc(h)}</th>" for h in head) + "</tr></thead><tbody>"]

@@ -143,13 +143,14 @@ def print_headlines(paths, console=None) -> None:
         t = study.headline(q.key)
         if not len(t):
             continue
+        metrics = {m: h for m, h in q.metrics.items() if (t[m] != "").any()}  # none of these runs has it: omit
         table = Table(title=q.title, title_justify="left")
-        for h in ("OS", "mode", "configuration", "n", *q.metrics.values(), *q.text.values()):
+        for h in ("OS", "mode", "configuration", "n", *metrics.values(), *q.text.values()):
             table.add_column(h, justify="right" if h not in ("OS", "mode", "configuration") else "left")
         for r in t.to_dict("records"):
             note = "" if r["source"] == "measured" else f" [red]{r['source']}[/]"
             table.add_row(r["os"], r["mode"], r["configuration"] + note + (" [yellow]LOSSY[/]" if r["lossy"] else ""),
-                          str(r["n"]), *(r[m] for m in q.metrics), *(r[c] for c in q.text))
+                          str(r["n"]), *(r[m] for m in metrics), *(r[c] for c in q.text))
         console.print(table)
     pe = headline.probe_effect(study.summary)
     if len(pe):
