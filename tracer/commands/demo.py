@@ -144,13 +144,14 @@ def print_headlines(paths, console=None) -> None:
         if not len(t):
             continue
         metrics = {m: h for m, h in q.metrics.items() if (t[m] != "").any()}  # none of these runs has it: omit
+        text = {c: h for c, h in q.text.items() if c != "release_point"}  # a sentence: in the page only
         table = Table(title=q.title, title_justify="left")
-        for h in ("OS", "mode", "configuration", "n", *metrics.values(), *q.text.values()):
+        for h in ("OS", "mode", "configuration", "n", *metrics.values(), *text.values()):
             table.add_column(h, justify="right" if h not in ("OS", "mode", "configuration") else "left")
         for r in t.to_dict("records"):
             note = "" if r["source"] == "measured" else f" [red]{r['source']}[/]"
             table.add_row(r["os"], r["mode"], r["configuration"] + note + (" [yellow]LOSSY[/]" if r["lossy"] else ""),
-                          str(r["n"]), *(r[m] for m in metrics), *(r[c] for c in q.text))
+                          str(r["n"]), *(r[m] for m in metrics), *(r[c] for c in text))
         console.print(table)
     pe = headline.probe_effect(study.summary)
     if len(pe):
