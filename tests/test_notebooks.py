@@ -16,7 +16,7 @@ import pytest
 
 from conftest import REPO
 from tracer.analysis import report
-from tracer.analysis.requires import FIXTURE_LABEL
+from tracer.analysis.requires import MODEL_LABEL
 from tracer.errors import AnalysisError
 
 FIXTURES = REPO / "tests" / "data" / "freebsd"
@@ -64,7 +64,7 @@ def test_every_notebook_runs_on_a_fresh_kernel_with_no_parameter_and_with_one_pa
         images = [o for o in outputs if "image/png" in o.get("data", {})]
         assert images, (name, bundles)
         text = json.dumps([o.get("data", {}).get("text/html", "") for o in outputs])
-        assert FIXTURE_LABEL in text, (name, bundles)
+        assert MODEL_LABEL in text, (name, bundles)
         if bundles is not None:
             assert "aio-poll" not in text, name  # the one path was read as one path, not its characters
     assert list(cwd.iterdir()) == []  # nothing written to the current directory
@@ -91,7 +91,7 @@ def test_report_writes_page_notebooks_figures_and_tables(built_report):
     out, index = built_report
     assert index == out / "index.html"
     html = index.read_text()
-    for text in ("Syscall amplification", "Per-thread rusage attribution", "Async-free timing", FIXTURE_LABEL):
+    for text in ("Syscall amplification", "Per-thread rusage attribution", "Async-free timing", MODEL_LABEL):
         assert text in html, text
     assert html.count('<img class="headline-figure"') == 3 and "data:image/png;base64," in html
     for name in ("headline_amplification", "headline_attribution", "headline_free_timing", "amplification_by_role"):
@@ -111,7 +111,7 @@ def test_report_writes_page_notebooks_figures_and_tables(built_report):
 def test_report_shows_reap_against_every_legacy_freebsd_mode(built_report):
     out, _ = built_report
     roles = pd.read_csv(out / "tables" / "amplification_by_role.csv")
-    assert (roles["source"] == FIXTURE_LABEL).all()
+    assert (roles["source"] == MODEL_LABEL).all()
     assert {"reap", "kevent", "aio-poll", "aio-suspend", "waitcomplete", "kevent-error"} <= set(roles["mode"])
     per_mode = roles[roles["role"] == "result"].groupby("mode")["per_io"].max()
     assert per_mode["reap"] == 0  # D33144: the result is in kev.data, no aio_return

@@ -9,7 +9,7 @@ import click
 from tracer.errors import AnalysisError, SpecError
 from tracer.outputs import atomic_write, check_writable
 from tracer.modes import LINUX_MODES, modes_for
-from workloads.spec import OPS, PATTERNS, SUBMITS, THREADS, spec_from_options
+from workloads.spec import OPS, PATTERNS, SUBMITS, THREADS, default_data_file, spec_from_options
 
 
 def _ints(text: str, what: str) -> list[int]:
@@ -33,7 +33,8 @@ def _ints(text: str, what: str) -> list[int]:
 @click.option("--op", type=click.Choice(OPS), default="read", show_default=True)
 @click.option("--bs", default="4k", show_default=True)
 @click.option("--count", "-n", type=int, default=2000, show_default=True, help="I/Os per run")
-@click.option("--file", "-f", "file", default="aiotrace.dat", show_default=True)
+@click.option("--file", "-f", "file", default=lambda: default_data_file(),
+              show_default="$XDG_CACHE_HOME/aiotrace/aiotrace.dat")
 @click.option("--file-size", default="64M", show_default=True)
 @click.option("--direct/--no-direct", default=False, show_default=True, help="O_DIRECT")
 @click.option("--pattern", type=click.Choice(PATTERNS), default="rand", show_default=True)
@@ -147,7 +148,7 @@ def compare(paths, metrics, csv_path, wide):
     if unknown:
         raise AnalysisError(f"unknown metric(s) {', '.join(unknown)} (known: {', '.join(cmp.METRICS)})")
     console = Console(width=None if wide else min(100, Console().width or 100), soft_wrap=False)
-    sides = []
+    sides, models = [], []
     for p in (paths if len(paths) == 2 else [paths]):
         ok, not_ok = cmp.select_bundles([p] if isinstance(p, str) else p,
                                         note=lambda msg: click.echo(f"aiotrace: note: {msg}", err=True))
@@ -157,7 +158,9 @@ def compare(paths, metrics, csv_path, wide):
             raise AnalysisError("no run bundles with status ok under " + (p if isinstance(p, str) else ", ".join(p)))
         from tracer.model import load_bundle
 
-        sides.append(cmp.runs_table([load_bundle(b) for b in ok]))
+        side_models = [load_bundle(b) for b in ok]
+        models += side_models
+        sides.append(cmp.runs_table(side_models))
     if len(sides) == 2:
         a, b = sides
         ch = cmp.change(a, b, wanted)
@@ -215,6 +218,13 @@ def compare(paths, metrics, csv_path, wide):
         sources = set(runs["source"]) & set(NOT_MEASURED)
     for label in sorted(sources):
         console.print(f"[bold red]Columns with FreeBSD modes come from a {label}.[/]")
+    from tracer.analysis.requires import unavailable_figures
+
+    foreign = [m for m in models if unavailable_figures(m)]
+    if foreign:  # say which figures a foreign program cannot have, instead of leaving '-' unexplained
+        console.print(f"{len(foreign)} column(s) trace a program other than aiotrace's workload: its I/Os are "
+                      "counted from kernel and syscall events over its I/O window; not available: "
+                      + "; ".join(f"{u['figure']} ({u['why']})" for u in unavailable_figures(foreign[0])) + ".")
     if any(m == "reap_projected_per_io" for m in wanted) and any(
             (side.get("reap_projected_per_io") is not None and side["reap_projected_per_io"].notna().any())
             for side in sides):

@@ -34,7 +34,7 @@ from typing import Any, Callable, Iterable
 import pandas as pd
 
 from tracer.analysis import fmt
-from tracer.analysis.requires import NOT_MEASURED, bundle_name, can_run
+from tracer.analysis.requires import FIXTURE_LABEL, MODEL_LABEL, NOT_MEASURED, bundle_name, can_run
 from tracer.errors import AnalysisError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -206,10 +206,16 @@ def sources_note(runs: pd.DataFrame | Iterable[Any], not_ok: pd.DataFrame | None
         measured = runs[~runs["source"].isin(NOT_MEASURED)]
         if len(measured):
             parts.append(f"{len(measured)} run(s) measured on {', '.join(sorted(set(measured['os'].dropna())))}")
-        for label in NOT_MEASURED:
-            n = int((runs["source"] == label).sum())
-            if n:
-                parts.append(f"{n} run(s) are a {label}")
+        n_fix = int((runs["source"] == FIXTURE_LABEL).sum())
+        if n_fix:
+            parts.append(f"{n_fix} run(s) are a {FIXTURE_LABEL}: hand-written FreeBSD fixture bundles that show "
+                         "what the analyses compute, not measurements of a FreeBSD kernel")
+        n_model = int((runs["source"] == MODEL_LABEL).sum())
+        if n_model:
+            parts.append(f"{n_model} run(s) come from the {MODEL_LABEL}: `aiotrace simulate` ran the FreeBSD modes "
+                         "against a user-space model of FreeBSD's AIO and kqueue rules (stock and D33144/D33271 "
+                         "kernels, workloads/fbsd_model); they show what those rules imply, not what a FreeBSD "
+                         "kernel measures")
         if warnings and d33144_reap_in(runs):
             parts.append(D33144_UAF_WARNING)
         lossy = runs[runs["lossy"]]

@@ -20,7 +20,7 @@ import pandas as pd
 from tracer.errors import AnalysisError
 
 FIXTURE_LABEL = "FreeBSD fixture (not a measurement)"
-MODEL_LABEL = "FreeBSD semantics model (not a measurement)"
+MODEL_LABEL = "FreeBSD semantics model (not a measurement)"  # aiotrace simulate (tracer.simulate)
 MEASURED_LABEL = "measured"
 NOT_MEASURED = (FIXTURE_LABEL, MODEL_LABEL)
 ColumnSpec = "str | tuple[str, ...]"
@@ -139,8 +139,8 @@ def provenance(model: Any) -> dict[str, Any]:
     target = manifest.get("target") or {}
     if target.get("kind") in ("command", "pid") and not spec.get("mode"):
         # a foreign program: its name stands where the workload's mode would
-        spec = {"mode": "pid " + str(target.get("pid")) if target.get("kind") == "pid"
-                else " ".join(target.get("argv") or [])[:60]}
+        spec = {"mode": target.get("label") or (f"pid {target.get('pid')}" if target.get("kind") == "pid"
+                                                else " ".join(target.get("argv") or [])[:32])}
     return {
         "run_id": bundle_name(model),
         "os": manifest.get("os"),
@@ -177,8 +177,9 @@ def source_label(manifest: dict) -> str:
     to be shown as a measurement)."""
     if manifest.get("fixture"):
         return FIXTURE_LABEL
-    if manifest.get("model") or manifest.get("simulated"):
-        return MODEL_LABEL
+    model = manifest.get("model")
+    if model:  # aiotrace simulate writes {"label": MODEL_LABEL, "kernel": ...}
+        return model.get("label", MODEL_LABEL) if isinstance(model, dict) else MODEL_LABEL
     return MEASURED_LABEL
 
 
