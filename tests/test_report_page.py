@@ -88,6 +88,7 @@ def test_freebsd_report_in_chromium(freebsd_report, tmp_path):
     assert html.index(str(FIXTURES)) > html.index('id="appendix"')  # paths only in the appendix
     assert MODEL_LABEL.upper() in text.upper().split("THE ANSWERS")[0]  # the banner, before any number
     assert "reaper" in text and "submitter" in text and " µs" in text
+    assert "IOPS traced / untraced" not in text  # no untraced partner: no probe-effect table
 
 
 def test_demo_report_in_chromium(demo_run, tmp_path):

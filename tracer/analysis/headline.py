@@ -195,13 +195,15 @@ def probe_effect(summary: pd.DataFrame) -> pd.DataFrame:
         u = untraced
         for k, v in zip(keys, key):
             u = u[u[k].astype(str) == str(v)]
+        if u.empty:
+            continue  # run only under a tracer (or a FreeBSD fixture/model): no probe effect to show
         row = {**dict(zip([*keys, "backend"], key)), "_rank": mode_rank(str(key[1])), "n": int(g["n"].max()),
                "_key": _sort_key(g.iloc[0])}
         tm, um = g.set_index("metric")["mean"], u.set_index("metric")["mean"]
         for m in BASICS.metrics:
             row[f"{m}__traced"] = fmt.value(tm.get(m), METRICS[m])
-            row[f"{m}__untraced"] = fmt.value(um.get(m), METRICS[m]) if len(u) else fmt.BLANK
-        t_iops, u_iops = tm.get("iops"), um.get("iops") if len(u) else np.nan
+            row[f"{m}__untraced"] = fmt.value(um.get(m), METRICS[m])
+        t_iops, u_iops = tm.get("iops"), um.get("iops")
         row["iops_ratio"] = fmt.num(t_iops / u_iops) if not fmt.missing(u_iops) and u_iops else fmt.BLANK
         rows.append(row)
     if not rows:
