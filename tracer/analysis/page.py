@@ -49,13 +49,13 @@ def png_img(png: bytes, alt: str, css_class: str, question: str) -> str:
 
 
 def headline_table(frame: pd.DataFrame, metrics: dict[str, str], text: dict[str, str], question: str,
-                   colors: dict[str, str]) -> str:
+                   colors: dict[str, str], css_class: str = "headline") -> str:
     """A headline table: OS, mode (with its colour), configuration, n, one column per metric (the
     mean, and its interval or range in small type beneath), the text columns, and the source.
     A metric no row has (e.g. the REAP projection in a Linux-only report) is left out."""
     metrics = {m: h for m, h in metrics.items() if m in frame.columns and (frame[m] != "").any()}
     head = ["OS", "mode", "configuration", "runs", *metrics.values(), *text.values(), "source"]
-    out = [f'<table class="headline" data-question="{esc(question)}"><thead><tr>'
+    out = [f'<table class="{css_class}" data-question="{esc(question)}"><thead><tr>'
            + "".join(f"<th>{esc(h)}</th>" for h in head) + "</tr></thead><tbody>"]
     for r in frame.to_dict("records"):
         measured = r["source"] not in NOT_MEASURED

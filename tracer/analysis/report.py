@@ -282,7 +282,8 @@ def _detail_sections(study: Study, out: Outputs) -> list[str]:
             cols["iops_ratio"] = "IOPS traced / untraced"
             html_parts.append(page.plain_table(pe, cols, numeric=[c for c in cols if "__" in c or c in ("n", "iops_ratio")]))
         else:
-            html_parts.append(page.headline_table(basics, headline.BASICS.metrics, {}, "basics", _colors(basics)))
+            html_parts.append(page.headline_table(basics, headline.BASICS.metrics, {}, "basics", _colors(basics),
+                                                  css_class="detail"))
         fig = study.figure("basics")
         if fig is not None:
             html_parts.append(_figure_html(out, fig, "probe_effect", "detail-figure", "basics",
