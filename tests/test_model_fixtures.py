@@ -157,7 +157,7 @@ def test_loading_a_bundle_twice_parses_once(tmp_path, monkeypatch):
     import tracer.parse as parse_pkg
 
     bundle = tmp_path / "b"
-    shutil.copytree(FIXTURES / "kevent" / "ktrace-single-stock", bundle, ignore=shutil.ignore_patterns("*-v*"))
+    shutil.copytree(FIXTURES / "kevent" / "ktrace-single-stock", bundle, ignore=shutil.ignore_patterns("*-v*", "model-*"))
     calls = []
     real = parse_pkg.parse_bytes
     monkeypatch.setattr(parse_pkg, "parse_bytes", lambda data, fmt: calls.append(fmt) or real(data, fmt))

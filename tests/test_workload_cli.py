@@ -140,16 +140,3 @@ def test_block_size_below_the_logical_block_size_is_refused_with_o_direct(tmp_pa
     assert r.returncode == 2, r.stderr
     assert r.stderr.strip().endswith(
         f"block size 2048 is not a multiple of the logical block size 4096 that O_DIRECT needs on {mnt}/x.dat")
-
-
-def test_demo_compares_every_linux_mode(tmp_path):
-    # aiotrace demo is now a traced sweep + report (tracer/commands/demo.py): keep it small and out of the tree
-    r = subprocess.run(AIOTRACE + ["demo", "--count", "400", "--reap-batches", "8", "--no-attribution",
-                                   "--out", str(tmp_path / "demo"), "--file", str(tmp_path / "demo.dat"),
-                                   "--file-size", "2M"], cwd=REPO, capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0, r.stderr
-    rows = [line for line in r.stdout.splitlines() if line.startswith("│")]
-    modes = {line.split("│")[1].strip(): line for line in rows}
-    for mode in LINUX_MODES:
-        assert mode in modes and modes[mode].rstrip("│ ").endswith("yes"), r.stdout
-    assert r.stdout.strip().splitlines()[-1] == str(tmp_path / "demo" / "report" / "index.html")

@@ -21,6 +21,7 @@ COMMANDS = {
     "report": "tracer.analysis.cli:report",
     "compare": "tracer.analysis.cli:compare",
     "export": "tracer.analysis.cli:export",
+    "summary": "tracer.analysis.cli:summary",
     "demo": "tracer.commands.demo:demo",
     "simulate": "tracer.commands.simulate:simulate",
 }

@@ -63,6 +63,7 @@ How the tables are built (the same way from every backend; every parser yields e
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -163,11 +164,95 @@ def is_bundle(path: Path) -> bool:
     return True
 
 
-def load_bundle(path, cache: bool = True) -> Model:
-    """Build the model of one run bundle (parsing its raw trace once; the Parquet cache does the rest)."""
+MODEL_VERSION = 3  # bump when build_model's output changes: cached models are rebuilt
+MODEL_FRAMES = ("events", "syscalls", "ios", "threads", "unparsed", "aggregates", "io_counts")
+MODEL_SCALARS = ("losses", "manifest", "summary", "format", "lines", "counts", "foreign", "io_source", "io_total")
+BUILDS = {"count": 0}  # models built (not read from a cache) in this process: tests check the cache
+_MEMO: dict[tuple, Model] = {}
 
+
+def _fingerprint(bundle: Path, manifest: dict) -> str:
+    """Key of a bundle's inputs: model and parser versions plus size and mtime of every file the
+    model is built from (a re-captured or edited bundle gets a new key)."""
+    import hashlib
+
+    from tracer.parse.cache import PARSER_VERSION
+
+    raw = manifest.get("raw") or {}
+    files = ["manifest.json", "record/summary.json", "record/ios.parquet", "record/threads.parquet",
+             str(raw.get("trace") or ""), str(raw.get("stderr") or "raw/tracer.stderr")]
+    parts = [f"m{MODEL_VERSION}", f"p{PARSER_VERSION}"]
+    for name in files:
+        f = bundle / name if name else None
+        st = f.stat() if f is not None and f.is_file() else None
+        parts.append(f"{name}:{st.st_size}:{st.st_mtime_ns}" if st else f"{name}:-")
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:24]
+
+
+def _load_cached(entry: Path) -> Model | None:
+    try:
+        meta = json.loads((entry / "model.json").read_text())
+        frames = {n: pd.read_parquet(entry / f"{n}.parquet") if (entry / f"{n}.parquet").is_file() else None
+                  for n in MODEL_FRAMES}
+        window = tuple(meta["window"]) if meta.get("window") else None
+        return Model(**frames, **{k: meta[k] for k in MODEL_SCALARS}, window=window)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # unreadable or hand-edited entry: rebuild (and replace) it
+
+
+def _store_cached(entry: Path, model: Model) -> None:
+    """Write the model's tables as Parquet under a temporary name, then rename (never half-written);
+    a read-only bundle simply is not cached."""
+    import shutil
+    import tempfile
+
+    try:
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{entry.name}.", dir=entry.parent))
+    except OSError:
+        return
+    try:
+        for n in MODEL_FRAMES:
+            frame = getattr(model, n)
+            if frame is not None:
+                frame = frame.astype({c: "string" for c in frame.columns if frame[c].dtype == object})
+                frame.to_parquet(tmp / f"{n}.parquet", index=False)
+        meta = {**{k: getattr(model, k) for k in MODEL_SCALARS},
+                "window": list(model.window) if model.window else None}
+        (tmp / "model.json").write_text(json.dumps(meta, default=str))
+        if entry.exists():
+            shutil.rmtree(entry, ignore_errors=True)
+        os.rename(tmp, entry)
+    except (OSError, ValueError, TypeError):
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def load_bundle(path, cache: bool = True) -> Model:
+    """The model of one run bundle, built once: kept in memory for this process and as Parquet in
+    the bundle's ``cache/model-<key>/`` for the next (notebook kernels, `compare`, `summary`)."""
     bundle = Path(path)
     manifest = read_manifest(bundle)
+    if not cache:
+        return _build_bundle(bundle, manifest, cache=False)
+    key = _fingerprint(bundle, manifest)
+    memo_key = (str(bundle.resolve()), key)
+    if memo_key in _MEMO:
+        return _MEMO[memo_key]
+    entry = bundle / "cache" / f"model-{key}"
+    model = _load_cached(entry) if (entry / "model.json").is_file() else None
+    if model is None:
+        model = _build_bundle(bundle, manifest, cache=True)
+        _store_cached(entry, model)
+    if len(_MEMO) > 512:
+        _MEMO.clear()
+    _MEMO[memo_key] = model
+    return model
+
+
+def _build_bundle(bundle: Path, manifest: dict, cache: bool) -> Model:
+    """Parse the bundle's raw trace (its Parquet parse cache does the rest) and build the model."""
+
+    BUILDS["count"] += 1
     summary = _read_json(bundle / "record" / "summary.json")
     raw = manifest.get("raw") or {}
     from tracer.parse.losses import bundle_losses
@@ -524,7 +609,31 @@ def _threads(rec: pd.DataFrame | None, events: pd.DataFrame, manifest: dict, sum
             th[c] = th[c].astype("int64") if th[c].notna().all() else th[c].astype("Int64")
         else:
             th[c] = th[c].astype("string")
-    return th[list(cols)].reset_index(drop=True)
+    th = th[list(cols)].reset_index(drop=True)
+    unknown = [c for c, t in cols.items() if t == "int64" and c != "tid"]
+    th[unknown] = th[unknown].astype("Int64").mask(th[unknown].astype("Int64") < 0)  # -1 = not known here
+    th["name"] = thread_names(th, os_name=manifest.get("os") or summary.get("os") or "Linux",
+                              mode=str((manifest.get("spec") or {}).get("mode") or ""))
+    return th
+
+
+# Threads the workload did not start are named by what they are, not by the comm they inherited
+# (glibc's AIO helpers inherit the submitter's name; FreeBSD's aiod are kernel processes).
+HELPER_NAMES = {"iou-wrk": "iou-wrk", "iou-sqp": "iou-sqp", "aiod": "aiod"}
+OWN_NAMES = {"submitter": "submitter", "reaper": "reaper", "both": "submitter", "main": "main"}
+
+
+def thread_names(threads: pd.DataFrame, os_name: str, mode: str) -> pd.Series:
+    """Display name per thread: helpers by role (glibc AIO helper, iou-wrk, iou-sqp, aiod), the
+    workload's own threads by the name they gave themselves, else by role; never missing."""
+    role = threads["role"].fillna("other").astype(str)
+    helper = "glibc AIO helper" if os_name == "Linux" and mode.startswith("aio-") else "aiod" \
+        if os_name == "FreeBSD" else "helper"
+    by_role = role.map({**HELPER_NAMES, "helper": helper})
+    own = role.map(OWN_NAMES)
+    name = threads["name"].astype("string")
+    name = name.mask(name.isin(["?", "", "nan"]))
+    return by_role.fillna(name).fillna(own).fillna(role).astype("string")
 
 
 # Where a foreign program's I/O count comes from, best evidence first (per OS). Each is a count of

@@ -99,6 +99,13 @@ uint64_t aiot_now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+/* Name the calling thread by its role at creation, so every tracer (bpftrace comm, strace -k,
+ * ps, Perfetto) shows "submitter"/"reaper" instead of the host program's name. */
+static void name_thread(const char *name)
+{
+    pthread_setname_np(pthread_self(), name); /* glibc, and FreeBSD >= 12.2 (same two arguments) */
+}
+
 static int64_t my_tid(void)
 {
 #if defined(__linux__)
@@ -903,6 +910,7 @@ static void *reaper_main(void *arg)
 {
     struct run *r = arg;
     struct own_thread *me = &r->own[1];
+    name_thread("reaper");
     me->tid = my_tid();
     take_rusage(&me->before);
     pthread_barrier_wait(&r->barrier); /* 1: window opens */
@@ -956,7 +964,7 @@ static void fill_threads(struct run *r, struct task_snap *before, int nb, struct
         t->nvcsw = o->after.ru_nvcsw - o->before.ru_nvcsw;
         t->nivcsw = o->after.ru_nivcsw - o->before.ru_nivcsw;
         t->io_read_bytes = t->io_write_bytes = -1;
-        snprintf(t->name, sizeof t->name, "%s", "?");
+        snprintf(t->name, sizeof t->name, "%s", i == 0 ? "submitter" : "reaper");
     }
     for (int a = 0; a < na; a++) {
         struct task_snap *ts = &after[a], *bs = NULL;
@@ -1110,6 +1118,11 @@ int aiot_run(const struct aiot_spec *spec, int fd, struct aiot_result *res)
             return res->status = 1;
         }
     }
+#if defined(__linux__)
+    char caller_name[16] = "";
+    pthread_getname_np(pthread_self(), caller_name, sizeof caller_name); /* restored after the run */
+#endif
+    name_thread("submitter");
     static struct task_snap before_tasks[MAX_TASKS], after_tasks[MAX_TASKS];
     int nb = snap_tasks(before_tasks, MAX_TASKS);
     struct rusage self_before, self_after;
@@ -1173,6 +1186,10 @@ int aiot_run(const struct aiot_spec *spec, int fd, struct aiot_result *res)
         r->chunks[c] = NULL;
     }
     fill_threads(r, before_tasks, nb, after_tasks, na);
+#if defined(__linux__)
+    if (caller_name[0])
+        pthread_setname_np(pthread_self(), caller_name);
+#endif
     int failed = atomic_load(&r->failed);
     if (!failed && completed != r->submitted) {
         snprintf(res->message, sizeof res->message, "%s: %llu I/Os submitted but %llu completed", spec->mode,

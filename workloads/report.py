@@ -39,12 +39,18 @@ def print_summary(summary: dict, as_json: bool) -> None:
               f"status {summary['status_calls'] / n:.3f}  result {summary['result_calls'] / n:.3f}")
     console = Console()
     console.print(t)
-    th = Table(title="threads (rusage deltas for own threads; /proc io for all)")
+    th = Table(title="threads (rusage deltas for own threads; /proc io for all; blank: not known)")
     for col in ("tid", "name", "role", "inblock", "oublock", "utime", "stime", "io read", "io write"):
-        th.add_column(col)
+        th.add_column(col, justify="left" if col in ("name", "role") else "right")
+
+    def known(v) -> str:  # the engine writes -1 where a value cannot be known for that thread
+        return "" if v is None or v < 0 else f"{v:,}"
+
+    helper = "glibc AIO helper" if summary["mode"].startswith("aio-") else "helper"
     for r in summary["threads"]:
-        th.add_row(str(r["tid"]), r["name"], r["role"], str(r["inblock"]), str(r["oublock"]),
-                   fmt_ns(r["utime_ns"]) if r["utime_ns"] >= 0 else "-",
-                   fmt_ns(r["stime_ns"]) if r["stime_ns"] >= 0 else "-",
-                   str(r["io_read_bytes"]), str(r["io_write_bytes"]))
+        name = helper if r["role"] == "helper" else r["name"]  # helpers inherit the submitter's name
+        th.add_row(str(r["tid"]), name, r["role"], known(r["inblock"]), known(r["oublock"]),
+                   fmt_ns(r["utime_ns"]) if r["utime_ns"] >= 0 else "",
+                   fmt_ns(r["stime_ns"]) if r["stime_ns"] >= 0 else "",
+                   known(r["io_read_bytes"]), known(r["io_write_bytes"]))
     console.print(th)

@@ -75,6 +75,41 @@ def _windowed(model: Any) -> pd.DataFrame:
     return sc[sc["in_window"].fillna(False).astype(bool)]
 
 
+WINDOW_MAPS = ("@window_syscalls", "window_syscalls")  # bpftrace aiotrace-agg.bt / dtrace aiotrace-agg.d
+COUNTS = {"syscalls": ("name", "role", "tid", "in_window")}
+AGG_COUNTS = {"aggregates": ("map", "key", "value")}
+
+
+def window_counts(model: Any) -> pd.DataFrame:
+    """Syscalls in the measurement window per (``tid``, ``name``, ``role``): ``syscalls``. From the
+    per-call table when the bundle has one, else from an aggregate bundle's in-kernel counts
+    (``@window_syscalls[tid, nr]`` / ``window_syscalls tid name``: counts only, no durations;
+    io_uring_enter counts as submit there, as the call's to_submit is not kept)."""
+    if model.has("syscalls", "name"):
+        sc = _windowed(model).assign(role=lambda d: d["role"].fillna("other"))
+        return sc.groupby(["tid", "name", "role"], observed=True).size().rename("syscalls").reset_index()
+    from tracer.errors import AnalysisError
+    from tracer.model import roles
+
+    agg = model.aggregates
+    rows = agg[agg["map"].isin(WINDOW_MAPS)] if agg is not None and len(agg) else None
+    if rows is None or rows.empty:
+        raise AnalysisError("no per-call trace and no in-window syscall counts in this bundle")
+    keys = rows["key"].astype(str).str.split(",", n=1, expand=True)
+    os_name = (getattr(model, "manifest", None) or {}).get("os") or "Linux"
+    names = keys[1].str.strip()
+    if os_name == "Linux":
+        from tracer.data import linux_syscall_names
+
+        table = linux_syscall_names()
+        names = names.map(lambda v: table.get(int(v), f"nr{v}") if str(v).isdigit() else v)
+    out = pd.DataFrame({"tid": pd.to_numeric(keys[0], errors="coerce").astype("Int64").to_numpy(),
+                        "name": names.astype("string").to_numpy(),
+                        "syscalls": rows["value"].astype("int64").to_numpy()})
+    out["role"] = roles(out["name"], pd.Series(1, index=out.index), os_name).to_numpy()
+    return out.groupby(["tid", "name", "role"], observed=True)["syscalls"].sum().reset_index()
+
+
 def _floor_for(model: Any) -> dict[str, float]:
     p = provenance(model)
     try:
@@ -83,12 +118,13 @@ def _floor_for(model: Any) -> dict[str, float]:
         return {**dict.fromkeys(ROLES, np.nan), "total": np.nan}
 
 
-@requires(tables={"syscalls": ("name", "role", "tid", "in_window")})
+@requires(tables=COUNTS, or_tables=[AGG_COUNTS])
 def by_role(model: Any) -> pd.DataFrame:
     """One row per role plus ``total``: ``syscalls`` (count in window), ``ios``, ``per_io``
-    (syscalls / I/O) and ``floor_per_io`` (the mode's theoretical floor), ``excess_per_io``."""
+    (syscalls / I/O) and ``floor_per_io`` (the mode's theoretical floor), ``excess_per_io``.
+    Aggregate bundles give the same rows from in-kernel counts (``counts_only`` says so)."""
     ios = io_count(model)
-    counts = _windowed(model)["role"].fillna("other").value_counts()
+    counts = window_counts(model).groupby("role")["syscalls"].sum()
     counts = counts.reindex(list(ROLES), fill_value=0)
     floor = _floor_for(model)
     out = pd.DataFrame({"role": list(ROLES) + ["total"],
@@ -100,14 +136,13 @@ def by_role(model: Any) -> pd.DataFrame:
     return with_provenance(out, model)
 
 
-@requires(tables={"syscalls": ("name", "role", "tid", "in_window")})
+@requires(tables=COUNTS, or_tables=[AGG_COUNTS])
 def by_thread(model: Any) -> pd.DataFrame:
     """One row per (thread, role): ``tid``, ``thread`` (name), ``thread_role`` (from the workload's
     thread record: main/submitter/reaper/helper/iou-wrk...), ``role``, ``syscalls``, ``per_io``."""
     ios = io_count(model)
-    sc = _windowed(model)
-    grouped = (sc.assign(role=sc["role"].fillna("other"))
-                 .groupby(["tid", "role"], observed=True).size().rename("syscalls").reset_index())
+    grouped = window_counts(model).groupby(["tid", "role"], observed=True)["syscalls"].sum().reset_index()
+    grouped["tid"] = grouped["tid"].astype("int64")
     threads = getattr(model, "threads", None)
     if threads is not None and len(threads) and "tid" in threads.columns:
         names = threads[["tid", "name", "role"]].rename(columns={"name": "thread", "role": "thread_role"})

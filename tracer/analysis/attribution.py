@@ -108,6 +108,15 @@ def by_thread(model: Any) -> pd.DataFrame:
     return with_provenance(out[cols].sort_values("tid").reset_index(drop=True), model)
 
 
+OWN_LABELS = {"submitter": "submitter", "reaper": "reaper", "both": "submitter (also reaps)", "main": "main"}
+
+
+def charged_label(thread: pd.Series) -> str:
+    """Who a thread is, for people: the workload's own threads by role, helpers by name
+    (glibc AIO helper, iou-wrk, iou-sqp, aiod)."""
+    return OWN_LABELS.get(str(thread["thread_role"])) or str(thread["thread"])
+
+
 def summarize(per_thread: pd.DataFrame) -> pd.DataFrame:
     """One row per run from :func:`by_thread` rows: ``submitted_blocks``, ``charged_blocks`` (in
     ``charge_unit``), ``share_not_submitter`` (0..1), ``charged_thread_role`` (role holding most charged blocks)
@@ -129,8 +138,8 @@ def summarize(per_thread: pd.DataFrame) -> pd.DataFrame:
         first = g.iloc[0]
         rows.append({"run_id": run_id, "submitted_blocks": float(g["submitted_blocks"].sum()),
                      "charged_blocks": total, "charge_unit": g["charge_unit"].iloc[0],
-                     "share_not_submitter": share,
-                     "charged_thread_role": top_role, "verdict": verdict,
+                     "share_not_submitter": share, "charged_thread_role": top_role,
+                     "charged_thread": None if top is None else charged_label(top), "verdict": verdict,
                      **{c: first[c] for c in ("os", "kernel", "backend", "mode", "op", "depth", "threads", "direct",
                                               "source", "lossy", "loss_note") if c in g.columns}})
     return pd.DataFrame(rows)

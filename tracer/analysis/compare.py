@@ -6,7 +6,8 @@ when the bundle has what it needs. :func:`tidy` melts many such rows into long f
 :func:`summarize` groups repetitions of the same configuration (os, backend, mode, op, depth,
 batch, reap batch, threads, submit, direct, source): ``n``, ``mean``, ``std``, ``ci_low``,
 ``ci_high`` (Student t, 95%, from a table: scipy is not a dependency), and ``lossy`` (any run in
-the group had tracer losses). With one repetition the interval is NaN, not zero.
+the group had tracer losses). Below three repetitions the interval is NaN and
+``min``/``max`` (the range) stand in for it.
 """
 from __future__ import annotations
 
@@ -23,7 +24,8 @@ from tracer.errors import AnalysisError
 from tracer.schema import ROLES
 
 CONFIG_COLUMNS = ("os", "backend", "mode", "op", "depth", "batch", "reap_batch", "threads", "submit",
-                  "direct", "source")
+                  "direct", "kernel_variant", "source", "counts_only")
+MIN_N_CI = 3  # repetitions needed for an interval; below, the range is shown
 # two-sided 95% Student t quantiles t(0.975, df)
 _T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262,
          10: 2.228, 11: 2.201, 12: 2.179, 13: 2.160, 14: 2.145, 15: 2.131, 16: 2.120, 17: 2.110,
@@ -34,9 +36,11 @@ METRICS: dict[str, str] = {
     **{f"{r}_per_io": "syscalls/I/O" for r in (*ROLES, "total")},
     "total_floor": "syscalls/I/O", "iops": "I/O/s", "cpu_ns_per_io": "ns", "observed_p50_ns": "ns",
     "observed_p99_ns": "ns", "complete_p50_ns": "ns", "free_lag_p50_ns": "ns", "free_lag_p99_ns": "ns",
-    "max_alive": "jobs", "share_not_submitter": "fraction",
+    "mean_alive": "jobs", "max_alive": "jobs", "share_not_submitter": "fraction",
     "reap_projected_per_io": "syscalls/I/O, projected for REAP",
 }
+# per-run text columns carried beside the metrics (not averaged): the thread charged, the limit
+TEXT_COLUMNS = ("charged_thread", "release_point")
 
 
 def t975(df: int) -> float:
@@ -56,7 +60,13 @@ def run_metrics(model: Any) -> dict[str, Any]:
     row: dict[str, Any] = dict(provenance(model))
     row.update({m: np.nan for m in METRICS})
     if can_run(amplification.by_role, model)[0]:
-        roles = amplification.by_role(model).set_index("role")
+        try:
+            roles = amplification.by_role(model).set_index("role")
+        except AnalysisError:  # an aggregate bundle without in-window counts
+            roles = None
+    else:
+        roles = None
+    if roles is not None:
         for r in (*ROLES, "total"):
             row[f"{r}_per_io"] = roles.at[r, "per_io"]
         row["total_floor"] = roles.at["total", "floor_per_io"]
@@ -76,11 +86,17 @@ def run_metrics(model: Any) -> dict[str, Any]:
             row["observed_p50_ns"], row["observed_p99_ns"] = lat.at["observed", "p50"], lat.at["observed", "p99"]
         if "complete" in lat.index:
             row["complete_p50_ns"] = lat.at["complete", "p50"]
+    row.update(dict.fromkeys(TEXT_COLUMNS, None))
+    row["limit"] = np.nan
     if can_run(free_timing.percentiles, model)[0]:
         ft = free_timing.percentiles(model).iloc[0]
-        row["free_lag_p50_ns"], row["free_lag_p99_ns"], row["max_alive"] = ft["p50"], ft["p99"], ft["max_alive"]
+        row["free_lag_p50_ns"], row["free_lag_p99_ns"] = ft["p50"], ft["p99"]
+        row["mean_alive"], row["max_alive"], row["limit"] = ft["mean_alive"], ft["max_alive"], ft["limit"]
+        row["release_point"] = ft["release_point"]
     if can_run(attribution.by_thread, model)[0]:
-        row["share_not_submitter"] = attribution.summarize(attribution.by_thread(model)).iloc[0]["share_not_submitter"]
+        att = attribution.summarize(attribution.by_thread(model)).iloc[0]
+        row["share_not_submitter"] = att["share_not_submitter"]
+        row["charged_thread"] = att.get("charged_thread") or att["charged_thread_role"]
     return row
 
 
@@ -103,15 +119,18 @@ def summarize(runs: pd.DataFrame) -> pd.DataFrame:
     (95% t interval of the mean), ``lossy`` (any run lossy), per metric."""
     long = tidy(runs)
     if long.empty:
-        return pd.DataFrame(columns=[*CONFIG_COLUMNS, "metric", "unit", "n", "mean", "std", "ci_low", "ci_high", "lossy"])
+        return pd.DataFrame(columns=[*CONFIG_COLUMNS, "metric", "unit", "n", "mean", "std", "ci_low", "ci_high",
+                                     "min", "max", "lossy"])
     keys = [c for c in CONFIG_COLUMNS if c in long.columns]
     filled = long.assign(**{k: long[k].astype("object").where(long[k].notna(), "-") for k in keys})
     g = filled.groupby([*keys, "metric", "unit"], sort=False)
-    out = g["value"].agg(n="count", mean="mean", std="std").reset_index()
+    out = g["value"].agg(n="count", mean="mean", std="std", min="min", max="max").reset_index()
     out["lossy"] = g["lossy"].any().to_numpy()
-    half = out.apply(lambda r: t975(int(r["n"]) - 1) * r["std"] / np.sqrt(r["n"]) if r["n"] > 1 else np.nan, axis=1)
+    # no interval below three repetitions: t(0.975, 1) = 12.7 makes a two-run "interval" meaningless
+    half = out.apply(lambda r: t975(int(r["n"]) - 1) * r["std"] / np.sqrt(r["n"]) if r["n"] >= MIN_N_CI else np.nan,
+                     axis=1)
     out["ci_low"], out["ci_high"] = out["mean"] - half, out["mean"] + half
-    return out[[*keys, "metric", "unit", "n", "mean", "std", "ci_low", "ci_high", "lossy"]]
+    return out[[*keys, "metric", "unit", "n", "mean", "std", "ci_low", "ci_high", "min", "max", "lossy"]]
 
 
 def bundle_paths(paths: Iterable[str | Path], note: Callable[[str], None] | None = None) -> list[Path]:
@@ -144,9 +163,116 @@ def bundle_paths(paths: Iterable[str | Path], note: Callable[[str], None] | None
     return out
 
 
+NOT_OK_COLUMNS = ["bundle", "run_id", "status", "reason"]
+
+
+def select_bundles(paths: Iterable[str | Path], note: Callable[[str], None] | None = None
+                   ) -> tuple[list[Path], pd.DataFrame]:
+    """Split the bundles under ``paths`` into those whose manifest says ``status: ok`` (the only
+    ones measured, averaged or plotted) and the others: one row each with ``bundle``, ``run_id``,
+    ``status`` (failed, interrupted, unreadable...) and ``reason``, to be listed, never averaged in.
+    A ``manifest.json`` that is not a run manifest (not JSON, not an object) is listed as
+    ``not a bundle``."""
+    ok, others = [], []
+    for bundle in bundle_paths(paths, note):
+        try:
+            manifest = json.loads((bundle / "manifest.json").read_text())
+        except (OSError, ValueError) as exc:
+            others.append({"bundle": str(bundle), "run_id": bundle.name, "status": "not a bundle",
+                           "reason": f"manifest.json unreadable: {exc}"})
+            continue
+        if not isinstance(manifest, dict):
+            others.append({"bundle": str(bundle), "run_id": bundle.name, "status": "not a bundle",
+                           "reason": "manifest.json is not a JSON object"})
+            continue
+        status = manifest.get("status")
+        if status == "ok":
+            ok.append(bundle)
+        else:
+            others.append({"bundle": str(bundle), "run_id": str(manifest.get("run_id") or bundle.name),
+                           "status": str(status or "unknown"), "reason": str(manifest.get("reason") or "")})
+    return ok, pd.DataFrame(others, columns=NOT_OK_COLUMNS)
+
+
 def load_models(paths: Iterable[str | Path], note: Callable[[str], None] | None = None) -> list[Any]:
-    """Load every bundle under ``paths`` with tracer.model.load_bundle."""
-    bundles = bundle_paths(paths, note)
+    """The model of every status-ok bundle under ``paths`` (see :func:`select_bundles`), each
+    built once per process and cached on disk (tracer.model.load_bundle)."""
     from tracer.model import load_bundle
 
-    return [load_bundle(p) for p in bundles]
+    ok, _ = select_bundles(paths, note)
+    return [load_bundle(p) for p in ok]
+
+
+# --------------------------------------------------------------------------- A versus B
+
+def _interval(values: np.ndarray) -> tuple[float, float]:
+    """95% Student-t interval of the mean of ``values`` (NaN below n=2)."""
+    n = len(values)
+    if n < MIN_N_CI:
+        return (np.nan, np.nan)
+    half = t975(n - 1) * values.std(ddof=1) / np.sqrt(n)
+    return (values.mean() - half, values.mean() + half)
+
+
+def ratio_interval(a: np.ndarray, b: np.ndarray, resamples: int = 4000, seed: int = 0) -> tuple[float, float]:
+    """95% percentile-bootstrap interval of mean(b) / mean(a), resampling the runs of each side
+    independently (NaN when either side has fewer than 3 runs, or mean(a) can be 0)."""
+    a, b = np.asarray(a, dtype="float64"), np.asarray(b, dtype="float64")
+    if len(a) < MIN_N_CI or len(b) < MIN_N_CI:
+        return (np.nan, np.nan)
+    rng = np.random.default_rng(seed)
+    ma = a[rng.integers(0, len(a), (resamples, len(a)))].mean(axis=1)
+    mb = b[rng.integers(0, len(b), (resamples, len(b)))].mean(axis=1)
+    if (ma == 0).any():
+        return (np.nan, np.nan)
+    lo, hi = np.percentile(mb / ma, [2.5, 97.5])
+    return (float(lo), float(hi))
+
+
+def matching_keys(a: pd.DataFrame, b: pd.DataFrame) -> tuple[list[str], list[str]]:
+    """Configuration columns to pair A's runs with B's (the ones A and B share values of), and
+    the ones that differ wholesale between A and B (what the comparison is about)."""
+    keys, differ = [], []
+    for c in CONFIG_COLUMNS:
+        if c not in a.columns or c not in b.columns:
+            continue
+        va, vb = set(a[c].astype(str)), set(b[c].astype(str))
+        (differ if va.isdisjoint(vb) else keys).append(c)
+    return keys, differ
+
+
+def change(a: pd.DataFrame, b: pd.DataFrame, metrics: Iterable[str] | None = None) -> pd.DataFrame:
+    """Per paired configuration and metric, B against A from two :func:`runs_table` frames:
+    ``config`` (the shared values), ``metric``, ``unit``, ``n_a``, ``mean_a``, ``ci_low_a``,
+    ``ci_high_a``, ``min_a``, ``max_a``, the same for b, ``ratio`` (mean_b / mean_a), ``ratio_low``,
+    ``ratio_high`` (bootstrap 95%, both n >= 3), ``ratio_min``/``ratio_max`` (the range of b/a over
+    the runs, shown instead below n = 3), ``lossy``. Only status-ok runs are in the frames."""
+    wanted = [m for m in (metrics or METRICS) if m in a.columns and m in b.columns]
+    keys, _ = matching_keys(a, b)
+    fa = a.assign(**{k: a[k].astype(str) for k in keys})
+    fb = b.assign(**{k: b[k].astype(str) for k in keys})
+    rows = []
+    groups_b = dict(iter(fb.groupby(keys, sort=False))) if keys else {(): fb}
+    for key, ga in (fa.groupby(keys, sort=False) if keys else [((), fa)]):
+        gb = groups_b.get(key)
+        if gb is None:
+            continue
+        key = key if isinstance(key, tuple) else (key,)
+        config = dict(zip(keys, key))
+        for m in wanted:
+            va, vb = ga[m].dropna().to_numpy(float), gb[m].dropna().to_numpy(float)
+            if not len(va) or not len(vb):
+                continue
+            row = {**config, "metric": m, "unit": METRICS[m]}
+            for side, v in (("a", va), ("b", vb)):
+                lo, hi = _interval(v)
+                row.update({f"n_{side}": len(v), f"mean_{side}": v.mean(), f"ci_low_{side}": lo,
+                            f"ci_high_{side}": hi, f"min_{side}": v.min(), f"max_{side}": v.max()})
+            row["ratio"] = vb.mean() / va.mean() if va.mean() != 0 else np.nan
+            row["ratio_low"], row["ratio_high"] = ratio_interval(va, vb)
+            ratios = np.divide.outer(vb, va[va != 0]) if (va != 0).any() else np.array([np.nan])
+            finite = ratios[np.isfinite(ratios)]
+            row["ratio_min"], row["ratio_max"] = (float(finite.min()), float(finite.max())) if finite.size else (np.nan, np.nan)
+            row["lossy"] = bool(ga["lossy"].any() or gb["lossy"].any())
+            rows.append(row)
+    return pd.DataFrame(rows)

@@ -86,7 +86,8 @@ def trace_events(model: Any) -> list[dict]:
                                  + (f" [LOSSY: {p['loss_note']}]" if p["lossy"] else "")}}]
     names = {}
     if model.has("threads", "tid"):
-        names = dict(zip(model.threads["tid"].astype(int), model.threads["name"].astype(str)))
+        th = model.threads
+        names = dict(zip(th["tid"].astype(int), th["name"].fillna(th["role"]).fillna("thread").astype(str)))
     tids = set(sc["tid"].astype(int)) | set(ios["submit_tid"].dropna().astype(int))
     if "reap_tid" in ios:
         tids |= set(ios["reap_tid"].dropna().astype(int))

@@ -32,9 +32,16 @@ class Requirements:
     tables: dict[str, tuple] = field(default_factory=dict)
     events: tuple[str, ...] = ()
     any_events: tuple[str, ...] = ()  # at least one of these kinds
+    alternatives: tuple["Requirements", ...] = ()  # any one of these satisfied instead is enough
 
     def missing(self, model: Any) -> list[str]:
         """Human-readable list of what ``model`` lacks (empty when it has everything)."""
+        out = self._missing(model)
+        if out and any(not alt.missing(model) for alt in self.alternatives):
+            return []
+        return out
+
+    def _missing(self, model: Any) -> list[str]:
         out: list[str] = []
         for table, columns in self.tables.items():
             frame = getattr(model, table, None)
@@ -73,9 +80,11 @@ def bundle_name(model: Any) -> str:
 
 
 def requires(tables: dict[str, Sequence] | None = None, events: Iterable[str] = (),
-             any_events: Iterable[str] = ()) -> Callable:
-    """Decorator: the wrapped function's first argument is a model; check it first."""
-    req = Requirements({t: tuple(c) for t, c in (tables or {}).items()}, tuple(events), tuple(any_events))
+             any_events: Iterable[str] = (), or_tables: Iterable[dict[str, Sequence]] = ()) -> Callable:
+    """Decorator: the wrapped function's first argument is a model; check it first. ``or_tables``:
+    other sets of tables any one of which will do instead (e.g. aggregate counts for syscalls)."""
+    alts = tuple(Requirements({t: tuple(c) for t, c in alt.items()}) for alt in or_tables)
+    req = Requirements({t: tuple(c) for t, c in (tables or {}).items()}, tuple(events), tuple(any_events), alts)
 
     def wrap(fn: Callable) -> Callable:
         @functools.wraps(fn)
@@ -136,6 +145,7 @@ def provenance(model: Any) -> dict[str, Any]:
         "run_id": bundle_name(model),
         "os": manifest.get("os"),
         "kernel": manifest.get("kernel"),
+        "kernel_variant": kernel_variant(manifest),
         "backend": manifest.get("backend"),
         "mode": spec.get("mode"),
         "op": spec.get("op"),
@@ -145,11 +155,32 @@ def provenance(model: Any) -> dict[str, Any]:
         "threads": spec.get("threads"),
         "submit": spec.get("submit"),
         "direct": spec.get("direct"),
-        "source": (FIXTURE_LABEL if manifest.get("fixture") else
-                   (manifest.get("model") or {}).get("label", MODEL_LABEL) if manifest.get("model") else MEASURED_LABEL),
+        "source": source_label(manifest),
+        "counts_only": manifest.get("flavour") == "aggregate",
         "lossy": bool(note),
         "loss_note": note,
     }
+
+
+def kernel_variant(manifest: dict) -> str:
+    """The kernel patches that change what is measured: 'D33144+D33271', 'D33271' or 'stock' on
+    FreeBSD (from the manifest's kernel string); '' elsewhere (the kernel version is in ``kernel``)."""
+    if manifest.get("os") != "FreeBSD":
+        return ""
+    kernel = str(manifest.get("kernel") or "")
+    patches = [d for d in ("D33144", "D33271") if d in kernel]
+    return "+".join(patches) or "stock"
+
+
+def source_label(manifest: dict) -> str:
+    """What a bundle's numbers are: a measurement, or a FreeBSD fixture / semantics model (never
+    to be shown as a measurement)."""
+    if manifest.get("fixture"):
+        return FIXTURE_LABEL
+    model = manifest.get("model")
+    if model:  # aiotrace simulate writes {"label": MODEL_LABEL, "kernel": ...}
+        return model.get("label", MODEL_LABEL) if isinstance(model, dict) else MODEL_LABEL
+    return MEASURED_LABEL
 
 
 PROVENANCE_COLUMNS = tuple(provenance(object()).keys())

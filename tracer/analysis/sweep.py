@@ -165,3 +165,60 @@ def run_sweep(base: RunSpec, modes, depths, batches, reap_batches, repeat: int, 
                 log(f"{entry['key']}: {status}: {reason}")
             bar.advance(task)
     return index
+
+
+def untraced_one(spec: RunSpec, backend: str, out: Path) -> tuple[str, str | None, str | None]:
+    """Run one workload WITHOUT a tracer and keep it as a bundle (backend ``none``, its record and
+    summary, no trace), so the report can set untraced IOPS and latency beside the traced ones.
+    The same runner signature as :func:`capture_one` (``backend`` is ignored)."""
+    import datetime as dt
+    import platform
+    import time
+
+    from tracer.capture.bundle import Bundle
+    from tracer.capture.manifest import SCHEMA, write_manifest
+    from tracer.capture.probe import probe_features
+    from tracer.errors import WorkloadError
+    from workloads import driver
+
+    bundle = Bundle.create(out, spec.mode, "none")
+    started, t0 = dt.datetime.now(dt.timezone.utc), time.monotonic()
+    status, reason, summary = "ok", None, {}
+    try:
+        summary = driver.run(spec, record=bundle.path / "record" / "run")
+    except WorkloadError as exc:
+        status, reason = "failed", str(exc)
+    except KeyboardInterrupt:
+        status, reason = "interrupted", "interrupted by the user"
+    run_dir = bundle.path / "record" / "run"
+    if run_dir.is_dir():  # the driver wants a new directory: move its files up into record/
+        for f in run_dir.iterdir():
+            os.replace(f, bundle.path / "record" / f.name)
+        run_dir.rmdir()
+    uname = platform.uname()
+    try:
+        from importlib.metadata import version
+
+        aiotrace_version = version("aiotrace")
+    except Exception:  # noqa: BLE001 - not installed as a package: the manifest still says so
+        aiotrace_version = "unknown"
+    manifest = {
+        "schema": SCHEMA, "run_id": bundle.run_id, "os": platform.system(), "kernel": uname.release,
+        "machine": uname.machine, "cpus": os.cpu_count() or 1, "hostname": uname.node, "backend": "none",
+        "backend_reason": "untraced run (aiotrace demo: the probe effect)", "backend_version": None,
+        "flavour": "events", "command": [], "tracer_env": {}, "attach": "wrap", "spec": spec.to_dict(),
+        "features": probe_features(spec.file), "fs": {}, "clocks": {}, "started_at": started.isoformat(),
+        "ended_at": dt.datetime.now(dt.timezone.utc).isoformat(), "duration_s": time.monotonic() - t0,
+        "released_at_monotonic_ns": None, "exit": {"workload": 0 if status == "ok" else 1, "tracer": None},
+        "status": status, "reason": reason,
+        "losses": {"dropped_events": 0, "messages": [], "allowed": False},
+        "raw": {"trace": None, "format": "events", "stderr": None, "lines": 0},
+        "workload_pid": os.getpid(), "tracer_pid": None,
+        "summary": "record/summary.json" if (bundle.path / "record" / "summary.json").is_file() else None,
+        "fixture": False, "aiotrace_version": aiotrace_version,
+    }
+    write_manifest(bundle.path, manifest)
+    final = bundle.finish()
+    if status == "interrupted":
+        raise KeyboardInterrupt
+    return status, final.name, reason

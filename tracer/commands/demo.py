@@ -1,13 +1,16 @@
 """`aiotrace demo` (`make demo`): a small traced sweep of every Linux mode, then the report.
 
 With the best available backend (bpftrace when usable, else strace):
-  1. amplification sweep: every mode that runs here, page-cache random 4 KiB reads, depth 32,
-     submit batch 1, reap batch 1, 8 and 32;
+  1. amplification sweep: every mode that runs here, random 4 KiB reads with O_DIRECT when the
+     data file's filesystem allows it (so completions wait for the device and the reap batch
+     matters; page-cache reads complete inline and stay flat), depth 32, submit batch 1, reap
+     batch 1, 8 and 32;
   2. attribution sweep: O_DIRECT reads with a separate reaper thread (threads=split), reap batch 8,
      where the block I/O is real and the thread the kernel charges shows;
-then `aiotrace report` over both. It prints a per-mode summary (syscalls per I/O by reap batch,
-who is charged, whether every I/O was verified) and, last on stdout, the path of index.html.
-Re-running resumes the sweeps (finished runs are kept) and rebuilds the report.
+  3. every configuration of both sweeps again WITHOUT a tracer, so the report sets untraced IOPS
+     and latency beside the traced ones (the probe effect);
+then the report over all of them. It prints the three headline tables and, last on stdout, the
+path of index.html. Re-running resumes the sweeps (finished runs are kept) and rebuilds the report.
 """
 from __future__ import annotations
 
@@ -38,11 +41,15 @@ def _parse_ints(text: str) -> list[int]:
 @click.option("--file", "-f", "file", default=None, help="data file (default: <out>/demo.dat; O_DIRECT needs a "
               "filesystem that supports it, not tmpfs)")
 @click.option("--file-size", default="64M", show_default=True)
+@click.option("--untraced/--no-untraced", default=True, show_default=True,
+              help="also run every configuration without a tracer (the probe effect)")
+@click.option("--notebooks/--no-notebooks", default=False, show_default=True,
+              help="also execute the four notebooks into the report (slower)")
 def demo(out: str, count: int, reap_batches: str, repeat: int, attribution: bool, backend: str,
-         file: str | None, file_size: str) -> None:
+         file: str | None, file_size: str, untraced: bool, notebooks: bool) -> None:
     """Sweep every Linux completion mode under a tracer, then write the report; print its path."""
-    from tracer.analysis.report import build_report
-    from tracer.analysis.sweep import run_sweep
+    from tracer.analysis.report import NOTEBOOKS, build_report
+    from tracer.analysis.sweep import run_sweep, untraced_one
     from tracer.capture import tracefs
     from tracer.capture.backends import choose_backend
     from tracer.errors import CaptureError, SpecError, writing
@@ -77,51 +84,85 @@ def demo(out: str, count: int, reap_batches: str, repeat: int, attribution: bool
     log(f"demo: backend {chosen.name} ({why}); modes {', '.join(modes)}"
         + (f"; not available here: {', '.join(skipped)}" if skipped else ""))
     base = replace(base, mode=modes[0])
-    sweeps = [root / "amplification"]
-    log(f"sweep 1/{1 + attribution}: syscall amplification, page-cache reads, reap batch {reap_batches}")
-    run_sweep(base, modes, [base.depth], [1], reaps, repeat, sweeps[0], backend=chosen.name, log=log)
+    direct, detail = _o_direct(base.file)
+    log(f"O_DIRECT: {'yes' if direct else 'no, page-cache reads (the reap batch will matter little)'} ({detail})")
+    amp = replace(base, direct=direct)
+    att = replace(base, direct=direct, threads="split")
+    plans = [("amplification", amp, reaps, "syscall amplification, " + ("O_DIRECT" if direct else "page-cache")
+              + f" reads, reap batch {reap_batches}")]
     if attribution:
-        sweeps.append(root / "attribution")
-        log("sweep 2/2: rusage attribution, O_DIRECT reads, submitter + reaper threads, reap batch 8")
-        run_sweep(replace(base, direct=True, threads="split"), modes, [base.depth], [1], [min(8, base.depth)],
-                  repeat, sweeps[1], backend=chosen.name, log=log)
-    log("report: executing the notebooks")
-    index = build_report(sweeps, root / "report", log=log)
-    _print_summary(index.parent, modes, sweeps)
+        plans.append(("attribution", att, [min(8, base.depth)], "rusage attribution, "
+                      + ("O_DIRECT" if direct else "page-cache") + " reads, submitter + reaper threads, reap batch 8"))
+    sweeps = []
+    for i, (name, spec, rb, what) in enumerate(plans, 1):
+        log(f"sweep {i}/{len(plans)}: {what}")
+        run_sweep(spec, modes, [base.depth], [1], rb, repeat, root / name, backend=chosen.name, log=log)
+        sweeps.append(root / name)
+    if untraced:
+        for name, spec, rb, what in plans:
+            log(f"untraced: {name} configurations again without a tracer (the probe effect)")
+            run_sweep(spec, modes, [base.depth], [1], rb, repeat, root / f"{name}-untraced", backend="none",
+                      runner=untraced_one, log=log)
+            sweeps.append(root / f"{name}-untraced")
+    log("report: " + ("executing the notebooks" if notebooks else "writing index.html (notebooks: --notebooks)"))
+    index = build_report(sweeps, root / "report", notebooks=NOTEBOOKS if notebooks else (), log=log)
+    _print_summary(sweeps)
     click.echo(f"aiotrace: demo report: {index}", err=True)
     click.echo(str(index))
 
 
-def _print_summary(report_dir: Path, modes: list[str], sweeps: list[Path]) -> None:
-    """Per mode, from the report's own tables: syscalls per I/O (total) at each reap batch, the
-    thread charged for O_DIRECT reads, and whether the workload verified every I/O."""
-    import pandas as pd
+def _o_direct(path: str) -> tuple[bool, str]:
+    from tracer.capture.probe import o_direct_works
+
+    works, detail = o_direct_works(path)
+    return bool(works), detail
+
+
+def _print_summary(sweeps: list[Path]) -> None:
+    """The report's three headline tables (and the probe effect) in the terminal, then whether the
+    workload verified every I/O of every run."""
+    from tracer.analysis.compare import select_bundles
+
+    print_headlines(sweeps)
+    ok, not_ok = select_bundles(sweeps)
+    unverified = [b.name for b in ok
+                  if not json.loads((b / "record" / "summary.json").read_text()).get("verified")]
+    click.echo(f"verified: {len(ok) - len(unverified)} of {len(ok)} runs checked every I/O's bytes"
+               + (f"; NOT verified: {', '.join(unverified)}" if unverified else "")
+               + (f"; {len(not_ok)} run(s) not ok (listed in the report)" if len(not_ok) else ""))
+
+
+def print_headlines(paths, console=None) -> None:
+    """Print the headline tables of the status-ok bundles under ``paths`` (mean; interval below)."""
     from rich.console import Console
     from rich.table import Table
 
-    from tracer.analysis.compare import bundle_paths
+    from tracer.analysis import headline
+    from tracer.analysis.report import Study
 
-    verified: dict[str, bool] = {}
-    for bundle in bundle_paths(sweeps):
-        summary = json.loads((bundle / "record" / "summary.json").read_text())
-        verified[summary["mode"]] = verified.get(summary["mode"], True) and bool(summary.get("verified"))
-    roles = pd.read_csv(report_dir / "tables" / "amplification_by_role.csv")
-    total = roles[(roles["role"] == "total") & (roles["threads"] == "single")]
-    per_reap = total.groupby(["mode", "reap_batch"])["per_io"].mean()
-    reaps = sorted(total["reap_batch"].unique())
-    attribution_csv = report_dir / "tables" / "attribution_summary.csv"
-    verdicts = {}
-    if attribution_csv.exists():
-        att = pd.read_csv(attribution_csv)
-        att = att[(att["threads"] == "split") & (att["direct"] == True)]  # noqa: E712
-        verdicts = dict(zip(att["mode"], att["verdict"]))
-    table = Table(title="aiotrace demo: syscalls per I/O (all threads, traced window) and who is charged")
-    table.add_column("mode")
-    for r in reaps:
-        table.add_column(f"syscalls/IO r={r}", justify="right")
-    table.add_column("O_DIRECT split: charged")
-    table.add_column("verified")
-    for mode in modes:
-        cells = [f"{per_reap.get((mode, r), float('nan')):.3f}" for r in reaps]
-        table.add_row(mode, *cells, verdicts.get(mode, "-"), "yes" if verified.get(mode) else "NO")
-    Console(width=160).print(table)
+    console = console or Console(width=160)
+    study = Study.load([str(p) for p in paths])
+    for q in headline.QUESTIONS:
+        t = study.headline(q.key)
+        if not len(t):
+            continue
+        metrics = {m: h for m, h in q.metrics.items() if (t[m] != "").any()}  # none of these runs has it: omit
+        text = {c: h for c, h in q.text.items() if c != "release_point"}  # a sentence: in the page only
+        table = Table(title=q.title, title_justify="left")
+        for h in ("OS", "mode", "configuration", "n", *metrics.values(), *text.values()):
+            table.add_column(h, justify="right" if h not in ("OS", "mode", "configuration") else "left")
+        for r in t.to_dict("records"):
+            note = "" if r["source"] == "measured" else f" [red]{r['source']}[/]"
+            table.add_row(r["os"], r["mode"], r["configuration"] + note + (" [yellow]LOSSY[/]" if r["lossy"] else ""),
+                          str(r["n"]), *(r[m] for m in metrics), *(r[c] for c in text))
+        console.print(table)
+    pe = headline.probe_effect(study.summary)
+    if len(pe):
+        table = Table(title="Traced and untraced: the probe effect", title_justify="left")
+        for h in ("mode", "configuration", "tracer", "IOPS traced", "IOPS untraced", "traced/untraced",
+                  "p50 traced", "p50 untraced"):
+            table.add_column(h, justify="left" if h in ("mode", "configuration", "tracer") else "right")
+        for r in pe.to_dict("records"):
+            table.add_row(r["mode"], r["configuration"], r["backend"], r["iops__traced"], r["iops__untraced"],
+                          r["iops_ratio"], r["observed_p50_ns__traced"], r["observed_p50_ns__untraced"])
+        console.print(table)
