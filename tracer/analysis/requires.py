@@ -130,8 +130,8 @@ def provenance(model: Any) -> dict[str, Any]:
     target = manifest.get("target") or {}
     if target.get("kind") in ("command", "pid") and not spec.get("mode"):
         # a foreign program: its name stands where the workload's mode would
-        spec = {"mode": "pid " + str(target.get("pid")) if target.get("kind") == "pid"
-                else " ".join(target.get("argv") or [])[:60]}
+        spec = {"mode": target.get("label") or (f"pid {target.get('pid')}" if target.get("kind") == "pid"
+                                                else " ".join(target.get("argv") or [])[:32])}
     return {
         "run_id": bundle_name(model),
         "os": manifest.get("os"),
