@@ -215,3 +215,17 @@ def test_rusage_goes_to_the_aio_return_caller_on_stock_and_to_the_submitter_with
         assert seen["ret"] == BS
         assert seen["inblock"] == (0 if charged_at_completion else 1)  # the other thread
         assert k.inblock() == (1 if charged_at_completion else 0)
+
+
+def test_waitcomplete_returns_the_aiocb_and_stores_its_final_status_on_stock(k):
+    """stock kern_aio_waitcomplete: store_aiocb, then store_error/store_status after aio_free_entry,
+    so a later aio_error of that aiocb does not answer EINPROGRESS (the aio_aqueue-failure hack)."""
+    k.configure("stock")
+    c = k.cb(0)
+    assert k.read(c) == 0
+    out = ctypes.POINTER(Aiocb)()
+    ts = Timespec(2, 0)
+    assert k.lib.fbsdm_aio_waitcomplete(ctypes.byref(out), ctypes.byref(ts)) == BS
+    assert ctypes.addressof(out.contents) == ctypes.addressof(c) and k.lib.fbsdm_jobs_alive() == 0
+    assert c.status == BS and c.error == 0
+    assert k.lib.fbsdm_aio_error(ctypes.byref(c)) == errno.EINVAL  # no job, status != -1

@@ -139,3 +139,15 @@ def test_the_reap_probe_s_rusage_charge_is_not_the_run_s(data_file, tmp_path):
     assert ru["a0"].sum() > N  # the probe's charge is in the trace
     summary = attribution.summarize(attribution.by_thread(m)).iloc[0]
     assert summary["charged_blocks"] == N and summary["share_not_submitter"] == 0.0
+
+
+def test_a_full_model_record_drops_events_and_says_so(data_file, tmp_path):
+    """Like a tracer's buffer: beyond its limit the model drops events and the bundle is lossy
+    (aio-poll spinning on aio_error under load makes millions of calls)."""
+    from tracer.analysis.requires import provenance
+
+    run = simulate(_spec("aio-poll", "single", 1, "single", data_file), "stock", tmp_path, record_limit=200)
+    m = load_bundle(run.bundle, cache=False)
+    assert m.manifest["losses"]["dropped_events"] > 0 and m.losses["dropped_events"] > 0
+    assert "record full" in m.manifest["losses"]["messages"][0] and provenance(m)["lossy"]
+    assert m.summary["verified"]  # the run itself is whole; only its trace is not

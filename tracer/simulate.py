@@ -119,11 +119,14 @@ def _utc(ts: float) -> str:
     return _dt.datetime.fromtimestamp(ts, _dt.timezone.utc).isoformat(timespec="milliseconds")
 
 
-def simulate(spec: RunSpec, kernel: str, out_dir: Path | str, queue_per_proc: int = 256) -> ModelRun:
+def simulate(spec: RunSpec, kernel: str, out_dir: Path | str, queue_per_proc: int = 256,
+             record_limit: int = 0) -> ModelRun:
     """Run ``spec`` on the model of ``kernel`` and write a run bundle under ``out_dir``.
 
     Raises SpecError (one line) when the mode cannot run on that kernel (``reap`` on ``stock``),
-    WorkloadError when the run itself fails (a lost or duplicated completion names the I/O)."""
+    WorkloadError when the run itself fails (a lost or duplicated completion names the I/O).
+    The model keeps at most ``record_limit`` records (0: 1 Mi), like a tracer's buffer; events
+    beyond it are counted in the manifest's losses, so the bundle says it is lossy."""
     from tracer.capture import manifest as mf
     from tracer.capture.bundle import Bundle
     from tracer.capture.probe import filesystem_of
@@ -141,6 +144,7 @@ def simulate(spec: RunSpec, kernel: str, out_dir: Path | str, queue_per_proc: in
             ffi, lib = driver.engine()
             if lib.fbsdm_configure(kernel.encode(), int(queue_per_proc)) != 0:
                 raise SpecError(f"the model does not know kernel '{kernel}'")
+            lib.fbsdm_record_limit(int(record_limit))
             started = time.time()
             try:
                 summary = driver.run(spec, record=bundle.path / "record", os_name="FreeBSD",
@@ -152,6 +156,7 @@ def simulate(spec: RunSpec, kernel: str, out_dir: Path | str, queue_per_proc: in
             finally:
                 lib.fbsdm_record(0)
             recs = records_frame(ffi, lib)
+            lost = int(lib.fbsdm_records_lost())
             pid = int(lib.fbsdm_pid())
         ended = time.time()
         lines = [HEADER_LINE, *event_lines(recs, pid)]
@@ -177,8 +182,10 @@ def simulate(spec: RunSpec, kernel: str, out_dir: Path | str, queue_per_proc: in
                          "o_direct": None, "o_direct_detail": "not modelled", "o_direct_used": spec.direct},
             "fs": filesystem_of(spec.file), "clocks": {}, "started_at": _utc(started), "ended_at": _utc(ended),
             "duration_s": round(ended - started, 3), "released_at_monotonic_ns": None,
-            "exit": {"workload": 0, "tracer": 0}, "status": "ok", "reason": None,
-            "losses": {"dropped_events": 0, "messages": [], "allowed": False},
+            "exit": {"workload": 0, "tracer": 0}, "status": "ok",
+            "reason": f"the model's record dropped {lost} events" if lost else None,
+            "losses": {"dropped_events": lost, "allowed": False,
+                       "messages": [f"FreeBSD semantics model: record full, {lost} events dropped"] if lost else []},
             "raw": {"trace": "raw/events.txt", "format": "events", "stderr": "raw/tracer.stderr",
                     "lines": len(lines)},
             "workload_pid": pid, "tracer_pid": None, "summary": "record/summary.json", "fixture": False,

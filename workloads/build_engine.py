@@ -117,6 +117,8 @@ struct fbsdm_rec {
 };
 int fbsdm_configure(const char *kernel, int queue_per_proc);
 void fbsdm_record(int on);
+void fbsdm_record_limit(size_t max_records);
+uint64_t fbsdm_records_lost(void);
 size_t fbsdm_records(const struct fbsdm_rec **out);
 int fbsdm_jobs_alive(void);
 int64_t fbsdm_pid(void);

@@ -24,6 +24,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,6 +68,8 @@ static int bsd_errno(int e)
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct fbsdm_rec *log_recs;
 static size_t log_n, log_cap;
+static size_t log_max = 1u << 20; /* like a tracer's buffer: beyond it events are dropped and counted */
+static uint64_t log_lost;
 static int log_on;
 
 static uint64_t now_ns(void)
@@ -101,12 +104,18 @@ static void rec(int kind, int name, int64_t tid, int64_t id, const int64_t *a, i
     r.err = err;
     r.aiod = aiod;
     pthread_mutex_lock(&log_lock);
+    if (log_n >= log_max) { /* aio-poll spinning on aio_error under load can make millions of calls */
+        log_lost++;
+        pthread_mutex_unlock(&log_lock);
+        return;
+    }
     if (log_n == log_cap) {
         size_t cap = log_cap ? log_cap * 2 : 65536;
         struct fbsdm_rec *p = realloc(log_recs, cap * sizeof *p);
         if (!p) {
+            log_lost++;
             pthread_mutex_unlock(&log_lock);
-            return; /* counted by fbsdm_log_lost */
+            return;
         }
         log_recs = p;
         log_cap = cap;
@@ -681,6 +690,8 @@ int aio_error(const struct aiocb *cb)
     }
     pthread_mutex_unlock(&K);
     REC(FBSDM_SYS_EXIT, FBSDM_N_AIO_ERROR, (int64_t)(uintptr_t)cb, bsd_errno((int)v), 0, 0);
+    if (v == EINPROGRESS)
+        sched_yield(); /* a system call is a scheduling point: a poller must not starve the aiods here */
     return (int)v;
 }
 
@@ -765,7 +776,8 @@ int aio_suspend(const struct aiocb *const list[], int nent, const struct timespe
 /* RULE vfs_aio.c kern_aio_waitcomplete: stores NULL, then waits ("aiowc") for the head of kaio_done
  * (a zero timeout polls: EWOULDBLOCK == EAGAIN), stores its aiocb address through the argument,
  * frees the job and returns its status (or fails with its error). Stock charges the caller's td_ru
- * (the same code as kern_aio_return); D33271 does not. */
+ * and stores error/status in the user aiocb (the same code as kern_aio_return); the D33144 tree
+ * does neither (aio_complete already stored them; D33271 charged the submitter). */
 ssize_t aio_waitcomplete(struct aiocb **cbp, struct timespec *timeout)
 {
     REC(FBSDM_SYS_ENTER, FBSDM_N_AIO_WAITCOMPLETE, 0, 0, 0, (int64_t)(uintptr_t)cbp, (int64_t)(uintptr_t)timeout);
@@ -801,6 +813,10 @@ ssize_t aio_waitcomplete(struct aiocb **cbp, struct timespec *timeout)
             ru_add(tid, inb, oub);
         }
         free_entry_locked(j);
+        if (!kernel_d33144) { /* stock: store_error/store_status after the free, as kern_aio_return */
+            ujob->_aiocb_private.error = error;
+            ujob->_aiocb_private.status = status;
+        }
     }
     pthread_mutex_unlock(&K);
     *cbp = ujob;
@@ -994,9 +1010,25 @@ void fbsdm_record(int on)
     pthread_mutex_lock(&log_lock);
     if (on) {
         log_n = 0;
+        log_lost = 0;
     }
     pthread_mutex_unlock(&log_lock);
     __atomic_store_n(&log_on, on, __ATOMIC_RELEASE);
+}
+
+void fbsdm_record_limit(size_t max_records)
+{
+    pthread_mutex_lock(&log_lock);
+    log_max = max_records ? max_records : (1u << 20);
+    pthread_mutex_unlock(&log_lock);
+}
+
+uint64_t fbsdm_records_lost(void)
+{
+    pthread_mutex_lock(&log_lock);
+    uint64_t n = log_lost;
+    pthread_mutex_unlock(&log_lock);
+    return n;
 }
 
 size_t fbsdm_records(const struct fbsdm_rec **out)

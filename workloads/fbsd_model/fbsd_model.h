@@ -40,6 +40,9 @@ enum {
 int fbsdm_configure(const char *kernel, int queue_per_proc);
 /* Start (1: clears the record) or stop (0) recording. */
 void fbsdm_record(int on);
+/* At most this many records are kept (0: the default, 1 Mi); later ones are dropped and counted. */
+void fbsdm_record_limit(size_t max_records);
+uint64_t fbsdm_records_lost(void);
 /* The records so far (valid until the next fbsdm_record(1)). */
 size_t fbsdm_records(const struct fbsdm_rec **out);
 /* Jobs not yet freed (kaio_count). */
