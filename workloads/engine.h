@@ -152,7 +152,7 @@ struct aiot_slot {
 #if defined(__linux__) || defined(__FreeBSD__)
         struct {
             struct aiocb cb;
-            _Atomic int posted; /* accepted by the kernel/library: safe to aio_error */
+            _Atomic int posted; /* > 0: accepted by the kernel/library and not yet reaped: safe to aio_error */
         } posix;
 #endif
 #if defined(__linux__)
