@@ -31,9 +31,9 @@ setup: sysdeps $(VENV)/.stamp
 test: setup
 	$(PY) -m pytest -q tests
 
-# No tracer, no long run (markers in tests/conftest.py): under a minute.
+# No tracer, no long run (markers in tests/conftest.py), one worker per CPU: under a minute.
 test-fast: setup
-	$(PY) -m pytest -q -m "not slow and not tracing" tests
+	$(PY) -m pytest -q -n auto -m "not slow and not tracing" tests
 
 demo: setup
 	$(VENV)/bin/aiotrace demo

@@ -35,13 +35,15 @@ def tracing_missing() -> str | None:
 # `make test-fast` runs `-m "not slow and not tracing"`; `make test` runs everything.
 # tracing: the test runs a tracer (bpftrace, strace) or a capture; every test that asks for the
 # `tracing` or `strace_bin` fixture is marked by that alone. slow: minutes of real workloads,
-# notebooks, benchmarks or a cross build. New files may mark tests themselves with
+# notebooks, benchmarks, a cross build, or 100+ hypothesis examples (the fuzzers run in `make test`).
+# New files may mark tests themselves with
 # @pytest.mark.slow / @pytest.mark.tracing; these tables cover whole modules.
 TRACING_FIXTURES = {"tracing", "strace_bin"}
 TRACING_MODULES = {"test_capture_linux", "test_capture_faults", "test_capture_doctor", "test_dscripts_bpftrace",
-                   "test_tracefs", "test_notebooks", "test_bench_smoke"}
+                   "test_tracefs", "test_notebooks", "test_bench_smoke", "test_capture_foreign"}
 SLOW_MODULES = {"test_workload_cli", "test_notebooks", "test_bench_smoke", "test_workload_build",
-                "test_capture_linux", "test_freebsd_model"}
+                "test_capture_linux", "test_freebsd_model", "test_capture_foreign", "test_freebsd_kit"}
+SLOW_PROPERTY_EXAMPLES = 100  # hypothesis tests asking for this many examples or more are slow
 
 
 def pytest_collection_modifyitems(config, items):
@@ -49,8 +51,15 @@ def pytest_collection_modifyitems(config, items):
         module = getattr(item.module, "__name__", "").rsplit(".", 1)[-1]
         if TRACING_FIXTURES & set(getattr(item, "fixturenames", ())) or module in TRACING_MODULES:
             item.add_marker(pytest.mark.tracing)
-        if module in SLOW_MODULES:
+        if module in SLOW_MODULES or _examples(item) >= SLOW_PROPERTY_EXAMPLES:
             item.add_marker(pytest.mark.slow)
+
+
+def _examples(item) -> int:
+    """max_examples of a hypothesis test (0 for any other test)."""
+    test = getattr(item, "obj", None)
+    settings = getattr(test, "_hypothesis_internal_use_settings", None)
+    return int(getattr(settings, "max_examples", 0) or 0) if getattr(test, "is_hypothesis_test", False) else 0
 
 
 @pytest.fixture
