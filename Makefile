@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
-SYS_PKGS := liburing-dev libaio-dev bpftrace strace fio systemtap-sdt-dev
+SYS_PKGS := liburing-dev libaio-dev bpftrace strace fio systemtap-sdt-dev clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev
 ZIGCC := $(PY) -m ziglang cc -target x86_64-freebsd
 FREEBSD_OUT := workloads/out/aiotrace-workload.x86_64-freebsd
 

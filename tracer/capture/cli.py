@@ -80,7 +80,7 @@ def dry_run_lines(spec: RunSpec, backend: Backend, why: str, flavour: str, out: 
 
 @click.command()
 @click.option("--backend", type=click.Choice(["auto", *BACKENDS]), default="auto", show_default=True,
-              help="tracer; auto: bpftrace else strace (Linux), dtrace else ktrace (FreeBSD)")
+              help="tracer; auto: libbpf else bpftrace else strace (Linux), dtrace else ktrace (FreeBSD)")
 @click.option("--aggregate", is_flag=True, help="in-kernel counts and histograms printed at exit (low overhead)")
 @click.option("--out", "out", type=click.Path(file_okay=False), default="runs", show_default=True,
               help="directory that receives the run bundle")

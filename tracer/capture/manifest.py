@@ -14,7 +14,7 @@ kernel                 str          kernel release (``uname -r``)
 machine                str          ``uname -m`` (``x86_64``, ``amd64``)
 cpus                   int          online CPUs (``os.cpu_count()``)
 hostname               str          ``uname -n``
-backend                str          ``bpftrace`` | ``strace`` | ``dtrace`` | ``ktrace`` | ``truss`` | ``none``
+backend                str          ``libbpf`` | ``bpftrace`` | ``strace`` | ``dtrace`` | ``ktrace`` | ``truss`` | ``none``
 backend_reason         str          why this backend: ``"requested"`` or what ``auto`` found
 backend_version        str|null     the tracer's own version line (``bpftrace v0.17.0``)
 flavour                str          ``"events"`` (one line per event) | ``"aggregate"`` (in-kernel
@@ -72,10 +72,10 @@ from typing import Any
 from tracer.errors import CaptureError
 
 SCHEMA = "aiotrace.manifest/1"
-BACKENDS = ("bpftrace", "strace", "dtrace", "ktrace", "truss", "none")
+BACKENDS = ("libbpf", "bpftrace", "strace", "dtrace", "ktrace", "truss", "none")
 FLAVOURS = ("events", "aggregate")
 STATUSES = ("ok", "failed", "interrupted")
-RAW_FORMATS = ("events", "bpftrace", "strace", "kdump", "truss", "dtrace")
+RAW_FORMATS = ("events", "bpftrace", "strace", "kdump", "truss", "dtrace", "libbpf")
 
 # key -> allowed Python types (None means the key may be null)
 KEYS: dict[str, tuple] = {

@@ -23,7 +23,7 @@ import pandas as pd
 from tracer.errors import ParseError
 from tracer.schema import EVENT_FIELDS, FIELD_NAMES, MODEL_TABLES
 
-FORMATS = ("events", "dtrace", "bpftrace", "kdump", "truss", "strace")
+FORMATS = ("events", "dtrace", "bpftrace", "kdump", "truss", "strace", "libbpf")
 EVENT_COLUMNS = (*FIELD_NAMES, "line")
 _INT_FIELDS = tuple(f.name for f in EVENT_FIELDS if f.dtype in ("int64", "uint64"))
 
