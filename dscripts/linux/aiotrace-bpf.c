@@ -2,13 +2,15 @@
  * aiotrace-bpf.c  User-space side of the `libbpf` capture backend: loads aiotrace.bpf.c (through
  *                 its bpftool skeleton), attaches it to one process and writes what it collects.
  *
- * USAGE:   aiotrace-bpf -p PID -f events|aggregate -o OUT [-r RING_MB] [-l]
+ * USAGE:   aiotrace-bpf -p PID -f events|aggregate -o OUT [-r RING_MB] [-l] [-u ENGINE_SO]
  *   -p PID   the workload's pid (it stays held at its handshake until we print the ready line)
  *   -f       events: drain the ring buffer into OUT as fixed-size records;
  *            aggregate: only in-kernel counts/histograms, written to OUT at exit as NDJSON
  *   -o OUT   output file; written as OUT.part and renamed when complete
  *   -r MB    ring buffer size in MiB, a power of two (default 256)
  *   -l       libaio free lag: histogram block completion -> io_getevents harvest in the kernel
+ *   -u SO    the shared object defining aiotrace_probe_window_start/stop: attach the two window
+ *            uprobes (two hits per run), so counts inside the workload's window are kept apart
  *
  * OUTPUT:
  *   OUT (events):    "AIOTBPF1", u32 record size, u32 number of kinds, then struct aiot_record
@@ -71,6 +73,8 @@ static int pid_alive(pid_t pid)
 {
 	return kill(pid, 0) == 0 || errno != ESRCH;
 }
+
+static const char *engine_so;
 
 static const char *STAT_MAP[] = {"@iou_submitted", "@iou_completed", "@iou_errors", "@blk_started", "@blk_bytes"};
 static const char *HIST_MAP[] = {"@syscall_ns", "@iou_ns", "@blk_ns", "@libaio_free_lag_ns"};
@@ -159,7 +163,20 @@ static void dump_aggregate(struct aiotrace_bpf *skel)
 {
 	fprintf(out, "{\"type\": \"printf\", \"data\": \"AIOTRACE-AGG\\tv1\\n\"}\n");
 	dump_keyed(bpf_map__fd(skel->maps.syscalls), "@syscalls", -1);
+	dump_keyed(bpf_map__fd(skel->maps.window_syscalls), "@window_syscalls", -1);
 	dump_keyed(bpf_map__fd(skel->maps.syscall_errors), "@syscall_errors", -1);
+	if (skel->bss->window_ns[0]) {
+		fprintf(out, "{\"type\": \"map\", \"data\": {\"@window_start_ns\": %llu}}\n",
+			(unsigned long long)skel->bss->window_ns[0]);
+		fprintf(out, "{\"type\": \"map\", \"data\": {\"@window_planned_ios\": %llu}}\n",
+			(unsigned long long)skel->bss->window_ios[0]);
+	}
+	if (skel->bss->window_ns[1]) {
+		fprintf(out, "{\"type\": \"map\", \"data\": {\"@window_stop_ns\": %llu}}\n",
+			(unsigned long long)skel->bss->window_ns[1]);
+		fprintf(out, "{\"type\": \"map\", \"data\": {\"@window_completed_ios\": %llu}}\n",
+			(unsigned long long)skel->bss->window_ios[1]);
+	}
 	for (long s = 0; s < (long)(sizeof(STAT_MAP) / sizeof(*STAT_MAP)); s++)
 		dump_keyed(bpf_map__fd(skel->maps.tidstat), STAT_MAP[s], s);
 	int hfd = bpf_map__fd(skel->maps.hist);
@@ -171,7 +188,7 @@ static void dump_aggregate(struct aiotrace_bpf *skel)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: aiotrace-bpf -p PID -f events|aggregate -o OUT [-r RING_MB] [-l]\n");
+	fprintf(stderr, "usage: aiotrace-bpf -p PID -f events|aggregate -o OUT [-r RING_MB] [-l] [-u ENGINE_SO]\n");
 	exit(2);
 }
 
@@ -180,7 +197,7 @@ int main(int argc, char **argv)
 	long pid = 0, ring_mb = 256;
 	int per_event = -1, libaio_lag = 0, c;
 	const char *path = NULL;
-	while ((c = getopt(argc, argv, "p:f:o:r:l")) != -1) {
+	while ((c = getopt(argc, argv, "p:f:o:r:lu:")) != -1) {
 		switch (c) {
 		case 'p': pid = strtol(optarg, NULL, 10); break;
 		case 'f':
@@ -189,6 +206,7 @@ int main(int argc, char **argv)
 		case 'o': path = optarg; break;
 		case 'r': ring_mb = strtol(optarg, NULL, 10); break;
 		case 'l': libaio_lag = 1; break;
+		case 'u': engine_so = optarg; break;
 		default: usage();
 		}
 	}
@@ -212,10 +230,24 @@ int main(int argc, char **argv)
 		fprintf(stderr, "aiotrace-bpf: cannot load the BPF programs: %s\n", strerror(-err));
 		return 1;
 	}
+	bpf_program__set_autoattach(skel->progs.on_window_start, false);
+	bpf_program__set_autoattach(skel->progs.on_window_stop, false);
 	err = aiotrace_bpf__attach(skel);
 	if (err) {
 		fprintf(stderr, "aiotrace-bpf: cannot attach the BPF programs: %s\n", strerror(-err));
 		return 1;
+	}
+	if (engine_so) {
+		struct bpf_program *progs[2] = {skel->progs.on_window_start, skel->progs.on_window_stop};
+		const char *funcs[2] = {"aiotrace_probe_window_start", "aiotrace_probe_window_stop"};
+		for (int i = 0; i < 2; i++) {
+			LIBBPF_OPTS(bpf_uprobe_opts, uo, .func_name = funcs[i]);
+			if (!bpf_program__attach_uprobe_opts(progs[i], (pid_t)pid, engine_so, 0, &uo)) {
+				fprintf(stderr, "aiotrace-bpf: cannot attach a uprobe to %s in %s: %s\n", funcs[i],
+					engine_so, strerror(errno));
+				return 1;
+			}
+		}
 	}
 	char part[4096];
 	snprintf(part, sizeof(part), "%s.part", path);

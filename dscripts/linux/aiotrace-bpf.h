@@ -13,13 +13,20 @@ enum aiot_kind { /* tracer/schema.py EVENT_KINDS names, in this order */
 	AIOT_JOB_DONE = 3,
 	AIOT_BLK_QUEUE = 4,
 	AIOT_BLK_DONE = 5,
-	AIOT_KINDS = 6,
+	AIOT_WINDOW_START = 6,
+	AIOT_WINDOW_STOP = 7,
+	AIOT_KINDS = 8,
 };
 
 enum aiot_blk_sub { /* blk_queue records: which tracepoint */
 	AIOT_BLK_IO_START = 0,
 	AIOT_BLK_FRONTMERGE = 1,
 	AIOT_BLK_BACKMERGE = 2,
+};
+
+enum aiot_blk_done_sub { /* blk_done records: which tracepoint */
+	AIOT_BLK_RQ_COMPLETE = 0,
+	AIOT_BLK_IO_DONE = 1,
 };
 
 enum aiot_stat { /* tidstat map: per-thread counters */

@@ -25,6 +25,11 @@
  *   tp_btf/block_bio_{front,back}merge    a bio of the pid merged into a request
  *   tp_btf/block_rq_complete              completion (IRQ context) of a request the pid started,
  *                                         joined by the request pointer (not by sector)
+ *   tp_btf/block_io_done                  the same for batched completions, which skip
+ *                                         block_rq_complete (the first of the two wins)
+ *   uprobe aiotrace_probe_window_{start,stop}  the workload's window: two hits per run, attached
+ *                                         only when the consumer is given the engine object (-u);
+ *                                         never a per-I/O uprobe
  *
  * OUTPUT:
  *   per_event: struct aiot_record (72 bytes, layout in aiotrace-bpf.h and tracer/capture/libbpf.py
@@ -32,6 +37,7 @@
  *   A full ring drops the record and counts it in `dropped` (the manifest's losses).
  *   always: `emitted[kind]` records reserved or counted per kind, and the aggregate maps:
  *     syscalls[tid,nr], syscall_errors[tid,nr]   counts, from attach to exit
+ *     window_syscalls[tid,nr]                    counts inside the workload's window
  *     tidstat[tid,stat]                          io_uring submitted/completed/errors, block
  *                                                requests started and their bytes, per thread
  *     hist[hist,key,bucket]                      log2 ns histograms: syscall duration per nr,
@@ -57,6 +63,9 @@ const volatile __u8 libaio_lag = 0;
 __u64 dropped = 0;
 __u64 emitted[AIOT_KINDS] = {};
 __u64 lag_unmatched = 0; /* io_getevents returned more events than block completions queued */
+__u8 in_window = 0;          /* between the workload's window_start and window_stop */
+__u64 window_ns[2] = {};     /* their times */
+__u64 window_ios[2] = {};    /* planned I/Os, completed I/Os (their arguments) */
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -69,6 +78,13 @@ struct {
 	__type(key, __u64); /* tid << 32 | nr */
 	__type(value, __u64);
 } syscalls SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64); /* tid << 32 | nr, counted only inside the workload's window */
+	__type(value, __u64);
+} window_syscalls SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -212,23 +228,37 @@ int BPF_PROG(on_sys_enter, struct pt_regs *regs, long id)
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 	__u64 key = ((__u64)tid << 32) | (__u32)id;
 	add(&syscalls, &key, 1);
+	if (in_window)
+		add(&window_syscalls, &key, 1);
 	struct enter_state st = {.ts = bpf_ktime_get_ns(), .nr = id};
 	bpf_map_update_elem(&enter_ns, &tid, &st, BPF_ANY);
 	count(AIOT_SYS_ENTER);
 	return 0;
 }
 
+struct harvest {
+	__u64 now;
+	long n;
+};
+
+static long harvest_one(__u32 i, void *data)
+{
+	struct harvest *h = data;
+	__u64 done;
+	if (bpf_map_pop_elem(&blk_done_q, &done)) {
+		__sync_fetch_and_add(&lag_unmatched, h->n - i);
+		return 1; /* stop */
+	}
+	hist_add(AIOT_HIST_LIBAIO_LAG, 0, h->now - done);
+	return 0;
+}
+
 static __always_inline void libaio_harvest(long n, __u64 now)
 {
-	/* io_getevents returned n completions: the oldest n queued block completions are harvested */
-	for (int i = 0; i < 1024 && i < n; i++) {
-		__u64 done;
-		if (bpf_map_pop_elem(&blk_done_q, &done)) {
-			__sync_fetch_and_add(&lag_unmatched, n - i);
-			break;
-		}
-		hist_add(AIOT_HIST_LIBAIO_LAG, 0, now - done);
-	}
+	/* io_getevents returned n completions: the oldest n queued block completions are harvested
+	 * (libaio's ring is filled in completion order) */
+	struct harvest h = {.now = now, .n = n};
+	bpf_loop(n < 65536 ? n : 65536, harvest_one, &h, 0);
 }
 
 SEC("tp_btf/sys_exit")
@@ -381,8 +411,7 @@ int BPF_PROG(on_backmerge, struct bio *bio)
 	return on_merge(bio, AIOT_BLK_BACKMERGE);
 }
 
-SEC("tp_btf/block_rq_complete")
-int BPF_PROG(on_blk_done, struct request *rq, blk_status_t error, unsigned int nr_bytes)
+static __always_inline int blk_done(struct request *rq, long status, __u64 bytes, __u32 sub)
 {
 	__u64 key = (__u64)rq;
 	__u64 *start = bpf_map_lookup_elem(&blk_pending, &key);
@@ -391,14 +420,14 @@ int BPF_PROG(on_blk_done, struct request *rq, blk_status_t error, unsigned int n
 	__u64 now = bpf_ktime_get_ns(), t0 = *start;
 	bpf_map_delete_elem(&blk_pending, &key);
 	if (per_event) {
-		struct aiot_record *r = reserve(AIOT_BLK_DONE, 0);
+		struct aiot_record *r = reserve(AIOT_BLK_DONE, sub);
 		if (!r)
 			return 0;
 		r->a0 = rq_dev(rq);
 		r->a1 = BPF_CORE_READ(rq, __sector);
-		r->a2 = nr_bytes;
+		r->a2 = bytes;
 		r->a3 = key;
-		r->ret = -(long)error; /* blk_status_t, not an errno: 0 = ok */
+		r->ret = -status; /* blk_status_t, not an errno: 0 = ok */
 		emit(r);
 		return 0;
 	}
@@ -407,4 +436,47 @@ int BPF_PROG(on_blk_done, struct request *rq, blk_status_t error, unsigned int n
 	if (libaio_lag)
 		bpf_map_push_elem(&blk_done_q, &now, BPF_EXIST);
 	return 0;
+}
+
+SEC("tp_btf/block_rq_complete")
+int BPF_PROG(on_blk_done, struct request *rq, blk_status_t error, unsigned int nr_bytes)
+{
+	return blk_done(rq, error, nr_bytes, AIOT_BLK_RQ_COMPLETE);
+}
+
+/* Batched completions (blk_mq_end_request_batch) skip block_rq_complete but not the I/O
+ * accounting: block_io_done catches a request whose block_rq_complete never came. */
+SEC("tp_btf/block_io_done")
+int BPF_PROG(on_blk_io_done, struct request *rq)
+{
+	return blk_done(rq, 0, BPF_CORE_READ(rq, __data_len), AIOT_BLK_IO_DONE);
+}
+
+static __always_inline int window_edge(int open, __u64 ios, __u32 kind)
+{
+	if (!mine())
+		return 0;
+	in_window = open;
+	window_ns[!open] = bpf_ktime_get_ns();
+	window_ios[!open] = ios;
+	if (per_event) {
+		struct aiot_record *r = reserve(kind, 0);
+		if (!r)
+			return 0;
+		r->a0 = ios;
+		emit(r);
+	}
+	return 0;
+}
+
+SEC("uprobe")
+int BPF_KPROBE(on_window_start, __u64 planned_ios)
+{
+	return window_edge(1, planned_ios, AIOT_WINDOW_START);
+}
+
+SEC("uprobe")
+int BPF_KPROBE(on_window_stop, __u64 completed_ios)
+{
+	return window_edge(0, completed_ios, AIOT_WINDOW_STOP);
 }

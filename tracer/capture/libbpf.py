@@ -15,9 +15,9 @@ ring buffer drained by polling into ``raw/events.bin``; :mod:`tracer.parse.libbp
 one ``numpy.frombuffer``. Aggregate: only in-kernel counts and log2 histograms, written at exit as
 ``raw/agg.json`` in bpftrace's ``-f json`` shape (the same map names as aiotrace-agg.bt), so the
 bpftrace parser reads both. Nothing runs per I/O in user space and there is no per-I/O uprobe:
-the workload's window is the handshake (the workload is held at READY while the program attaches,
-and released once it is attached) and its own record (record/ios.parquet) holds the per-I/O
-submit and completion times.
+the workload is held at its handshake (READY) while the program attaches and released once it is
+attached; its window is marked by two uprobes on aiotrace_probe_window_start/stop (one hit each
+per run); its own record (record/ios.parquet) holds the per-I/O submit and completion times.
 
 Losses: the kernel side counts records it could not reserve in a full ring (``dropped``); the
 consumer prints that count at exit and it goes into the manifest's losses. The emitted counts per
@@ -57,7 +57,8 @@ RING_MB = 256  # BPF ring buffer; about 3.7 M records, drained every 2 ms
 
 MAGIC = b"AIOTBPF1"
 HEADER_BYTES = 16  # magic, u32 record size, u32 kinds
-KINDS = ("sys_enter", "sys_exit", "job_queue", "job_done", "blk_queue", "blk_done")  # enum aiot_kind
+KINDS = ("sys_enter", "sys_exit", "job_queue", "job_done", "blk_queue", "blk_done",  # enum aiot_kind
+         "window_start", "window_stop")
 BLK_NAMES = ("block_io_start", "block_bio_frontmerge", "block_bio_backmerge")  # enum aiot_blk_sub
 RECORD_DTYPE = np.dtype([("ts_ns", "<u8"), ("pid", "<u4"), ("tid", "<u4"), ("kind", "<u4"), ("sub", "<u4"),
                          ("id", "<i8"), ("a0", "<i8"), ("a1", "<i8"), ("a2", "<i8"), ("a3", "<i8"),
@@ -189,6 +190,8 @@ def build_argv(b: Backend, ctx: Context) -> list[list[str]]:
             "-r", str(RING_MB)]
     if ctx.raw_dir.is_dir():
         write_extents(ctx.raw_dir, ctx.workload_argv)
+    if ctx.engine_so is not None:  # the two window uprobes (one hit each per run)
+        argv += ["-u", str(ctx.engine_so)]
     if ctx.flavour == "aggregate" and _workload_mode(ctx.workload_argv) == "libaio":
         argv.append("-l")  # the libaio free-lag histogram (block completion -> io_getevents)
     return [argv]

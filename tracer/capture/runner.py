@@ -352,7 +352,7 @@ def _run_capture(spec: RunSpec, backend: Backend, backend_reason: str, flavour: 
                                        f"{_tail(raw / 'workload.stderr') or 'no message'}")
                 workload_pid = ctx.pid = pump.pid
                 log(f"workload pid {workload_pid} held at its handshake")
-                if backend.name == "bpftrace":
+                if backend.name in ("bpftrace", "libbpf"):  # their uprobes attach to the engine object
                     ctx.engine_so = engine_object(workload_pid)
             # 2. the tracer
             cmds = backend.commands(ctx)

@@ -57,7 +57,8 @@ def events_from_records(rec: np.ndarray) -> pd.DataFrame:
     nrs = np.unique(sub[is_sys])
     table = linux_syscall_names()
     names = [table.get(f"nr{n}", f"nr{n}") for n in nrs]
-    fixed = ["io_uring_submit_req", "io_uring_complete", *lb.BLK_NAMES, "block_rq_complete"]
+    fixed = ["io_uring_submit_req", "io_uring_complete", *lb.BLK_NAMES, "block_rq_complete",
+             "aiotrace_probe_window_start", "aiotrace_probe_window_stop", "block_io_done"]
     code = np.empty(len(rec), dtype=np.int64)
     code[is_sys] = np.searchsorted(nrs, sub[is_sys])
     base = len(names)
@@ -65,7 +66,9 @@ def events_from_records(rec: np.ndarray) -> pd.DataFrame:
     code[kind == 3] = base + 1
     blk_q = kind == 4
     code[blk_q] = base + 2 + np.clip(sub[blk_q], 0, len(lb.BLK_NAMES) - 1)
-    code[kind == 5] = base + 2 + len(lb.BLK_NAMES)
+    code[kind == 5] = np.where(sub[kind == 5] == 1, base + 5 + len(lb.BLK_NAMES), base + 2 + len(lb.BLK_NAMES))
+    code[kind == 6] = base + 3 + len(lb.BLK_NAMES)
+    code[kind == 7] = base + 4 + len(lb.BLK_NAMES)
     cats = names + fixed
     uniq = list(dict.fromkeys(cats))  # a syscall could share a tracepoint's name: merge codes
     remap = np.array([uniq.index(c) for c in cats], dtype=np.int64)
@@ -79,7 +82,7 @@ def events_from_records(rec: np.ndarray) -> pd.DataFrame:
     err = np.where(kind == 5, -ret, err)
     enter = kind == 0
     ident = np.where(enter & np.isin(sub, POSITIONED_IO), rec["a3"], rec["id"])
-    ident = np.where(kind >= 4, rec["a3"], np.where(enter, ident, np.where(kind == 1, 0, ident)))
+    ident = np.where((kind == 4) | (kind == 5), rec["a3"], np.where(enter, ident, np.where(kind == 1, 0, ident)))
     return pd.DataFrame({
         "ts_ns": rec["ts_ns"], "pid": rec["pid"].astype(np.int64), "tid": rec["tid"].astype(np.int64),
         "ev": ev, "name": name, "id": ident.astype(np.int64),
