@@ -142,7 +142,8 @@ def load_bundle(path, cache: bool = True) -> Model:
                 side_messages.append(line.strip())
     rec_ios = _read_parquet(bundle / "record" / "ios.parquet")
     rec_threads = _read_parquet(bundle / "record" / "threads.parquet")
-    return build_model(result, manifest, summary, rec_ios, rec_threads, side_drops, side_messages)
+    extents = _read_json(bundle / "raw" / "extents.json") or None  # libbpf bundles: data file layout
+    return build_model(result, manifest, summary, rec_ios, rec_threads, side_drops, side_messages, extents)
 
 
 def model_from_trace(path, format: str = "auto", os_name: str | None = None, cache: bool = True) -> Model:
@@ -170,7 +171,8 @@ def empty(table: str) -> pd.DataFrame:
 
 
 def build_model(result, manifest: dict, summary: dict, rec_ios: pd.DataFrame | None,
-                rec_threads: pd.DataFrame | None, side_drops: int = 0, side_messages: list | None = None) -> Model:
+                rec_threads: pd.DataFrame | None, side_drops: int = 0, side_messages: list | None = None,
+                extents: dict | None = None) -> Model:
     os_name = manifest.get("os") or summary.get("os") or "Linux"
     if result is None:
         events, unparsed, clock = empty("events"), empty("unparsed"), "monotonic"
@@ -190,6 +192,8 @@ def build_model(result, manifest: dict, summary: dict, rec_ios: pd.DataFrame | N
     elif len(syscalls):
         syscalls["in_window"] = True
     ios = _ios(events, syscalls, rec_ios, offset)
+    if os_name == "Linux" and rec_ios is not None and len(ios):
+        _linux_free_points(ios, events, syscalls, (manifest.get("spec") or {}).get("mode") or "", extents)
     threads = _threads(rec_threads, events, manifest, summary)
     dropped = int(losses.get("dropped_events", 0)) + int(side_drops)
     manifest_dropped = int(((manifest.get("losses") or {}).get("dropped_events")) or 0)
@@ -396,6 +400,68 @@ def _ios(events: pd.DataFrame, syscalls: pd.DataFrame, rec: pd.DataFrame | None,
         else:
             out[c] = out[c].astype("string")
     return out
+
+
+def _linux_free_points(ios: pd.DataFrame, events: pd.DataFrame, syscalls: pd.DataFrame, mode: str,
+                       extents: dict | None) -> None:
+    """Fill ``kernel_done_ns`` (and ``freed_ns`` for libaio) of Linux I/Os from kernel events alone,
+    with no per-I/O probe: the workload's record gives each I/O's offset, threads and the time it
+    learned of the completion (``fetched_ns``). In place.
+
+    * libaio: kernel done = the ``blk_done`` of the I/O's sector (offset -> sector through the data
+      file's extents, raw/extents.json; O_DIRECT only, buffered I/O has no block request), first
+      after its submit; freed = the return of the reaping thread's last ``io_getevents`` at or before
+      the record's completion time: the call that harvested its io_event (ring slot freed).
+    * glibc POSIX AIO (aio-*): kernel done = the return of the helper thread's pread64/pwrite64 at the
+      I/O's offset (``id`` holds the offset in libbpf traces), last at or before the completion time;
+      release = ``aio_return`` as the workload saw it (user-space state, no kernel object).
+    * io_uring: kernel done = ``io_uring_complete`` (already joined by user_data); release = the
+      workload's reap, after which it advances the CQ head (the record's completion time).
+    """
+    want = ios["fetched_ns"].notna()
+    if mode == "libaio" and extents and extents.get("extents"):
+        ext = pd.DataFrame(extents["extents"]).sort_values("logical")
+        off = ios["offset"].astype("int64").to_numpy()
+        i = np.searchsorted(ext["logical"].to_numpy(), off, side="right") - 1
+        ok = (i >= 0) & want.to_numpy()
+        i = np.clip(i, 0, None)
+        phys = ext["physical"].to_numpy()[i] + off - ext["logical"].to_numpy()[i]
+        sector = phys // 512 + int(extents.get("partition_start_sector") or 0)
+        done = events[(events["ev"] == "blk_done")]
+        if len(done):
+            d = pd.DataFrame({"sector": done["a1"].to_numpy(), "ts": done["ts_ns"].astype("float64").to_numpy()})
+            q = pd.DataFrame({"row": np.flatnonzero(ok), "sector": sector[ok],
+                              "ts": ios["submit_ns"].to_numpy()[ok]}).dropna()
+            if len(q):
+                got = pd.merge_asof(q.sort_values("ts"), d.sort_values("ts").rename(columns={"ts": "done"}),
+                                    left_on="ts", right_on="done", by="sector", direction="forward")
+                col = ios["kernel_done_ns"].to_numpy(copy=True)
+                col[got["row"].to_numpy()] = got["done"].to_numpy()
+                ios["kernel_done_ns"] = col
+        waits = syscalls[syscalls["name"].isin(["io_getevents", "io_pgetevents"]) & syscalls["exit_ns"].notna()
+                         & (syscalls["ret"].fillna(0) > 0)]
+        if len(waits):
+            ios["freed_ns"] = _last_before(ios, waits["tid"], waits["exit_ns"], "reap_tid")
+    elif mode.startswith("aio-"):
+        helper = syscalls[syscalls["helper_io"] & syscalls["exit_ns"].notna() & (syscalls["ret"].fillna(-1) >= 0)]
+        if len(helper):
+            ios["kernel_done_ns"] = ios["kernel_done_ns"].fillna(
+                _last_before(ios, helper["id"], helper["exit_ns"], "offset"))
+
+
+def _last_before(ios: pd.DataFrame, keys: pd.Series, times: pd.Series, io_key: str) -> pd.Series:
+    """Per I/O: the latest ``times`` with ``keys`` equal to the I/O's ``io_key`` at or before its
+    ``fetched_ns`` (NaN when none)."""
+    cand = pd.DataFrame({"key": keys.astype("int64").to_numpy(), "t": times.astype("float64").to_numpy()})
+    q = pd.DataFrame({"row": np.arange(len(ios)), "key": pd.array(ios[io_key]).astype("Int64"),
+                      "fetched": ios["fetched_ns"].astype("float64").to_numpy()}).dropna()
+    out = np.full(len(ios), np.nan)
+    if len(q) and len(cand):
+        q["key"] = q["key"].astype("int64")
+        got = pd.merge_asof(q.sort_values("fetched"), cand.sort_values("t"), left_on="fetched", right_on="t",
+                            by="key", direction="backward")
+        out[got["row"].to_numpy()] = got["t"].to_numpy()
+    return pd.Series(out, index=ios.index)
 
 
 def _threads(rec: pd.DataFrame | None, events: pd.DataFrame, manifest: dict, summary: dict) -> pd.DataFrame:

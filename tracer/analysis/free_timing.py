@@ -7,11 +7,14 @@ bundle can see (column ``release_point``, per engine in :data:`RELEASE_POINTS`):
   free at ``aio_return``/``aio_waitcomplete``, so the lag includes the program's reap delay; with
   ``AIO_KEVENT_FLAG_REAP`` (D33144) the kernel frees at completion, so the lag is ~0.
 * Linux io_uring: kernel completion = the ``io_uring_complete`` tracepoint (CQE posted); the CQE
-  slot is released when the program advances the CQ head, observed as the workload's reap.
-* Linux libaio: kernel completion = ``block_rq_complete`` of the request's sector (O_DIRECT only);
-  the io_event is consumed at ``io_getevents`` return, observed as the workload's reap.
-* Linux glibc POSIX AIO: the request lives in user space; kernel completion = ``block_rq_complete``
-  (O_DIRECT), release = ``aio_return`` observed by the workload.
+  slot is released when the program advances the CQ head, which it does right after the reap its
+  own record times (no per-I/O probe).
+* Linux libaio: kernel completion = the block completion of the I/O's sector (O_DIRECT only;
+  offset -> sector through the file's extents); released = the return of the ``io_getevents`` that
+  harvested it (its io_event ring slot is freed), from the trace (tracer.model).
+* Linux glibc POSIX AIO: the request is user-space state (glibc's ``struct requestlist``); "kernel"
+  completion = the return of the helper thread's ``pread``/``pwrite`` at the I/O's offset; release
+  = the ``aio_return`` the workload's record times. The label says so: nothing in the kernel is freed.
 
 Jobs alive over time (:func:`jobs_alive`) counts per-process kernel jobs between submit and
 release, against FreeBSD's ``vfs.aio.max_aio_queue_per_proc`` (256 by default): a completed but
@@ -31,11 +34,11 @@ PERCENTILES = (50, 90, 99, 99.9)
 
 # mode -> (kernel completion point, release point) when the bundle has no job_free events
 RELEASE_POINTS: dict[str, tuple[str, str]] = {
-    "io_uring": ("io_uring_complete tracepoint (CQE posted)", "CQ reap observed by the workload"),
-    "io_uring-sqpoll": ("io_uring_complete tracepoint (CQE posted)", "CQ reap observed by the workload"),
-    "libaio": ("block_rq_complete of the request's sector", "io_getevents return observed by the workload"),
-    "aio-poll": ("block_rq_complete of the request's sector", "aio_return observed by the workload"),
-    "aio-suspend": ("block_rq_complete of the request's sector", "aio_return observed by the workload"),
+    "io_uring": ("io_uring_complete (CQE posted)", "CQ head advanced (the workload's reap)"),
+    "io_uring-sqpoll": ("io_uring_complete (CQE posted)", "CQ head advanced (the workload's reap)"),
+    "libaio": ("block completion of the I/O's sector", "io_getevents return that harvested it (ring slot freed)"),
+    "aio-poll": ("glibc helper pread/pwrite return", "aio_return (user-space state, no kernel object)"),
+    "aio-suspend": ("glibc helper pread/pwrite return", "aio_return (user-space state, no kernel object)"),
 }
 FREEBSD_RELEASE = ("aio_complete (job_done)", "aio_free_entry (job_free)")
 
@@ -43,8 +46,12 @@ FREEBSD_RELEASE = ("aio_complete (job_done)", "aio_free_entry (job_free)")
 def release_point(model: Any) -> tuple[str, str]:
     """(kernel completion point, release point) this bundle's free timing measures."""
     p = provenance(model)
+    if p["os"] == "FreeBSD" and model.has("ios", "freed_ns"):
+        return FREEBSD_RELEASE
+    if p["mode"] in RELEASE_POINTS:
+        return RELEASE_POINTS[p["mode"]]
     if model.has("ios", "freed_ns"):
-        return FREEBSD_RELEASE if p["os"] == "FreeBSD" else ("job_done", "job_free")
+        return ("job_done", "job_free")
     return RELEASE_POINTS.get(p["mode"], ("job_done", "reap observed by the workload"))
 
 
