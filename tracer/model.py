@@ -184,8 +184,14 @@ def build_model(result, manifest: dict, summary: dict, rec_ios: pd.DataFrame | N
     offset = _record_offset(events)
     timed = clock != "none"
     syscalls = _syscalls(events, os_name, manifest, timed)
+    aggregates = getattr(result, "aggregates", None)
+    from_counts = len(syscalls) == 0 and os_name == "Linux" and _has_map(aggregates, "@syscalls")
+    if from_counts:
+        syscalls = _syscalls_from_counts(aggregates, os_name, manifest)
     window = _window(events, summary, offset)
-    if window is not None and len(syscalls):
+    if from_counts:
+        pass  # in_window comes from the in-kernel window counts
+    elif window is not None and len(syscalls):
         start, stop = window
         syscalls["in_window"] = (syscalls["enter_ns"].fillna(syscalls["exit_ns"]) >= start) & \
                                 (syscalls["enter_ns"].fillna(syscalls["exit_ns"]) <= stop)
@@ -287,6 +293,60 @@ def _syscalls(events: pd.DataFrame, os_name: str, manifest: dict, timed: bool) -
     mode = ((manifest.get("spec") or {}).get("mode") or "")
     out["helper_io"] = out["name"].isin(HELPER_IO) & (os_name != "FreeBSD") & mode.startswith("aio-")
     out["in_window"] = True
+    cols = list(MODEL_TABLES["syscalls"]) + ["id", "helper_io", "line"]
+    return out[cols].astype({"a0": "int64", "a1": "int64", "a2": "int64", "id": "int64", "tid": "int64",
+                             "pid": "int64", "in_window": "bool"})
+
+
+def _has_map(aggregates: pd.DataFrame | None, name: str) -> bool:
+    return aggregates is not None and len(aggregates) > 0 and bool((aggregates["map"] == name).any())
+
+
+def _map_counts(aggregates: pd.DataFrame, name: str) -> pd.DataFrame:
+    """A keyed count map ("tid,nr" or "tid" keys) -> columns tid, nr (-1 when absent), n."""
+    rows = aggregates[(aggregates["map"] == name) & (aggregates["kind"] == "map")]
+    keys = rows["key"].astype(str).str.split(",", expand=True)
+    return pd.DataFrame({"tid": pd.to_numeric(keys[0]).astype("int64").to_numpy(),
+                         "nr": (pd.to_numeric(keys[1]).astype("int64").to_numpy() if keys.shape[1] > 1
+                                else np.full(len(rows), -1)),
+                         "n": rows["value"].astype("int64").to_numpy()})
+
+
+def _syscalls_from_counts(aggregates: pd.DataFrame, os_name: str, manifest: dict) -> pd.DataFrame:
+    """The syscalls table of an aggregate bundle (in-kernel counts per thread and syscall): one row
+    per counted call, without times (enter/exit/dur NaN), so the amplification analyses run on it
+    unchanged. ``in_window`` rows come from @window_syscalls, the rest of @syscalls is outside.
+    io_uring_enter calls get a1 = 1 (submit role) for the in-window ones counted in
+    @window_iou_enter_submit, else 0 (wait)."""
+    import tracer.data
+    total = _map_counts(aggregates, "@syscalls")
+    inwin = _map_counts(aggregates, "@window_syscalls") if _has_map(aggregates, "@window_syscalls") \
+        else total.assign(n=0)
+    both = total.merge(inwin, on=["tid", "nr"], how="outer", suffixes=("", "_win")).fillna(0)
+    both["n_win"] = np.minimum(both["n_win"], both["n"]).astype("int64")
+    rep_win, rep_out = both["n_win"].to_numpy(), (both["n"] - both["n_win"]).astype("int64").to_numpy()
+    names_tbl = tracer.data.linux_syscall_names()
+    names = np.array([names_tbl.get(int(n), f"nr{int(n)}") for n in both["nr"]], dtype=object)
+    tid, nr = both["tid"].to_numpy(), both["nr"].to_numpy()
+    in_window = np.concatenate([np.ones(rep_win.sum(), bool), np.zeros(rep_out.sum(), bool)])
+    out = pd.DataFrame({"tid": np.concatenate([np.repeat(tid, rep_win), np.repeat(tid, rep_out)]),
+                        "name": np.concatenate([np.repeat(names, rep_win), np.repeat(names, rep_out)]),
+                        "in_window": in_window})
+    out["a1"] = 0
+    if _has_map(aggregates, "@window_iou_enter_submit"):
+        sub = _map_counts(aggregates, "@window_iou_enter_submit").set_index("tid")["n"]
+        enter = out["in_window"] & (out["name"] == "io_uring_enter")
+        rank = out[enter].groupby("tid").cumcount()
+        out.loc[rank.index, "a1"] = (rank < out.loc[rank.index, "tid"].map(sub).fillna(0)).astype("int64")
+    n = len(out)
+    pid = manifest.get("workload_pid")
+    out = out.assign(pid=int(pid) if pid else 0, enter_ns=np.nan, exit_ns=np.nan, dur_ns=np.nan,
+                     ret=pd.array([pd.NA] * n, dtype="Int64"), err=pd.array([pd.NA] * n, dtype="Int64"),
+                     a0=0, a2=0, id=0, line=0)
+    out["name"] = out["name"].astype("string")
+    out["role"] = roles(out["name"], out["a1"], os_name)
+    mode = ((manifest.get("spec") or {}).get("mode") or "")
+    out["helper_io"] = out["name"].isin(HELPER_IO) & mode.startswith("aio-")
     cols = list(MODEL_TABLES["syscalls"]) + ["id", "helper_io", "line"]
     return out[cols].astype({"a0": "int64", "a1": "int64", "a2": "int64", "id": "int64", "tid": "int64",
                              "pid": "int64", "in_window": "bool"})

@@ -18,7 +18,9 @@
  *   OUT (aggregate): bpftrace -f json compatible NDJSON: a printf record "AIOTRACE-AGG\tv1\n",
  *                    then one {"type":"map"|"hist","data":{"@name":...}} per map (names as in
  *                    aiotrace-agg.bt: @syscalls "tid,nr", @syscall_errors, @iou_submitted[tid],
- *                    @iou_completed, @iou_errors, @blk_started, @blk_bytes, hists @syscall_ns[nr],
+ *                    @iou_completed, @iou_errors, @blk_started, @blk_bytes, @window_syscalls
+ *                    "tid,nr", @window_iou_enter_submit[tid] (in-window io_uring_enter calls with
+ *                    to_submit > 0), @window_start_ns/_stop_ns/_planned_ios/_completed_ios, hists @syscall_ns[nr],
  *                    @iou_ns, @blk_ns, @libaio_free_lag_ns)
  *   stdout: "AIOTRACE-BPF<TAB>ready" once every program is attached (the capture's ready signal),
  *           then at exit "AIOTRACE-BPF<TAB>stats<TAB>records=N<TAB>dropped=N<TAB>emitted=a,b,c,d,e,f
@@ -76,7 +78,8 @@ static int pid_alive(pid_t pid)
 
 static const char *engine_so;
 
-static const char *STAT_MAP[] = {"@iou_submitted", "@iou_completed", "@iou_errors", "@blk_started", "@blk_bytes"};
+static const char *STAT_MAP[] = {"@iou_submitted", "@iou_completed", "@iou_errors", "@blk_started", "@blk_bytes",
+				 "@window_iou_enter_submit"};
 static const char *HIST_MAP[] = {"@syscall_ns", "@iou_ns", "@blk_ns", "@libaio_free_lag_ns"};
 
 /* {"type":"map","data":{"@name":{"tid,nr":n,...}}} from a u64 -> u64 map keyed tid<<32|low,

@@ -35,6 +35,7 @@ enum aiot_stat { /* tidstat map: per-thread counters */
 	AIOT_STAT_IOU_ERRORS = 2,
 	AIOT_STAT_BLK_STARTED = 3,
 	AIOT_STAT_BLK_BYTES = 4,
+	AIOT_STAT_WINDOW_IOU_ENTER_SUBMIT = 5,
 };
 
 enum aiot_hist { /* hist map: log2 ns histograms */

@@ -39,7 +39,8 @@
  *     syscalls[tid,nr], syscall_errors[tid,nr]   counts, from attach to exit
  *     window_syscalls[tid,nr]                    counts inside the workload's window
  *     tidstat[tid,stat]                          io_uring submitted/completed/errors, block
- *                                                requests started and their bytes, per thread
+ *                                                requests started and their bytes, in-window
+ *                                                io_uring_enter calls with to_submit > 0, per thread
  *     hist[hist,key,bucket]                      log2 ns histograms: syscall duration per nr,
  *                                                io_uring submit->CQE, block start->complete,
  *                                                libaio block completion->io_getevents harvest
@@ -209,6 +210,12 @@ static __always_inline void emit(struct aiot_record *r)
 	bpf_ringbuf_submit(r, BPF_RB_NO_WAKEUP);
 }
 
+static __always_inline void tid_add(__u32 stat, __u64 n)
+{
+	__u64 key = ((__u64)(__u32)bpf_get_current_pid_tgid() << 32) | stat;
+	add(&tidstat, &key, n);
+}
+
 SEC("tp_btf/sys_enter")
 int BPF_PROG(on_sys_enter, struct pt_regs *regs, long id)
 {
@@ -228,8 +235,11 @@ int BPF_PROG(on_sys_enter, struct pt_regs *regs, long id)
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 	__u64 key = ((__u64)tid << 32) | (__u32)id;
 	add(&syscalls, &key, 1);
-	if (in_window)
+	if (in_window) {
 		add(&window_syscalls, &key, 1);
+		if (id == 426 && BPF_CORE_READ(regs, si) > 0) /* io_uring_enter(fd, to_submit > 0): submit role */
+			tid_add(AIOT_STAT_WINDOW_IOU_ENTER_SUBMIT, 1);
+	}
 	struct enter_state st = {.ts = bpf_ktime_get_ns(), .nr = id};
 	bpf_map_update_elem(&enter_ns, &tid, &st, BPF_ANY);
 	count(AIOT_SYS_ENTER);
@@ -291,12 +301,6 @@ int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
 	if (libaio_lag && ret > 0 && (nr == 208 || nr == 333)) /* io_getevents, io_pgetevents */
 		libaio_harvest(ret, now);
 	return 0;
-}
-
-static __always_inline void tid_add(__u32 stat, __u64 n)
-{
-	__u64 key = ((__u64)(__u32)bpf_get_current_pid_tgid() << 32) | stat;
-	add(&tidstat, &key, n);
 }
 
 SEC("tp_btf/io_uring_submit_req")

@@ -173,3 +173,33 @@ def histogram(model: Any) -> pd.DataFrame:
     hist = log2_histogram(lag["free_lag_ns"])
     hist["release_point"] = " -> ".join(release_point(model))
     return with_provenance(hist, model)
+
+
+KERNEL_HISTOGRAMS = {"libaio": "@libaio_free_lag_ns"}  # mode -> in-kernel free-lag histogram map
+
+
+@requires(tables={"aggregates": ("map", "count")})
+def kernel_histogram(model: Any) -> pd.DataFrame:
+    """The free-lag histogram an aggregate bundle computed in the kernel (libbpf backend, libaio:
+    block completion -> the io_getevents return that harvests it), in :func:`log2_histogram`'s
+    shape: ``lo_ns``, ``hi_ns``, ``count``, ``release_point`` and provenance. Empty when the mode
+    has no in-kernel histogram (io_uring's CQ head and glibc's aio_return are user-space stores)."""
+    mode = provenance(model)["mode"]
+    agg = model.aggregates
+    rows = agg[(agg["kind"] == "hist") & (agg["map"] == KERNEL_HISTOGRAMS.get(mode, ""))]
+    out = pd.DataFrame({"lo_ns": rows["lo"].astype("float64").to_numpy(),
+                        "hi_ns": rows["hi"].astype("float64").to_numpy() + 1,
+                        "count": rows["count"].astype("int64").to_numpy()})
+    out = out.sort_values("lo_ns").reset_index(drop=True)
+    out["release_point"] = " -> ".join(release_point(model))
+    return with_provenance(out, model)
+
+
+def histogram_percentile(hist: pd.DataFrame, q: float) -> float:
+    """The ``q`` percentile (0-100) of a log2 histogram, as the upper edge of the bucket holding it
+    (an upper bound: that is all a histogram knows)."""
+    if len(hist) == 0 or hist["count"].sum() == 0:
+        return float("nan")
+    cum = hist["count"].cumsum().to_numpy()
+    i = int(np.searchsorted(cum, q / 100 * cum[-1]))
+    return float(hist["hi_ns"].iloc[min(i, len(hist) - 1)])
