@@ -391,8 +391,12 @@ int BPF_PROG(on_blk_start, struct request *rq)
 
 static __always_inline int on_merge(struct bio *bio, __u32 sub)
 {
-	if (!mine() || !per_event)
+	if (!mine())
 		return 0;
+	if (!per_event) {
+		tid_add(AIOT_STAT_BLK_BYTES, BPF_CORE_READ(bio, bi_iter.bi_size));
+		return 0;
+	}
 	struct aiot_record *r = reserve(AIOT_BLK_QUEUE, sub);
 	if (!r)
 		return 0;

@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from tracer.errors import ParseError
 from tracer.parse.base import ParseResult, empty_events, unparsed_frame
 from tracer.parse.events import linux_syscall_names
 
@@ -94,8 +95,8 @@ def events_from_records(rec: np.ndarray) -> pd.DataFrame:
 def parse_libbpf(data: bytes) -> ParseResult:
     try:
         rec, tail = records(data)
-    except ValueError as exc:
-        return ParseResult("libbpf", 1, empty_events(), unparsed_frame([(1, repr(data[:16]), str(exc))]), {})
+    except ValueError as exc:  # unusable input: one clear line
+        raise ParseError(str(exc)) from None
     events = events_from_records(rec)
     unparsed, losses = [], {"dropped_events": 0, "messages": []}
     if tail:
