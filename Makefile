@@ -27,6 +27,8 @@ $(VENV)/.stamp: pyproject.toml setup.py workloads/build_engine.py $(wildcard wor
 	@touch $@
 
 setup: sysdeps $(VENV)/.stamp
+	@# the libbpf backend's consumer (cached by source hash; skipped with a note when tools or BTF are missing)
+	@$(PY) -m tracer.capture.libbpf >/dev/null || echo "aiotrace: libbpf backend not built (see aiotrace doctor)" >&2
 
 test: setup
 	$(PY) -m pytest -q tests
