@@ -20,7 +20,7 @@ sysdeps:
 	  echo "aiotrace: missing system packages:$$missing; install them with: sudo apt-get install$$missing" >&2; \
 	fi
 
-$(VENV)/.stamp: pyproject.toml setup.py workloads/build_engine.py $(wildcard workloads/*.c workloads/*.h)
+$(VENV)/.stamp: pyproject.toml setup.py workloads/build_engine.py $(wildcard workloads/*.c workloads/*.h workloads/fbsd_model/*.[ch] workloads/fbsd_model/include/*.h workloads/fbsd_model/include/sys/*.h)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'
@@ -50,4 +50,4 @@ freebsd-build:
 	@$(PY) -m workloads.elfcheck $(FREEBSD_OUT) --expect freebsd
 
 clean:
-	rm -rf build workloads/out workloads/_engine*.so workloads/_engine.c workloads/*.o *.egg-info .pytest_cache
+	rm -rf build workloads/out workloads/_engine*.so workloads/_engine.c workloads/_fbsd_model*.so workloads/_fbsd_model.c workloads/*.o *.egg-info .pytest_cache

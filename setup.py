@@ -2,4 +2,4 @@
 # setup() keyword; everything else lives in pyproject.toml.
 from setuptools import setup
 
-setup(cffi_modules=["workloads/build_engine.py:ffibuilder"])
+setup(cffi_modules=["workloads/build_engine.py:ffibuilder", "workloads/build_engine.py:model_ffibuilder"])

@@ -10,7 +10,7 @@ INPUTS:  generated in memory, deterministic (seeded), in each tool's documented 
                     accepts), mixed pread64 / io_submit / io_getevents / futex calls
            kdump    the FreeBSD kevent fixture's kdump -H -T text, repeated
            truss    the FreeBSD kevent-error fixture's truss -f -H -d -D text, repeated
-           dtrace   the FreeBSD aggpack/lquantize test-suite output (shared sample), repeated
+           dtrace   the FreeBSD aggpack/lquantize test-suite output (tests/data/samples), repeated
            bpftrace the agg.json example (-f json NDJSON) of dscripts/linux, repeated
 REFERENCES:
            events   pyarrow.csv.read_csv of the same bytes (from the first event line) with the
@@ -147,7 +147,7 @@ def main() -> int:
     args = ap.parse_args()
     reps = 2 if args.smoke else args.reps
     scale = 0.05 if args.smoke else 1.0
-    samples = REPO.parent / "shared" / "samples"
+    samples = REPO / "tests" / "data" / "samples"
     fx = REPO / "tests" / "data" / "freebsd"
     inputs = [
         ("events", "events", gen_events(int(2_000_000 * scale)), pyarrow_plain, "pyarrow read_csv"),

@@ -85,7 +85,9 @@ def make_run(mode: str = "kevent", os_name: str = "FreeBSD", n: int = 64, reap_b
     sc["pid"], sc["exit_ns"], sc["dur_ns"] = 100, sc["enter_ns"] + 1000, 1000.0
     sc["ret"], sc["err"], sc["a0"], sc["a1"], sc["a2"] = 0, 0, 0, 0, 0
     charged_tid = reaper if charge == "reaper" else submitter
-    blocks = n * 4096 // 512
+    # rusage units (tracer.model.RUSAGE_UNITS): a 4 KiB read is 8 blocks on Linux, 1 operation on FreeBSD
+    per_io = 1 if os_name == "FreeBSD" else 4096 // 512
+    blocks = n * per_io
     thread_rows = {"tid": [101, 102] if threads == "split" else [101],
                    "name": ["submitter", "reaper"] if threads == "split" else ["main"],
                    "role": ["submitter", "reaper"] if threads == "split" else ["both"]}
@@ -96,7 +98,7 @@ def make_run(mode: str = "kevent", os_name: str = "FreeBSD", n: int = 64, reap_b
     th["io_read_bytes"], th["io_write_bytes"] = -1, -1
     ev = typed("events", {"ts_ns": fetched_ns.astype("uint64"), "pid": [100] * n, "tid": [charged_tid] * n,
                           "ev": ["ru_charge"] * n, "name": ["ru_charge"] * n, "id": ids,
-                          "a0": [8] * n, "a1": [0] * n, "a2": [0] * n, "ret": [0] * n, "err": [0] * n,
+                          "a0": [per_io] * n, "a1": [0] * n, "a2": [0] * n, "ret": [0] * n, "err": [0] * n,
                           "line": ids + 1})
     manifest = {"run_id": run_id or f"test-{mode}-{reap_batch}-{charge}", "os": os_name, "backend": "dtrace",
                 "fixture": fixture, "spec": {"mode": mode, "op": "read", "depth": 32, "batch": batch,

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-SAMPLES = REPO.parent / "shared" / "samples"
+SAMPLES = REPO / "tests" / "data" / "samples"  # real public tool output, see SOURCES.md there
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 

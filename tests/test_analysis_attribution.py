@@ -13,7 +13,7 @@ def test_stock_freebsd_charges_the_reaper():
     s = attribution.summarize(per).iloc[0]
     assert s["share_not_submitter"] == 1.0 and s["charged_thread_role"] == "reaper"
     reaper = per.set_index("tid").loc[102]
-    assert reaper["submitted_blocks"] == 0 and reaper["charged_blocks"] == 64 * 8
+    assert reaper["submitted_blocks"] == 0 and reaper["charged_blocks"] == 64  # one operation per read
     assert reaper["charged_not_submitted"] and reaper["charge_source"] == "traced"
 
 
@@ -22,7 +22,7 @@ def test_d33271_charges_the_submitter():
     s = attribution.summarize(per).iloc[0]
     assert s["share_not_submitter"] == 0.0 and s["verdict"].startswith("submitter charged")
     sub = per.set_index("tid").loc[101]
-    assert sub["submitted_blocks"] == sub["charged_blocks"] == 64 * 4096 / 512
+    assert sub["submitted_blocks"] == sub["charged_blocks"] == 64  # FreeBSD: operations, not bytes / 512
 
 
 def test_linux_helper_thread_charged_through_proc_io():
@@ -55,3 +55,50 @@ def test_attribution_needs_a_thread_record():
     m.threads = typed("threads")
     with pytest.raises(AnalysisError, match="table 'threads'"):
         attribution.by_thread(m)
+
+
+def test_rusage_units_are_per_os_and_never_bytes_over_512_on_freebsd():
+    """Issue 10, defect 6: FreeBSD ru_inblock counts block I/O operations (vfs_bio.c: one per buffer,
+    read-ahead included), so the submitted side is the I/O count, not bytes / 512; Linux stays in
+    512-byte blocks. The unit is a column of every row and of the summary."""
+    from tracer.model import RUSAGE_UNITS
+
+    fb = attribution.by_thread(make_run("kevent", os_name="FreeBSD", threads="split", n=32))
+    assert set(fb["charge_unit"]) == {RUSAGE_UNITS["FreeBSD"]} == {"block I/O operations"}
+    sub = fb.set_index("tid").loc[101]
+    assert sub["submitted_blocks"] == sub["submitted_ios"] == 32
+    assert sub["submitted_blocks"] != 32 * 4096 / 512
+    assert fb["proc_io_blocks"].isna().all()
+    lx = attribution.by_thread(make_run("libaio", os_name="Linux", threads="split", charge="submitter", n=32,
+                                        fixture=False))
+    assert set(lx["charge_unit"]) == {"512-byte blocks"}
+    assert lx.set_index("tid").loc[101, "submitted_blocks"] == 32 * 4096 / 512
+    both = attribution.summarize(pd.concat([fb, lx], ignore_index=True))
+    assert set(both["charge_unit"]) == {"block I/O operations", "512-byte blocks"}
+
+
+def test_freebsd_fixture_bundles_are_attributed_in_operations():
+    """On every FreeBSD bundle (whatever its numbers): submitted = I/O count, unit = operations."""
+    from pathlib import Path
+
+    from tracer.analysis.compare import load_models
+
+    models = load_models([Path(__file__).parent / "data" / "freebsd"])
+    assert models
+    for m in models:
+        per = attribution.by_thread(m)
+        assert set(per["charge_unit"]) == {"block I/O operations"}, m.manifest.get("run_id")
+        assert (per["submitted_blocks"] == per["submitted_ios"]).all()
+        assert m.rusage_unit == "block I/O operations"
+
+
+def test_attribution_figure_labels_each_unit(tmp_path):
+    from tracer.analysis import figures
+
+    fb = attribution.by_thread(make_run("kevent", os_name="FreeBSD", threads="split", n=16))
+    lx = attribution.by_thread(make_run("libaio", os_name="Linux", threads="split", charge="submitter", n=16,
+                                        fixture=False))
+    fig = figures.attribution_bars(pd.concat([fb, lx], ignore_index=True))
+    labels = {ax.get_ylabel() for ax in fig.axes}
+    assert labels == {"block I/O operations", "512-byte blocks"}, labels
+    fig.savefig(tmp_path / "attribution.png")

@@ -274,3 +274,91 @@ def test_every_script_opens_with_a_header_comment_naming_usage_output_cost_and_a
             assert re.search(rf"\b{word}\b", head), (path.name, word)
         if path.suffix == ".d":
             assert "FREEBSD VERSIONS" in head, path.name
+
+
+# ---- D rules: what dtrace(1) refuses or breaks only on the FreeBSD host (issue 10, defects 1-3) ----
+
+MAIN_7309866 = Path(__file__).parent / "data" / "dscripts_main_7309866"
+
+
+@pytest.mark.parametrize("path", D_SCRIPTS, ids=lambda p: p.name)
+def test_d_scripts_follow_the_d_rules(path):
+    assert dscripts.check_d_rules(path.read_text(), path.name) == []
+
+
+def _old_problems(name):
+    return dscripts.check_d_rules((MAIN_7309866 / name).read_text(), name)
+
+
+def test_d_rule_1_no_ll_conversions_the_old_scripts_had_them():
+    for name in ("aiotrace-events.d", "aiotrace-ru-d33271.d"):
+        assert any("%lld" in p and "pfcheck_type" in p for p in _old_problems(name)), name
+    # and the schema check in the D dialect refuses the old event printfs too
+    old = dscripts.check_script_printfs(MAIN_7309866 / "aiotrace-events.d")
+    assert any("conversion differs" in p and "'%u'" in p for p in old), old
+    for path in D_SCRIPTS:
+        for call in dscripts.extract_printfs(path):
+            assert not re.search(r"%[-+ #0-9.]*l", call.fmt), (path.name, call.line, call.fmt)
+
+
+def test_d_rule_2_first_assignment_types_the_variable_old_aq_job_was_int():
+    problems = [p for p in _old_problems("aiotrace-events.d") if "first assignment" in p]
+    assert len(problems) == 1 and "self->aq_job = 0" in problems[0] and "(int64_t)args[0]" in problems[0]
+    # the rule on small programs: a literal first is fine when every later value is a literal too
+    ok = "BEGIN { self->a = 0; } END { self->a = 1; self->p = (int64_t)arg0; self->p = 0; }"
+    assert dscripts.check_d_rules(ok) == []
+    bad = "BEGIN { this->k = 0; } END { this->k = args[0]; }"
+    assert any("this->k" in p for p in dscripts.check_d_rules(bad))
+    declared = "int x;\nBEGIN { x = 0; } END { x = timestamp; }"
+    assert dscripts.check_d_rules(declared) == []
+
+
+def test_d_rule_3_nullable_pointer_guarded_in_predicate_old_filt_aio_was_not():
+    for name in ("aiotrace-events.d", "aiotrace-agg.d"):
+        problems = [p for p in _old_problems(name) if "filt_aio" in p]
+        assert len(problems) == 1 and "kqueue_register" in problems[0], (name, problems)
+    ptr = "args[0]->kn_ptr.p_aio->userproc"
+    late = f"fbt::filt_aio:entry\n/{ptr}->p_pid == 1 && {ptr} != NULL/\n{{ trace(1); }}"
+    assert dscripts.check_d_rules(late), "a guard after the dereference does not guard"
+    body_only = f"fbt::filt_aio:entry\n{{ trace({ptr}->p_pid); }}"
+    assert dscripts.check_d_rules(body_only)
+    guarded = f"fbt::filt_aio:entry\n/{ptr} != NULL && {ptr}->p_pid == 1/\n{{ trace({ptr}->p_pid); }}"
+    assert dscripts.check_d_rules(guarded) == []
+
+
+def test_d_clauses_split_probe_list_predicate_and_body():
+    clauses = dscripts.d_clauses(dscripts.SCRIPTS[("FreeBSD", "events")].read_text())
+    filt = [c for c in clauses if "fbt::filt_aio:entry" in c.probes]
+    assert len(filt) == 1 and "!= NULL" in filt[0].predicate and "printf" in filt[0].body
+    assert clauses[0].probes == ("dtrace:::BEGIN",) and clauses[0].predicate == ""
+    assert sum(len(c.probes) for c in clauses) == len(dscripts.probe_descriptions(dscripts.SCRIPTS[("FreeBSD", "events")]))
+
+
+# ---- <script>_example.txt beside every script ---------------------------------------------------
+
+@pytest.mark.parametrize("path", dscripts.all_scripts(), ids=lambda p: p.name)
+def test_every_script_has_an_example_that_parses_and_matches_its_formats(path):
+    also = (dscripts.SCRIPTS[("FreeBSD", "events")],) if path == dscripts.D33271_ADDON else ()
+    assert dscripts.example_path(path).is_file(), path
+    assert dscripts.check_example(path, also) == []
+
+
+def test_freebsd_examples_say_they_are_not_captures():
+    for path in D_SCRIPTS:
+        head = dscripts.example_path(path).read_text().split("\n\n")[0]
+        assert "NOT A CAPTURE" in head, path.name
+
+
+def test_example_check_refuses_drifted_or_unparsable_output(tmp_path):
+    script = dscripts.SCRIPTS[("FreeBSD", "events")]
+    good = dscripts.example_path(script).read_text()
+    drifted = tmp_path / "x_example.txt"
+    # an event line the script cannot print (an extra field) and a stray annotation
+    drifted.write_text(good.replace("\tsys_exit\tkqueue\t0\t0\t0\t0\t3\t0\n", "\tsys_exit\tkqueue\t0\t0\t0\t0\t3\t0\t0\n", 1)
+                       .replace("Reading it:", "a note without the marker\nReading it:", 1))
+    problems = dscripts.check_example(script, example=drifted)
+    assert any("matches no printf" in p for p in problems), problems
+    assert any("not parsed" in p and "a note without the marker" in p for p in problems), problems
+    headless = tmp_path / "y_example.txt"
+    headless.write_text(good.replace(schema.HEADER_LINE, "AIOTRACE\tv0"))
+    assert any("no ready line" in p for p in dscripts.check_example(script, example=headless))

@@ -83,7 +83,7 @@ def test_modes_json_lists_every_mode_with_a_reason_when_missing():
 
 
 BAD = {
-    "depth-0": (["--depth", "0"], "depth must be at least 1"),
+    "depth-0": (["--depth", "0"], "--depth 0 is out of range"),
     "batch-over-depth": (["--depth", "4", "--batch", "8"], "submit batch 8 must be between 1 and depth 4"),
     "reap-batch-over-depth": (["--depth", "4", "--reap-batch", "5"], "reap batch 5"),
     "freebsd-mode": (["--mode", "reap"], "FreeBSD-only"),

@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from tracer.errors import AiotraceError
+from tracer.errors import AiotraceError, describe_oserror
 
 # name -> "module:attribute" of a click.Command
 COMMANDS = {
@@ -21,6 +21,7 @@ COMMANDS = {
     "compare": "tracer.analysis.cli:compare",
     "export": "tracer.analysis.cli:export",
     "demo": "tracer.commands.demo:demo",
+    "simulate": "tracer.commands.simulate:simulate",
 }
 
 
@@ -60,9 +61,16 @@ def main(argv: list[str] | None = None) -> int:
     except click.exceptions.Abort:
         click.echo("aiotrace: interrupted", err=True)
         return 130
+    except click.UsageError as exc:  # click's own usage errors, in the same one-line form
+        where = exc.ctx.command_path if exc.ctx is not None else "aiotrace"
+        click.echo(f"aiotrace: error: {where}: {exc.format_message()} (see '{where} --help')", err=True)
+        return 2
     except click.ClickException as exc:
-        exc.show()
+        click.echo(f"aiotrace: error: {exc.format_message()}", err=True)
         return exc.exit_code
+    except OSError as exc:  # an output or input the OS refused, where no layer named it better
+        click.echo(f"aiotrace: error: {describe_oserror(exc)}", err=True)
+        return 2
     except click.exceptions.Exit as exc:
         return exc.exit_code
     return rv if isinstance(rv, int) else 0

@@ -1,4 +1,8 @@
 """One error type per layer; the CLI turns any of them into a one-line message and exit 2."""
+from __future__ import annotations
+
+import errno
+from contextlib import contextmanager
 
 
 class AiotraceError(Exception):
@@ -28,3 +32,28 @@ class ParseError(AiotraceError):
 
 class AnalysisError(AiotraceError):
     """A bundle that lacks the tables or events an analysis needs."""
+
+
+class OutputError(AiotraceError):
+    """An output that cannot be written (read-only directory, full disk): names the path and errno."""
+
+    @classmethod
+    def of(cls, path, exc: OSError) -> "OutputError":
+        return cls(f"cannot write {path}: {describe_oserror(exc, with_path=False)}")
+
+
+def describe_oserror(exc: OSError, with_path: bool = True) -> str:
+    """'PATH: strerror (ENAME)' for an OSError, the errno named so users can search for it."""
+    name = errno.errorcode.get(exc.errno or 0, "")
+    text = (exc.strerror or str(exc)) + (f" ({name})" if name else "")
+    path = exc.filename if with_path else None
+    return f"{path}: {text}" if path else text
+
+
+@contextmanager
+def writing(path):
+    """Turn any OSError raised while writing ``path`` into an OutputError naming it."""
+    try:
+        yield
+    except OSError as exc:
+        raise OutputError.of(path, exc) from None

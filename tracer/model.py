@@ -47,7 +47,9 @@ How the tables are built (the same way from every backend; every parser yields e
   ``reap`` probe events carry the I/O id (-> fetched_ns, result, reap_tid); kernel job events
   (job_done -> kernel_done_ns, job_notify -> notified_ns, job_free -> freed_ns) and aio syscalls
   carry the user aiocb address (FreeBSD ujob) or io_uring user_data, which the workload reuses.
-  So the k-th *queue marker* in time order is I/O id k (ids are assigned in submission order),
+  So the k-th *queue marker* in time order inside the measurement window is I/O id k (ids are
+  assigned in submission order from the window's start; a queueing outside the window, such as
+  the REAP availability probe, takes no id),
   and every later event with the same address belongs to that I/O until the address is queued
   again. Queue markers are ``job_queue`` events when the trace has them, else the ``sys_enter``
   of aio_read/aio_write/aio_readv/aio_writev/aio_fsync with an aiocb (kdump: the address; truss:
@@ -67,22 +69,28 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from tracer import modes
 from tracer.errors import ParseError
 from tracer.schema import MODEL_TABLES
 
-SUBMIT_FREEBSD = ("aio_read", "aio_write", "aio_readv", "aio_writev", "lio_listio", "aio_fsync",
-                  "compat6.aio_read", "compat6.aio_write", "compat6.lio_listio")
-ROLE_MAPS: dict[str, dict[str, str]] = {
-    "FreeBSD": {**dict.fromkeys(SUBMIT_FREEBSD, "submit"),
-                **dict.fromkeys(("kevent", "compat11.kevent", "aio_suspend", "aio_waitcomplete"), "wait"),
-                "aio_error": "status", "aio_return": "result", "compat6.aio_error": "status",
-                "compat6.aio_return": "result"},
-    "Linux": {"io_submit": "submit", "io_getevents": "wait", "io_pgetevents": "wait",
-              "io_uring_enter": "submit"},  # io_uring_enter: wait when to_submit == 0 (see roles())
-}
+# syscall -> role per OS: the union of the mode registry's per-mode roles (tracer.modes).
+# io_uring_enter is "submit" there and "wait" when to_submit == 0 (see roles()).
+ROLE_MAPS: dict[str, dict[str, str]] = {os_name: modes.role_map(os_name) for os_name in modes.OSES}
 QUEUE_SYSCALLS = ("aio_read", "aio_write", "aio_readv", "aio_writev", "aio_fsync")
 HELPER_IO = ("pread64", "pwrite64", "preadv", "pwritev", "preadv2", "pwritev2", "fdatasync", "fsync")
 SAME_CLOCK_NS = 1_000_000_000  # a sync offset below this means the record and trace share a clock
+
+
+# What ru_inblock/ru_oublock count, per OS. Linux: 512-byte blocks (task_io_get_inblock is
+# ioac.read_bytes >> 9). FreeBSD: block I/O OPERATIONS: vfs_bio.c adds 1 per buffer it reads
+# (breada: read-ahead buffers too) and only aio_biowakeup (the aio_qbio raw-device path) adds
+# btodb(nbytes). The two are not comparable, and bytes/512 is not a FreeBSD figure.
+RUSAGE_UNITS = {"Linux": "512-byte blocks", "FreeBSD": "block I/O operations"}
+
+
+def rusage_unit(os_name: str | None) -> str:
+    """The unit of ru_inblock/ru_oublock on `os_name` (RUSAGE_UNITS; Linux when unknown)."""
+    return RUSAGE_UNITS.get(os_name or "Linux", RUSAGE_UNITS["Linux"])
 
 
 @dataclass
@@ -100,6 +108,15 @@ class Model:
     lines: int = 0
     aggregates: pd.DataFrame | None = None
     counts: dict = field(default_factory=dict)
+    foreign: bool = False  # a program other than aiotrace's workload: no per-I/O record
+    io_counts: pd.DataFrame | None = None  # foreign: I/Os by evidence (source, count, note); see foreign_io_counts
+    io_source: str | None = None  # foreign: the source io_total comes from
+    io_total: int | None = None  # foreign: I/Os counted from kernel and syscall events
+
+    @property
+    def rusage_unit(self) -> str:
+        """Unit of the threads table's inblock/oublock and of ru_charge a0/a1 (RUSAGE_UNITS)."""
+        return rusage_unit(self.manifest.get("os") or self.summary.get("os"))
 
     def has(self, table: str, *columns: str) -> bool:
         """True when ``table`` has rows and each of ``columns`` has at least one non-null value."""
@@ -110,40 +127,65 @@ class Model:
 
 
 def _read_json(path: Path) -> dict:
+    """A JSON object file ({} when absent); ParseError when it is not JSON or not an object."""
     try:
-        return json.loads(path.read_text())
+        value = json.loads(path.read_text())
     except FileNotFoundError:
         return {}
     except (OSError, ValueError) as exc:
         raise ParseError(f"unreadable JSON: {exc}", str(path)) from None
+    if not isinstance(value, dict):
+        raise ParseError(f"not a JSON object (a JSON {type(value).__name__})", str(path))
+    return value
+
+
+MANIFEST_SCHEMA_PREFIX = "aiotrace.manifest/"
+
+
+def read_manifest(bundle: Path) -> dict:
+    """The bundle's manifest.json as a dict; ParseError (one line) when it is missing, not JSON,
+    not an object, or not an aiotrace manifest."""
+    path = Path(bundle) / "manifest.json"
+    if not path.is_file():
+        raise ParseError("not a run bundle (no manifest.json)", str(bundle))
+    manifest = _read_json(path)
+    if not str(manifest.get("schema", "")).startswith(MANIFEST_SCHEMA_PREFIX):
+        raise ParseError(f"not an aiotrace manifest (schema {manifest.get('schema')!r})", str(path))
+    return manifest
+
+
+def is_bundle(path: Path) -> bool:
+    """True when ``path`` holds an aiotrace manifest.json (not some other program's manifest)."""
+    try:
+        read_manifest(path)
+    except ParseError:
+        return False
+    return True
 
 
 def load_bundle(path, cache: bool = True) -> Model:
     """Build the model of one run bundle (parsing its raw trace once; the Parquet cache does the rest)."""
-    from tracer.parse import messages, parse_file
 
     bundle = Path(path)
-    manifest_file = bundle / "manifest.json"
-    if not manifest_file.is_file():
-        raise ParseError("not a run bundle (no manifest.json)", str(bundle))
-    manifest = _read_json(manifest_file)
+    manifest = read_manifest(bundle)
     summary = _read_json(bundle / "record" / "summary.json")
     raw = manifest.get("raw") or {}
-    result = None
-    if raw.get("trace") and (bundle / raw["trace"]).is_file():
-        result = parse_file(bundle / raw["trace"], raw.get("format", "auto"), cache=cache)
-    side_drops, side_messages = 0, []
+    from tracer.parse.losses import bundle_losses
+    trace = bundle / raw["trace"] if raw.get("trace") else None
     stderr = bundle / str(raw.get("stderr") or "raw/tracer.stderr")
-    if stderr.is_file() and manifest.get("backend") in ("dtrace", "bpftrace"):
-        for line in stderr.read_text(errors="replace").splitlines():
-            hit = messages.classify(line.rstrip("\r"))
-            if hit and hit[0] in messages.LOSS_KINDS:
-                side_drops += hit[1]
-                side_messages.append(line.strip())
+    report, result = bundle_losses(trace if trace is not None and trace.is_file() else None,
+                                   raw.get("format", "auto"), stderr, manifest.get("backend"),
+                                   manifest.get("flavour"), cache=cache)
     rec_ios = _read_parquet(bundle / "record" / "ios.parquet")
     rec_threads = _read_parquet(bundle / "record" / "threads.parquet")
     extents = _read_json(bundle / "raw" / "extents.json") or None  # libbpf bundles: data file layout
-    return build_model(result, manifest, summary, rec_ios, rec_threads, side_drops, side_messages, extents)
+    task_io = None
+    task_io_rel = (manifest.get("target") or {}).get("task_io")
+    if task_io_rel:
+        from tracer.capture.target import read_task_io_file
+        task_io = read_task_io_file(bundle / task_io_rel)
+    return build_model(result, manifest, summary, rec_ios, rec_threads, loss_report=report, task_io=task_io,
+                       extents=extents)
 
 
 def model_from_trace(path, format: str = "auto", os_name: str | None = None, cache: bool = True) -> Model:
@@ -170,10 +212,16 @@ def empty(table: str) -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype={"string": "string", "bool": "bool"}.get(t, t)) for c, t in spec.items()})
 
 
+def is_foreign(manifest: dict) -> bool:
+    """True for a bundle of a program that is not aiotrace's workload (capture -- CMD / -p PID)."""
+    return (manifest.get("target") or {}).get("kind") in ("command", "pid")
+
+
 def build_model(result, manifest: dict, summary: dict, rec_ios: pd.DataFrame | None,
                 rec_threads: pd.DataFrame | None, side_drops: int = 0, side_messages: list | None = None,
-                extents: dict | None = None) -> Model:
+                loss_report=None, task_io: pd.DataFrame | None = None, extents: dict | None = None) -> Model:
     os_name = manifest.get("os") or summary.get("os") or "Linux"
+    foreign = is_foreign(manifest)
     if result is None:
         events, unparsed, clock = empty("events"), empty("unparsed"), "monotonic"
         losses = {"dropped_events": 0, "messages": []}
@@ -183,7 +231,7 @@ def build_model(result, manifest: dict, summary: dict, rec_ios: pd.DataFrame | N
     events = _time_ordered(events)
     offset = _record_offset(events)
     timed = clock != "none"
-    syscalls = _syscalls(events, os_name, manifest, timed)
+    syscalls = _syscalls(events, os_name, manifest, timed, foreign)
     aggregates = getattr(result, "aggregates", None)
     from_counts = len(syscalls) == 0 and os_name == "Linux" and _has_map(aggregates, "@syscalls")
     if from_counts:
@@ -197,15 +245,31 @@ def build_model(result, manifest: dict, summary: dict, rec_ios: pd.DataFrame | N
                                 (syscalls["enter_ns"].fillna(syscalls["exit_ns"]) <= stop)
     elif len(syscalls):
         syscalls["in_window"] = True
-    ios = _ios(events, syscalls, rec_ios, offset)
-    if os_name == "Linux" and rec_ios is not None and len(ios):
+    ios = _ios(events, syscalls, rec_ios, offset, window if timed else None)
+    if os_name == "Linux" and rec_ios is not None and len(ios) and not foreign:
         _linux_free_points(ios, events, syscalls, (manifest.get("spec") or {}).get("mode") or "", extents)
-    threads = _threads(rec_threads, events, manifest, summary)
-    dropped = int(losses.get("dropped_events", 0)) + int(side_drops)
-    manifest_dropped = int(((manifest.get("losses") or {}).get("dropped_events")) or 0)
+    if foreign:
+        threads = _foreign_threads(task_io, events, syscalls)
+        counts = foreign_io_counts(events, syscalls, os_name)
+        io_source = next((r.source for r in counts.itertuples() if r.count > 0), None)
+        io_total = int(counts.loc[counts["source"] == io_source, "count"].iloc[0]) if io_source else 0
+    else:
+        threads = _threads(rec_threads, events, manifest, summary)
+        counts, io_source, io_total = None, None, None
+    m_losses = manifest.get("losses") or {}
+    manifest_dropped = int(m_losses.get("dropped_events") or 0)
+    if loss_report is not None:
+        dropped = loss_report.dropped_events
+        messages, excess, unknown = list(loss_report.messages), loss_report.excess_lines, loss_report.unknown
+    else:
+        dropped = int(losses.get("dropped_events", 0)) + int(side_drops)
+        messages = list(losses.get("messages", []))[:100] + list(side_messages or [])[:100]
+        excess, unknown = int(losses.get("excess_lines") or 0), False
     all_losses = {"dropped_events": max(dropped, manifest_dropped), "unparsed_lines": int(len(unparsed)),
-                  "messages": list(losses.get("messages", []))[:100] + list(side_messages or [])[:100]}
-    return Model(events=events, syscalls=syscalls, ios=ios, threads=threads, unparsed=unparsed,
+                  "messages": messages, "excess_lines": max(int(excess), int(m_losses.get("excess_lines") or 0)),
+                  "unknown": bool(unknown or m_losses.get("unknown"))}
+    return Model(foreign=foreign, io_counts=counts, io_source=io_source, io_total=io_total,
+                 events=events, syscalls=syscalls, ios=ios, threads=threads, unparsed=unparsed,
                  losses=all_losses, manifest=manifest, summary=summary, window=window,
                  format=getattr(result, "format", ""), lines=getattr(result, "lines", 0),
                  aggregates=getattr(result, "aggregates", None), counts=dict(getattr(result, "counts", {}) or {}))
@@ -256,7 +320,7 @@ def roles(names: pd.Series, a1: pd.Series, os_name: str) -> pd.Series:
     return role
 
 
-def _syscalls(events: pd.DataFrame, os_name: str, manifest: dict, timed: bool) -> pd.DataFrame:
+def _syscalls(events: pd.DataFrame, os_name: str, manifest: dict, timed: bool, foreign: bool = False) -> pd.DataFrame:
     sc = events[events["ev"].isin(["sys_enter", "sys_exit"])]
     if len(sc) == 0:
         out = empty("syscalls")
@@ -306,7 +370,9 @@ def _syscalls(events: pd.DataFrame, os_name: str, manifest: dict, timed: bool) -
         out[["enter_ns", "exit_ns", "dur_ns"]] = np.nan
     out["role"] = roles(out["name"], out["a1"], os_name)
     mode = ((manifest.get("spec") or {}).get("mode") or "")
-    out["helper_io"] = out["name"].isin(HELPER_IO) & (os_name != "FreeBSD") & mode.startswith("aio-")
+    helper = out["name"].isin(HELPER_IO) & (os_name != "FreeBSD")
+    # a foreign program's mode is unknown: glibc's AIO helpers are never a process's main thread
+    out["helper_io"] = helper & (out["tid"] != out["pid"]) if foreign else helper & mode.startswith("aio-")
     out["in_window"] = True
     cols = list(MODEL_TABLES["syscalls"]) + ["id", "helper_io", "line"]
     return out[cols].astype({"a0": "int64", "a1": "int64", "a2": "int64", "id": "int64", "tid": "int64",
@@ -378,16 +444,25 @@ def _window(events: pd.DataFrame, summary: dict, offset: int) -> tuple[float, fl
     return None
 
 
-def _queue_markers(events: pd.DataFrame, syscalls: pd.DataFrame) -> pd.DataFrame:
-    """(key, ts, line) of every queueing of an I/O, in time order (see module doc)."""
+def _queue_markers(events: pd.DataFrame, syscalls: pd.DataFrame,
+                   window: tuple[float, float] | None = None) -> pd.DataFrame:
+    """(key, ts, line) of every queueing of an I/O inside the measurement window, in time order
+    (see module doc). I/O ids count from 0 at the window's first submission, so a queueing outside
+    it (REAP's availability probe after the tracer attached, check_spec's probe under a wrapping
+    tracer, a warm-up) must not take an id."""
     q = events[(events["ev"] == "job_queue") & (events["ret"] == 0) & (events["id"] != 0)]
     if len(q):
-        return pd.DataFrame({"key": q["id"].to_numpy(), "ts": q["ts_ns"].astype("float64").to_numpy(),
-                             "line": q["line"].to_numpy()})
-    s = syscalls[syscalls["name"].isin(QUEUE_SYSCALLS) & (syscalls["id"] != 0)
-                 & (syscalls["ret"].fillna(0) == 0)]
-    return pd.DataFrame({"key": s["id"].to_numpy(), "ts": s["enter_ns"].fillna(s["exit_ns"]).to_numpy(),
-                         "line": s["line"].to_numpy()}).sort_values(["ts", "line"], kind="stable")
+        out = pd.DataFrame({"key": q["id"].to_numpy(), "ts": q["ts_ns"].astype("float64").to_numpy(),
+                            "line": q["line"].to_numpy()})
+    else:
+        s = syscalls[syscalls["name"].isin(QUEUE_SYSCALLS) & (syscalls["id"] != 0)
+                     & (syscalls["ret"].fillna(0) == 0)]
+        out = pd.DataFrame({"key": s["id"].to_numpy(), "ts": s["enter_ns"].fillna(s["exit_ns"]).to_numpy(),
+                            "line": s["line"].to_numpy()}).sort_values(["ts", "line"], kind="stable")
+    if window is not None and len(out) and out["ts"].notna().any():
+        start, stop = window
+        out = out[(out["ts"] >= start) & (out["ts"] <= stop)]
+    return out.reset_index(drop=True)
 
 
 def _join_by_key(markers: pd.DataFrame, targets: pd.DataFrame) -> np.ndarray:
@@ -406,7 +481,8 @@ def _join_by_key(markers: pd.DataFrame, targets: pd.DataFrame) -> np.ndarray:
     return out
 
 
-def _ios(events: pd.DataFrame, syscalls: pd.DataFrame, rec: pd.DataFrame | None, offset: int) -> pd.DataFrame:
+def _ios(events: pd.DataFrame, syscalls: pd.DataFrame, rec: pd.DataFrame | None, offset: int,
+         window: tuple[float, float] | None = None) -> pd.DataFrame:
     cols = MODEL_TABLES["ios"]
     reap = events[events["ev"] == "reap"]
     if rec is not None and len(rec):
@@ -439,7 +515,7 @@ def _ios(events: pd.DataFrame, syscalls: pd.DataFrame, rec: pd.DataFrame | None,
             ios["reap_tid"] = r["tid"].reindex(ios.index)
     else:
         ios["fetched_ns"] = np.nan
-    markers = _queue_markers(events, syscalls)
+    markers = _queue_markers(events, syscalls, window)
     order_ids = ios["id"].sort_values().to_numpy()
 
     def by_io(frame: pd.DataFrame, ts_col: str, first: bool = True) -> pd.Series:
@@ -565,3 +641,88 @@ def _threads(rec: pd.DataFrame | None, events: pd.DataFrame, manifest: dict, sum
         else:
             th[c] = th[c].astype("string")
     return th[list(cols)].reset_index(drop=True)
+
+
+# Where a foreign program's I/O count comes from, best evidence first (per OS). Each is a count of
+# completed I/Os the kernel or the program's syscalls show, with no workload record.
+IO_SOURCES = {
+    "Linux": (
+        ("io_uring CQEs", "job_done events from io_uring_complete (bpftrace): one per completion"),
+        ("io_getevents results", "sum of io_getevents/io_pgetevents return values: libaio completions"),
+        ("io_uring_enter submitted", "sum of io_uring_enter returns with to_submit > 0 (strace sees no CQEs)"),
+        ("POSIX AIO helper I/O", "pread/pwrite made by non-main threads (glibc's AIO helpers)"),
+        ("block completions", "blk_done events (a lower bound: completions are matched by sector)"),
+    ),
+    "FreeBSD": (
+        ("aio_complete", "job_done events (fbt aio_complete): one per kernel job"),
+        ("aio_return/aio_waitcomplete", "successful aio_return and aio_waitcomplete calls"),
+        ("EVFILT_AIO kevents", "job_notify events (filt_aio): completions posted to a kqueue"),
+        ("block completions", "blk_done events"),
+    ),
+}
+
+
+def foreign_io_counts(events: pd.DataFrame, syscalls: pd.DataFrame, os_name: str) -> pd.DataFrame:
+    """I/Os a program did, by every source the trace has (``source``, ``count``, ``note``), in the
+    order of IO_SOURCES: the first non-zero one is the model's ``io_total``."""
+    ev = events["ev"]
+    sc = syscalls[syscalls["in_window"]] if "in_window" in syscalls else syscalls
+    ret = sc["ret"].fillna(0).astype("int64").clip(lower=0)
+    name = sc["name"]
+    if os_name == "FreeBSD":
+        values = [int(((ev == "job_done") & (events["name"] != "block_rq_complete")).sum()),
+                  int((name.isin(["aio_return", "aio_waitcomplete"]) & sc["ret"].fillna(-1).ge(0)).sum()),
+                  int((ev == "job_notify").sum()),
+                  int((ev == "blk_done").sum())]
+    else:
+        values = [int(((ev == "job_done") & (events["name"] == "io_uring_complete")).sum()),
+                  int(ret[name.isin(["io_getevents", "io_pgetevents"])].sum()),
+                  int(ret[(name == "io_uring_enter") & (sc["a1"] > 0)].sum()),
+                  int((sc["helper_io"] & sc["ret"].fillna(-1).ge(0)).sum()),
+                  int((ev == "blk_done").sum())]
+    table = IO_SOURCES.get(os_name, IO_SOURCES["Linux"])
+    return pd.DataFrame({"source": [t[0] for t in table], "count": values, "note": [t[1] for t in table]})
+
+
+def _foreign_threads(task_io: pd.DataFrame | None, events: pd.DataFrame, syscalls: pd.DataFrame) -> pd.DataFrame:
+    """Threads of a foreign program: every traced tid, named by its comm (raw/task_io.tsv), its role
+    read from the syscalls it made (submit + wait/result: both; submit: submitter; wait/result:
+    reaper; helper pread/pwrite: helper; io_uring workers by comm), and its /proc io bytes."""
+    cols = MODEL_TABLES["threads"]
+    tids = pd.Index(sorted(set(syscalls["tid"].astype("int64")) |
+                           set(events.loc[events["ev"].isin(["job_queue", "blk_queue"]), "tid"].astype("int64"))))
+    th = pd.DataFrame({"tid": tids})
+    if task_io is not None and len(task_io):
+        tio = task_io.drop_duplicates("tid", keep="last").set_index("tid")
+        th = th.merge(pd.DataFrame({"tid": tio.index}), on="tid", how="outer")
+        th["name"] = tio["comm"].reindex(th["tid"]).to_numpy()
+        th["io_read_bytes"] = tio["read_bytes"].reindex(th["tid"]).to_numpy()
+        th["io_write_bytes"] = tio["write_bytes"].reindex(th["tid"]).to_numpy()
+    roles = syscalls.groupby("tid")["role"].agg(lambda r: frozenset(r.dropna())) if len(syscalls) else pd.Series(dtype=object)
+    helpers = syscalls.loc[syscalls["helper_io"], "tid"].unique() if len(syscalls) else []
+    def role_of(tid, name) -> str:
+        name = "" if name is None or name is pd.NA or (isinstance(name, float) and np.isnan(name)) else str(name)
+        if name.startswith("iou-wrk"):
+            return "iou-wrk"
+        if name.startswith("iou-sqp"):
+            return "iou-sqp"
+        r = roles.get(tid, frozenset())
+        sub, reap = "submit" in r, bool(r & {"wait", "result", "status"})
+        if sub and reap:
+            return "both"
+        if sub:
+            return "submitter"
+        if reap:
+            return "reaper"
+        return "helper" if tid in helpers else "other"
+    names = th["name"] if "name" in th else pd.Series([None] * len(th))
+    th["role"] = [role_of(t, n) for t, n in zip(th["tid"], names)]
+    for c, t in cols.items():
+        if c not in th:
+            th[c] = pd.NA
+        if t == "int64":
+            th[c] = pd.to_numeric(th[c], errors="coerce")
+            th[c] = th[c].astype("int64") if th[c].notna().all() else th[c].astype("Int64")
+        else:
+            th[c] = th[c].astype("string")
+    return th[list(cols)].sort_values("tid").reset_index(drop=True)

@@ -1,8 +1,13 @@
-"""cffi builder for workloads._engine (API mode, out of line).
+"""cffi builders for workloads._engine and workloads._fbsd_model (API mode, out of line).
 
-`pip install -e .` runs it through setup.py's cffi_modules. The C sources are the same
+`pip install -e .` runs them through setup.py's cffi_modules. The C sources are the same
 files the standalone program (workloads/main.c) and `make freebsd-check` compile; only
 the mode files of the build OS are included.
+
+``_fbsd_model`` (Linux only) is the same engine and the FreeBSD mode files, UNCHANGED, built as if
+for FreeBSD (``-D__FreeBSD__ -U__linux__``) against the FreeBSD-shaped headers of
+``workloads/fbsd_model/include`` and linked with the user-space FreeBSD kernel-semantics model
+(``workloads/fbsd_model/fbsd_model.c``); ``aiotrace simulate`` runs it.
 """
 from __future__ import annotations
 
@@ -96,6 +101,25 @@ def sources_for(system: str) -> tuple[list[str], list[str]]:
     raise RuntimeError(f"aiotrace's workload engine supports Linux and FreeBSD, not {system}")
 
 
+MODEL_CDEF = """
+struct fbsdm_rec {
+    uint64_t ts_ns;
+    int64_t tid;
+    int32_t kind;
+    int32_t name;
+    int64_t id;
+    int64_t a[8];
+    int64_t ret;
+    int32_t err;
+    int32_t aiod;
+};
+int fbsdm_configure(const char *kernel, int queue_per_proc);
+void fbsdm_record(int on);
+size_t fbsdm_records(const struct fbsdm_rec **out);
+int fbsdm_jobs_alive(void);
+int64_t fbsdm_pid(void);
+"""
+
 ffibuilder = FFI()
 ffibuilder.cdef(CDEF)
 _sources, _libraries = sources_for(platform.system())
@@ -109,5 +133,24 @@ ffibuilder.set_source(
     extra_compile_args=["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],
 )
 
+MODEL_DIR = HERE / "fbsd_model"
+model_ffibuilder = FFI()
+model_ffibuilder.cdef(CDEF + MODEL_CDEF)
+if platform.system() == "Linux":
+    _model_sources = ["engine.c", "mode_posix.c", *sorted(p.name for p in HERE.glob("mode_freebsd_*.c")),
+                      "fbsd_model/fbsd_model.c"]
+    model_ffibuilder.set_source(
+        "workloads._fbsd_model",
+        '#include "engine.h"\n#include "fbsd_model.h"',
+        sources=[f"workloads/{s}" for s in _model_sources],
+        # the model's FreeBSD-shaped headers come before the system's
+        include_dirs=[str(MODEL_DIR / "include"), str(MODEL_DIR), str(HERE)],
+        libraries=["pthread"],
+        extra_compile_args=["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-D_GNU_SOURCE", "-U__linux__",
+                            "-D__FreeBSD__=14", "-include", str(MODEL_DIR / "include" / "fbsd_model_sdt.h")],
+    )
+
 if __name__ == "__main__":  # a build without pip: python workloads/build_engine.py
     ffibuilder.compile(tmpdir=str(HERE.parent), verbose=True)
+    if platform.system() == "Linux":
+        model_ffibuilder.compile(tmpdir=str(HERE.parent), verbose=True)

@@ -6,6 +6,8 @@ Nothing here runs per I/O: the record is copied out of the engine's chunks once,
 """
 from __future__ import annotations
 
+import contextlib
+import importlib
 import json
 import os
 import platform
@@ -18,9 +20,11 @@ from typing import IO
 import numpy as np
 import pandas as pd
 
-from tracer.errors import SpecError, WorkloadError
+from tracer.errors import OutputError, SpecError, WorkloadError
+from tracer.outputs import check_writable
 from tracer.schema import IO_RECORD_COLUMNS, THREAD_RECORD_COLUMNS
-from workloads.spec import ALL_MODES, FREEBSD_MODES, LINUX_MODES, POSIX_MODES, READY_LINE, RELEASE_WORD, RunSpec
+from tracer import modes as mode_registry
+from workloads.spec import ALL_MODES, LIO_MODES, READY_LINE, RELEASE_WORD, RunSpec
 
 OP_CODES = {"read": 0, "write": 1, "write-fsync": 1}
 OP_NAMES = np.array(["read", "write", "fsync"], dtype=object)
@@ -31,14 +35,30 @@ class NotReleased(Exception):
     """The --hold handshake ended without the release word (EOF or another line)."""
 
 
-def engine():
-    """The compiled cffi module: (ffi, lib). WorkloadError when it is not built."""
+ENGINE_MODULE = "workloads._engine"
+MODEL_MODULE = "workloads._fbsd_model"  # the same engine + FreeBSD modes on the FreeBSD semantics model
+_engine_module = ENGINE_MODULE
+
+
+@contextlib.contextmanager
+def engine_module(name: str):
+    """Run the driver's functions on another build of the engine (``aiotrace simulate``: MODEL_MODULE)."""
+    global _engine_module
+    old, _engine_module = _engine_module, name
     try:
-        from workloads._engine import ffi, lib  # type: ignore[import-not-found]
+        yield
+    finally:
+        _engine_module = old
+
+
+def engine():
+    """The compiled cffi module in use: (ffi, lib). WorkloadError when it is not built."""
+    try:
+        mod = importlib.import_module(_engine_module)
     except ImportError as exc:
         raise WorkloadError(f"the workload engine is not built ({exc}); run `pip install -e .` "
                             "(needs liburing-dev and libaio-dev on Linux)") from None
-    return ffi, lib
+    return mod.ffi, mod.lib
 
 
 def compiled_modes() -> list[str]:
@@ -57,13 +77,13 @@ def mode_status(only: tuple[str, ...] = ALL_MODES) -> list[dict]:
     Probing is real: it sets up (and tears down) a context of each mode."""
     ffi, lib = engine()
     built = compiled_modes()
-    system = platform.system()
+    system = "FreeBSD" if _engine_module == MODEL_MODULE else platform.system()
     rows = []
     for mode in only:
         if mode not in built:
-            only = "FreeBSD" if mode in FREEBSD_MODES and mode not in LINUX_MODES else "Linux"
             rows.append({"mode": mode, "available": False,
-                         "reason": f"{only}-only mode (this is {system})"})
+                         "reason": mode_registry.unavailable_reason(mode, system)
+                         or f"mode '{mode}' is not built into this engine"})
             continue
         reason = ffi.new("char[]", 256)
         ok = bool(lib.aiot_mode_available(mode.encode(), reason, 256))
@@ -81,8 +101,8 @@ def check_spec(spec: RunSpec) -> None:
     row = mode_status((spec.mode,))[0]
     if not row["available"]:
         raise SpecError(f"mode '{spec.mode}' cannot run here: {row['reason']}")
-    if spec.submit == "lio" and spec.mode not in POSIX_MODES:
-        raise SpecError(f"--submit lio applies to the POSIX AIO modes ({', '.join(POSIX_MODES)}), not '{spec.mode}'")
+    if spec.submit == "lio" and spec.mode not in LIO_MODES:
+        raise SpecError(f"--submit lio applies to the POSIX AIO modes ({', '.join(LIO_MODES)}), not '{spec.mode}'")
 
 
 def check_record_dir(record: str | os.PathLike | None) -> Path | None:
@@ -93,6 +113,7 @@ def check_record_dir(record: str | os.PathLike | None) -> Path | None:
         raise SpecError(f"record directory {path} already exists and is not empty")
     if not path.parent.exists():
         raise SpecError(f"record directory's parent {path.parent} does not exist")
+    check_writable(path)
     return path
 
 
@@ -179,7 +200,7 @@ def _percentiles_ns(lat: np.ndarray) -> dict:
             "max": float(lat.max())}
 
 
-def summarize(spec: RunSpec, res, ios: pd.DataFrame, threads: pd.DataFrame) -> dict:
+def summarize(spec: RunSpec, res, ios: pd.DataFrame, threads: pd.DataFrame, os_name: str | None = None) -> dict:
     """The summary object (`aiotrace run --json`, record/summary.json).
 
     Call counts are the workload's own (library calls it made, not traced syscalls):
@@ -196,11 +217,12 @@ def summarize(spec: RunSpec, res, ios: pd.DataFrame, threads: pd.DataFrame) -> d
     secs = elapsed_ns / 1e9 if elapsed_ns > 0 else float("nan")
     n = int(res.ios)
     reap = {-1: None, 0: False, 1: True}[res.reap_supported]
-    if platform.system() == "Linux":
+    os_name = os_name or platform.system()
+    if os_name == "Linux":
         reap = False  # Linux has no AIO_KEVENT_FLAG_REAP at all
     return {
         "mode": spec.mode,
-        "os": platform.system(),
+        "os": os_name,
         "kernel": platform.release(),
         "spec": spec.to_dict(),
         "pid": os.getpid(),
@@ -232,23 +254,29 @@ def write_record(path: Path, ios: pd.DataFrame, threads: pd.DataFrame, summary: 
     """Write ios.parquet, threads.parquet and summary.json under a temp name, then rename."""
     tmp = path.parent / f".{path.name}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
     try:
+        tmp.mkdir()
         ios.to_parquet(tmp / "ios.parquet", index=False)
         threads.to_parquet(tmp / "threads.parquet", index=False)
         (tmp / "summary.json").write_text(json.dumps(summary, indent=1, sort_keys=True) + "\n")
         if path.exists():
             path.rmdir()  # an empty directory made by the caller
         os.rename(tmp, path)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise OutputError.of(path, exc) from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
 
 
 def run(spec: RunSpec, *, record: str | os.PathLike | None = None, hold_for_tracer: bool = False,
-        stdin: IO[str] | None = None, stdout: IO[str] | None = None) -> dict:
+        stdin: IO[str] | None = None, stdout: IO[str] | None = None, before_run=None,
+        os_name: str | None = None) -> dict:
     """Run one workload. Returns the summary dict; raises SpecError (refused before any
-    I/O), WorkloadError (the run failed: the message names the I/O), NotReleased."""
+    I/O), WorkloadError (the run failed: the message names the I/O), NotReleased.
+    ``before_run`` is called where a tracer attaches (after the handshake, just before the engine
+    runs); ``aiotrace simulate`` starts the model's record there."""
     check_spec(spec)
     record_dir = check_record_dir(record)
     ffi, lib = engine()
@@ -256,6 +284,8 @@ def run(spec: RunSpec, *, record: str | os.PathLike | None = None, hold_for_trac
     try:
         if hold_for_tracer:
             hold(stdin, stdout)
+        if before_run is not None:
+            before_run()
         cspec = ffi.new("struct aiot_spec *")
         mode = ffi.new("char[]", spec.mode.encode())
         cspec.mode = mode
@@ -285,7 +315,7 @@ def run(spec: RunSpec, *, record: str | os.PathLike | None = None, hold_for_trac
         threads = _threads_frame(ffi, res)
     finally:
         lib.aiot_result_free(res)
-    summary = summarize(spec, res, ios, threads)
+    summary = summarize(spec, res, ios, threads, os_name)
     if record_dir is not None:
         summary["record"] = str(record_dir)
         write_record(record_dir, ios, threads, summary)

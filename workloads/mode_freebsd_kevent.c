@@ -4,6 +4,7 @@
  * event (data holds only the error), so each I/O still costs system calls:
  *
  *   kevent        kevent() batch, then aio_return() per I/O (frees the kernel job)
+ *                 (knotes registered EV_ONESHOT, as REAP forces: each completion is delivered once)
  *   kevent-error  kevent() batch, then aio_error() + aio_return() per I/O (the pattern of
  *                 portable code)
  *
@@ -59,7 +60,10 @@ int aiot_kq_prep(struct aiot_ctx *ctx, struct aiot_slot *slot, unsigned short ke
     return 0;
 }
 
-static int kq_prep(struct aiot_ctx *ctx, struct aiot_slot *slot) { return aiot_kq_prep(ctx, slot, 0); }
+/* EV_ONESHOT: a level-triggered AIO knote (flags 0) is queued again by kqueue_scan after every
+ * delivery until aio_return frees the job (aio_free_entry -> knlist_delete), so a second kevent()
+ * before the aio_return calls (reap batch > 1) would return the same completions again. */
+static int kq_prep(struct aiot_ctx *ctx, struct aiot_slot *slot) { return aiot_kq_prep(ctx, slot, EV_ONESHOT); }
 
 /* kevent() until at least min AIO events arrived (each call takes up to what is left). */
 int aiot_kq_getevents(struct aiot_ctx *ctx, unsigned min, unsigned max, uint64_t timeout_ns)

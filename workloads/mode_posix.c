@@ -27,7 +27,9 @@
 #include <unistd.h>
 
 struct posix_state {
-    struct aiocb **list;   /* lio_listio / aio_suspend argument, depth entries */
+    struct aiocb **list;   /* aio_suspend argument, depth entries (reaper's) */
+    struct aiocb **lio;    /* lio_listio argument, depth entries (submitter's: with --threads split
+                            * both run at once, so they cannot share one array) */
     struct aiot_slot **ready; /* completions found by getevents */
     int *ready_err;        /* aio_error() value seen for each */
 };
@@ -38,10 +40,12 @@ int aiot_posix_setup(struct aiot_ctx *ctx)
     if (!ps)
         return aiot_fail(ctx, "%s: out of memory", ctx->spec->mode);
     ps->list = calloc(ctx->depth, sizeof *ps->list);
+    ps->lio = calloc(ctx->depth, sizeof *ps->lio);
     ps->ready = calloc(ctx->depth, sizeof *ps->ready);
     ps->ready_err = calloc(ctx->depth, sizeof *ps->ready_err);
-    if (!ps->list || !ps->ready || !ps->ready_err) {
+    if (!ps->list || !ps->lio || !ps->ready || !ps->ready_err) {
         free(ps->list);
+        free(ps->lio);
         free(ps->ready);
         free(ps->ready_err);
         free(ps);
@@ -105,9 +109,9 @@ int aiot_posix_submit(struct aiot_ctx *ctx, struct aiot_slot **slots, unsigned n
     }
     if (s->lio) {
         for (unsigned i = 0; i < n; i++)
-            ps->list[i] = &slots[i]->u.posix.cb;
+            ps->lio[i] = &slots[i]->u.posix.cb;
         ctx->submit_calls++;
-        if (lio_listio(LIO_NOWAIT, ps->list, (int)n, NULL) != 0) {
+        if (lio_listio(LIO_NOWAIT, ps->lio, (int)n, NULL) != 0) {
             int e = errno;
             settle_failed_list(ctx, slots, n);
             if (e == EAGAIN)
@@ -219,6 +223,7 @@ void aiot_posix_cleanup(struct aiot_ctx *ctx)
             settle_failed_list(ctx, &slot, 1);
     }
     free(ps->list);
+    free(ps->lio);
     free(ps->ready);
     free(ps->ready_err);
     free(ps);

@@ -3,21 +3,19 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 
 import click
 
 from tracer.errors import SpecError
+# Mode facts live in the registry (tracer.modes); these names are kept for importers.
+from tracer.modes import ALL_MODES, FREEBSD_MODES, LINUX_MODES, LIO_MODES, POSIX_MODES  # noqa: F401
 
-LINUX_MODES = ("aio-poll", "aio-suspend", "libaio", "io_uring", "io_uring-sqpoll")
-FREEBSD_MODES = ("aio-poll", "aio-suspend", "waitcomplete", "kevent", "kevent-error", "reap")
-ALL_MODES = tuple(dict.fromkeys(LINUX_MODES + FREEBSD_MODES))
 OPS = ("read", "write", "write-fsync")
 PATTERNS = ("rand", "seq")
 THREADS = ("single", "split")  # split: a submitter thread and a separate reaper thread
 SUBMITS = ("single", "lio")
-# Modes that submit with aio_read/aio_write or lio_listio (the ones --submit applies to).
-POSIX_MODES = ("aio-poll", "aio-suspend", "waitcomplete", "kevent", "kevent-error", "reap")  # aio_read/aio_write per I/O, or lio_listio(LIO_NOWAIT) batches
 
 # Names of the workload's probe functions (non-inlined C, uprobe/pid-provider targets) and its
 # USDT probes (provider "aiotrace"). dscripts/ and the capture layer use exactly these.
@@ -33,6 +31,10 @@ USDT_PROVIDER = "aiotrace"
 # Start handshake: with --hold the workload loads everything, opens its file, then prints
 # READY_LINE.format(pid=...) on stdout (flushed) and blocks until a line arrives on stdin.
 # "go\n" releases it; EOF or anything else makes it exit 3 without doing I/O.
+U32, U64 = (1 << 32) - 1, (1 << 64) - 1
+OFF_MAX = (1 << 63) - 1  # off_t: the file size and every offset
+MAX_DURATION_S = U64 / 1e9 / 2  # duration_ns is a uint64; half its range keeps now + duration in it
+
 READY_LINE = "AIOTRACE-READY pid={pid}"
 RELEASE_WORD = "go"
 
@@ -63,8 +65,20 @@ class RunSpec:
             raise SpecError(f"mode '{self.mode}' is not available on this OS (available: {', '.join(os_modes)})")
         if self.op not in OPS:
             raise SpecError(f"unknown op '{self.op}' (known: {', '.join(OPS)})")
-        if self.depth < 1:
-            raise SpecError(f"depth must be at least 1, got {self.depth}")
+        # The C engine holds these in fixed-width fields (engine.h struct aiot_spec): refuse what
+        # does not fit before anything runs, instead of an OverflowError from cffi mid-start.
+        for name, value, low, high in (("--depth", self.depth, 1, U32), ("--batch", self.batch, 1, U32),
+                                       ("--reap-batch", self.reap_batch, 1, U32), ("--bs", self.bs, 512, U32),
+                                       ("--count", self.count, 1, U64), ("--seed", self.seed, 0, U64),
+                                       ("--file-size", self.file_size, 512, OFF_MAX)):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise SpecError(f"{name} must be an integer, got {value!r}")
+            if not low <= value <= high:
+                raise SpecError(f"{name} {value} is out of range ({low} to {high})")
+        if self.duration is not None and not (isinstance(self.duration, (int, float))
+                                              and math.isfinite(self.duration) and 0 < self.duration <= MAX_DURATION_S):
+            raise SpecError(f"--duration must be a positive number of seconds up to {MAX_DURATION_S:.0f}, "
+                            f"got {self.duration!r}")
         if self.batch < 1 or self.batch > self.depth:
             raise SpecError(f"submit batch {self.batch} must be between 1 and depth {self.depth}")
         if self.reap_batch < 1 or self.reap_batch > self.depth:
@@ -73,10 +87,6 @@ class RunSpec:
             raise SpecError(f"block size {self.bs} must be a positive multiple of 512")
         if self.file_size < self.bs:
             raise SpecError(f"file size {self.file_size} is smaller than one block ({self.bs})")
-        if self.duration is None and self.count < 1:
-            raise SpecError(f"count must be at least 1, got {self.count}")
-        if self.duration is not None and self.duration <= 0:
-            raise SpecError(f"duration must be positive, got {self.duration}")
         if self.pattern not in PATTERNS:
             raise SpecError(f"unknown pattern '{self.pattern}' (known: {', '.join(PATTERNS)})")
         if self.threads not in THREADS:
@@ -116,9 +126,12 @@ def _size(text: str) -> int:
     t = str(text).strip().lower().removesuffix("b").removesuffix("i")
     mult = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}.get(t[-1:], 1)
     try:
-        return int(float(t[:-1] if mult > 1 else t) * mult)
+        value = float(t[:-1] if mult > 1 else t) * mult
     except ValueError:
-        raise click.BadParameter(f"not a size: {text!r}") from None
+        raise SpecError(f"not a size: {text!r}") from None
+    if not math.isfinite(value) or value != int(value):
+        raise SpecError(f"not a whole number of bytes: {text!r}")
+    return int(value)
 
 
 def spec_options(func):
@@ -155,6 +168,9 @@ SPEC_OPTION_NAMES = ("mode", "op", "depth", "batch", "reap_batch", "bs", "count"
 def spec_from_options(**kw) -> RunSpec:
     """Build and validate a RunSpec from spec_options() keyword arguments (extra keys ignored)."""
     d = {k: kw[k] for k in SPEC_OPTION_NAMES if k in kw}
-    d["bs"] = _size(d.get("bs", "4k"))
-    d["file_size"] = _size(d.get("file_size", "64M"))
+    for key, option in (("bs", "--bs"), ("file_size", "--file-size")):
+        try:
+            d[key] = _size(d.get(key, {"bs": "4k", "file_size": "64M"}[key]))
+        except SpecError as exc:
+            raise SpecError(f"{option}: {exc}") from None
     return RunSpec(**d).validate()

@@ -45,7 +45,8 @@
  * COST: aggregated in the kernel; thread-local and associative-array state needs dynvarsize
  *   (in-flight kaiocbs x 2 entries). Nothing per event is copied out.
  *
- * TRAPS: see aiotrace-events.d (missing/inlined fbt functions, -Z, kinst, pid provider and -c).
+ * TRAPS: see aiotrace-events.d (missing/inlined fbt functions, -Z, kinst, pid provider and -c;
+ *   %d/%u only, first assignment types a variable, filt_aio's NULL userproc at attach).
  *   printa() with a format disables dtrace's default printing of that aggregation at exit.
  *   Keys are kaiocb pointers, which UMA reuses: a start time is cleared when its job is freed.
  *
@@ -175,8 +176,10 @@ fbt::aio_bio_done_notify:entry
 	@jobs["notified"] = count();
 }
 
+/* userproc is NULL on the attach-time call from kqueue_register (aiotrace-events.d TRAPS): test it first. */
 fbt::filt_aio:entry
-/args[0]->kn_ptr.p_aio->userproc->p_pid == $target/
+/args[0]->kn_ptr.p_aio->userproc != NULL &&
+    args[0]->kn_ptr.p_aio->userproc->p_pid == $target/
 {
 	@jobs["knote_checks"] = count();
 }

@@ -94,6 +94,20 @@
  *     the workload held at its start handshake (workloads/spec.py READY_LINE), or use the native
  *     workload binary with -c.
  *   - copyin() of the aio_waitcomplete result runs in the caller's context at :return (safe).
+ *   - printf conversions are %d/%u/%s only. libdtrace checks %ld/%lld/%llu with pfcheck_type,
+ *     i.e. ctf_type_compat on type NAMES after typedefs resolve (dt_printf.c); in 64-bit D
+ *     int64_t is "long" and uint64_t "unsigned long" (dt_open.c _dtrace_typedefs_64), so
+ *     "%lld" of an int64_t is refused at compile time. %d and %u take any integer
+ *     (pfcheck_dint/pfcheck_xint) and print all 64 bits: %d prints signed values signed.
+ *   - A D variable (self->, this->, global) takes its type from its FIRST assignment in the
+ *     program text (dt_parser.c dt_cook_op2, DT_TOK_ASGN: a virgin variable gets the type of the
+ *     right-hand side). "self->x = 0" first makes x an int and truncates a pointer stored
+ *     later: clear with "(int64_t)0" or assign the typed value first.
+ *   - filt_aio runs once at attach with job->userproc still NULL: aio_aqueue calls
+ *     kqfd_register before it sets job->userproc, and kqueue_register calls f_event(kn, 0)
+ *     right after filt_aioattach (kern_event.c). Its predicate tests userproc != NULL first
+ *     (&& short-circuits: dt_cg.c dt_cg_logical_and); that attach-time check is not traced.
+ *   tracer/dscripts.py check_d_rules enforces these three rules (tests/test_dscripts_static.py).
  *
  * EXAMPLE: dtrace -q -x bufsize=32m -x switchrate=20hz -x dynvarsize=16m -x strsize=32 \
  *              -p 4242 -s dscripts/freebsd/aiotrace-events.d > events.txt 2> dtrace.stderr
@@ -111,7 +125,7 @@ syscall::aio_writev:entry, syscall::aio_error:entry, syscall::aio_return:entry
 /pid == $target/
 {
 	self->ujob = (int64_t)arg0;
-	printf("E\t%llu\t%d\t%d\tsys_enter\t%s\t%lld\t%lld\t0\t0\t0\t0\n",
+	printf("E\t%u\t%d\t%d\tsys_enter\t%s\t%d\t%d\t0\t0\t0\t0\n",
 	    timestamp, pid, tid, probefunc, (int64_t)arg0, (int64_t)arg0);
 }
 
@@ -119,7 +133,7 @@ syscall::aio_cancel:entry, syscall::aio_fsync:entry
 /pid == $target/
 {
 	self->ujob = (int64_t)arg1;
-	printf("E\t%llu\t%d\t%d\tsys_enter\t%s\t%lld\t%lld\t%lld\t0\t0\t0\n",
+	printf("E\t%u\t%d\t%d\tsys_enter\t%s\t%d\t%d\t%d\t0\t0\t0\n",
 	    timestamp, pid, tid, probefunc, (int64_t)arg1, (int64_t)arg0, (int64_t)arg1);
 }
 
@@ -128,15 +142,15 @@ syscall::kevent:entry, syscall::compat11.kevent:entry, syscall::getrusage:entry
 /pid == $target/
 {
 	self->ujob = (int64_t)0;
-	printf("E\t%llu\t%d\t%d\tsys_enter\t%s\t0\t%lld\t%lld\t%lld\t0\t0\n",
+	printf("E\t%u\t%d\t%d\tsys_enter\t%s\t0\t%d\t%d\t%d\t0\t0\n",
 	    timestamp, pid, tid, probefunc, (int64_t)arg0, (int64_t)arg1, (int64_t)arg2);
 }
 
 syscall::kqueue:entry
 /pid == $target/
 {
-	self->ujob = 0;
-	printf("E\t%llu\t%d\t%d\tsys_enter\tkqueue\t0\t0\t0\t0\t0\t0\n", timestamp, pid, tid);
+	self->ujob = (int64_t)0;
+	printf("E\t%u\t%d\t%d\tsys_enter\tkqueue\t0\t0\t0\t0\t0\t0\n", timestamp, pid, tid);
 }
 
 /* aio_waitcomplete(struct aiocb **, timeout) stores the finished aiocb through arg0. */
@@ -168,7 +182,7 @@ syscall::aio_waitcomplete:return
 syscall::aio_return:return, syscall::aio_waitcomplete:return
 /self->ru_armed/
 {
-	printf("E\t%llu\t%d\t%d\tru_charge\t%s\t%lld\t%lld\t%lld\t0\t0\t0\n",
+	printf("E\t%u\t%d\t%d\tru_charge\t%s\t%d\t%d\t%d\t0\t0\t0\n",
 	    timestamp, pid, tid, probefunc, (int64_t)self->ujob,
 	    (int64_t)(curthread->td_ru.ru_inblock - self->ru_in),
 	    (int64_t)(curthread->td_ru.ru_oublock - self->ru_out));
@@ -182,7 +196,7 @@ syscall::aio_fsync:return, syscall::lio_listio:return, syscall::kqueue:return,
 syscall::kevent:return, syscall::compat11.kevent:return, syscall::getrusage:return
 /pid == $target/
 {
-	printf("E\t%llu\t%d\t%d\tsys_exit\t%s\t%lld\t0\t0\t0\t%lld\t%d\n",
+	printf("E\t%u\t%d\t%d\tsys_exit\t%s\t%d\t0\t0\t0\t%d\t%d\n",
 	    timestamp, pid, tid, probefunc, (int64_t)self->ujob, (int64_t)arg0, errno);
 	self->ujob = 0;
 }
@@ -196,7 +210,7 @@ fbt::aio_aqueue:entry
 {
 	self->aq_ujob = (int64_t)args[1];
 	self->aq_type = args[3];
-	self->aq_job = 0;
+	self->aq_job = (int64_t)0;	/* first assignment: types aq_job as int64_t (see TRAPS) */
 }
 
 fbt::aio_schedule:entry
@@ -208,7 +222,7 @@ fbt::aio_schedule:entry
 fbt::aio_aqueue:return
 /self->aq_ujob != 0/
 {
-	printf("E\t%llu\t%d\t%d\tjob_queue\taio_aqueue\t%lld\t%lld\t%lld\t0\t%lld\t%d\n",
+	printf("E\t%u\t%d\t%d\tjob_queue\taio_aqueue\t%d\t%d\t%d\t0\t%d\t%d\n",
 	    timestamp, pid, tid, self->aq_ujob, self->aq_job, (int64_t)self->aq_type,
 	    (int64_t)(args[1] == 0 ? 0 : -1), (int)args[1]);
 	self->aq_ujob = 0;
@@ -218,7 +232,7 @@ fbt::aio_aqueue:return
 fbt::aio_process_rw:entry
 /args[0]->userproc->p_pid == $target/
 {
-	printf("E\t%llu\t%d\t%d\tjob_start\taio_process_rw\t%lld\t%lld\t%lld\t0\t0\t0\n",
+	printf("E\t%u\t%d\t%d\tjob_start\taio_process_rw\t%d\t%d\t%d\t0\t0\t0\n",
 	    timestamp, pid, tid, (int64_t)args[0]->ujob, (int64_t)args[0],
 	    (int64_t)args[0]->uaiocb.aio_nbytes);
 }
@@ -226,7 +240,7 @@ fbt::aio_process_rw:entry
 fbt::aio_complete:entry
 /args[0]->userproc->p_pid == $target/
 {
-	printf("E\t%llu\t%d\t%d\tjob_done\taio_complete\t%lld\t%lld\t%lld\t%lld\t%lld\t%d\n",
+	printf("E\t%u\t%d\t%d\tjob_done\taio_complete\t%d\t%d\t%d\t%d\t%d\t%d\n",
 	    timestamp, pid, tid, (int64_t)args[0]->ujob, (int64_t)args[0],
 	    (int64_t)args[0]->inblock, (int64_t)args[0]->outblock, (int64_t)args[1], args[2]);
 }
@@ -234,14 +248,16 @@ fbt::aio_complete:entry
 fbt::aio_bio_done_notify:entry
 /args[1]->userproc->p_pid == $target/
 {
-	printf("E\t%llu\t%d\t%d\tjob_notify\taio_bio_done_notify\t%lld\t%lld\t0\t0\t0\t0\n",
+	printf("E\t%u\t%d\t%d\tjob_notify\taio_bio_done_notify\t%d\t%d\t0\t0\t0\t0\n",
 	    timestamp, pid, tid, (int64_t)args[1]->ujob, (int64_t)args[1]);
 }
 
+/* userproc is NULL on the attach-time call from kqueue_register (see TRAPS): test it first. */
 fbt::filt_aio:entry
-/args[0]->kn_ptr.p_aio->userproc->p_pid == $target/
+/args[0]->kn_ptr.p_aio->userproc != NULL &&
+    args[0]->kn_ptr.p_aio->userproc->p_pid == $target/
 {
-	printf("E\t%llu\t%d\t%d\tjob_notify\tfilt_aio\t%lld\t%lld\t%lld\t0\t0\t0\n",
+	printf("E\t%u\t%d\t%d\tjob_notify\tfilt_aio\t%d\t%d\t%d\t0\t0\t0\n",
 	    timestamp, pid, tid, (int64_t)args[0]->kn_ptr.p_aio->ujob,
 	    (int64_t)args[0]->kn_ptr.p_aio, (int64_t)args[1]);
 }
@@ -249,7 +265,7 @@ fbt::filt_aio:entry
 fbt::aio_free_entry:entry
 /args[0]->userproc->p_pid == $target/
 {
-	printf("E\t%llu\t%d\t%d\tjob_free\taio_free_entry\t%lld\t%lld\t%lld\t%lld\t0\t0\n",
+	printf("E\t%u\t%d\t%d\tjob_free\taio_free_entry\t%d\t%d\t%d\t%d\t0\t0\n",
 	    timestamp, pid, tid, (int64_t)args[0]->ujob, (int64_t)args[0],
 	    (int64_t)args[0]->inblock, (int64_t)args[0]->outblock);
 }
@@ -258,32 +274,32 @@ fbt::aio_free_entry:entry
 
 pid$target::aiotrace_probe_window_start:entry
 {
-	printf("E\t%llu\t%d\t%d\twindow_start\taiotrace_probe_window_start\t0\t%lld\t0\t0\t0\t0\n",
+	printf("E\t%u\t%d\t%d\twindow_start\taiotrace_probe_window_start\t0\t%d\t0\t0\t0\t0\n",
 	    timestamp, pid, tid, (int64_t)arg0);
 }
 
 pid$target::aiotrace_probe_window_stop:entry
 {
-	printf("E\t%llu\t%d\t%d\twindow_stop\taiotrace_probe_window_stop\t0\t%lld\t0\t0\t0\t0\n",
+	printf("E\t%u\t%d\t%d\twindow_stop\taiotrace_probe_window_stop\t0\t%d\t0\t0\t0\t0\n",
 	    timestamp, pid, tid, (int64_t)arg0);
 }
 
 /* (uint64 first_id, uint32 count, int64 ret): the upper half of a 32-bit argument is undefined. */
 pid$target::aiotrace_probe_submit:entry
 {
-	printf("E\t%llu\t%d\t%d\tsubmit\taiotrace_probe_submit\t%lld\t%lld\t0\t0\t%lld\t0\n",
+	printf("E\t%u\t%d\t%d\tsubmit\taiotrace_probe_submit\t%d\t%d\t0\t0\t%d\t0\n",
 	    timestamp, pid, tid, (int64_t)arg0, (int64_t)(arg1 & 0xffffffff), (int64_t)arg2);
 }
 
 /* (uint64 id, int64 result, uint32 batch) */
 pid$target::aiotrace_probe_reap:entry
 {
-	printf("E\t%llu\t%d\t%d\treap\taiotrace_probe_reap\t%lld\t%lld\t0\t0\t%lld\t0\n",
+	printf("E\t%u\t%d\t%d\treap\taiotrace_probe_reap\t%d\t%d\t0\t0\t%d\t0\n",
 	    timestamp, pid, tid, (int64_t)arg0, (int64_t)(arg2 & 0xffffffff), (int64_t)arg1);
 }
 
 pid$target::aiotrace_probe_sync:entry
 {
-	printf("E\t%llu\t%d\t%d\tsync\taiotrace_probe_sync\t0\t%lld\t0\t0\t0\t0\n",
+	printf("E\t%u\t%d\t%d\tsync\taiotrace_probe_sync\t0\t%d\t0\t0\t0\t0\n",
 	    timestamp, pid, tid, (int64_t)arg0);
 }

@@ -28,7 +28,7 @@
 fbt::aio_complete:entry
 /args[0]->userproc->p_pid == $target/
 {
-	printf("E\t%llu\t%d\t%d\tru_charge\taio_complete\t%lld\t%lld\t%lld\t0\t0\t0\n",
+	printf("E\t%u\t%d\t%d\tru_charge\taio_complete\t%d\t%d\t%d\t0\t0\t0\n",
 	    timestamp, args[0]->userproc->p_pid, args[0]->td->td_tid, (int64_t)args[0]->ujob,
 	    (int64_t)args[0]->inblock, (int64_t)args[0]->outblock);
 }

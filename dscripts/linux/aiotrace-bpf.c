@@ -227,6 +227,7 @@ int main(int argc, char **argv)
 	skel->rodata->target_pid = (__u32)pid;
 	skel->rodata->per_event = (__u8)per_event;
 	skel->rodata->libaio_lag = (__u8)libaio_lag;
+	skel->rodata->windowed = engine_so != NULL;
 	bpf_map__set_max_entries(skel->maps.events, per_event ? (__u32)(ring_mb << 20) : 4096);
 	int err = aiotrace_bpf__load(skel);
 	if (err) {

@@ -13,6 +13,7 @@
  *   target_pid   the workload's pid (TGID); every probe filters on it
  *   per_event    1: one fixed-size record per event into the ring buffer `events`;
  *                0: only in-kernel counts and log2 histograms (maps below)
+ *   windowed     1: the window uprobes are attached; tidstat counts only inside the window
  *   libaio_lag   1: keep a FIFO of block completions and histogram, at each io_getevents return,
  *                completion -> harvest (the libaio free lag; O_DIRECT only: buffered reads have
  *                no block request)
@@ -38,7 +39,8 @@
  *   always: `emitted[kind]` records reserved or counted per kind, and the aggregate maps:
  *     syscalls[tid,nr], syscall_errors[tid,nr]   counts, from attach to exit
  *     window_syscalls[tid,nr]                    counts inside the workload's window
- *     tidstat[tid,stat]                          io_uring submitted/completed/errors, block
+ *     tidstat[tid,stat]                          (inside the window when windowed) io_uring
+ *                                                submitted/completed/errors, block
  *                                                requests started and their bytes, in-window
  *                                                io_uring_enter calls with to_submit > 0, per thread
  *     hist[hist,key,bucket]                      log2 ns histograms: syscall duration per nr,
@@ -60,11 +62,12 @@ char LICENSE[] SEC("license") = "GPL";
 const volatile __u32 target_pid = 0;
 const volatile __u8 per_event = 1;
 const volatile __u8 libaio_lag = 0;
+const volatile __u8 windowed = 0; /* the window uprobes are attached: per-thread stats count inside it only */
 
 __u64 dropped = 0;
 __u64 emitted[AIOT_KINDS] = {};
 __u64 lag_unmatched = 0; /* io_getevents returned more events than block completions queued */
-__u8 in_window = 0;          /* between the workload's window_start and window_stop */
+__u8 in_window = 0;      /* between the workload's window_start and window_stop */
 __u64 window_ns[2] = {};     /* their times */
 __u64 window_ios[2] = {};    /* planned I/Os, completed I/Os (their arguments) */
 
@@ -212,6 +215,8 @@ static __always_inline void emit(struct aiot_record *r)
 
 static __always_inline void tid_add(__u32 stat, __u64 n)
 {
+	if (windowed && !in_window)
+		return;
 	__u64 key = ((__u64)(__u32)bpf_get_current_pid_tgid() << 32) | stat;
 	add(&tidstat, &key, n);
 }

@@ -6,7 +6,7 @@ process, not per thread), divided by the I/Os the run did.
 
 Theoretical floor (:func:`theoretical_floor`): the fewest syscalls per I/O a mode can make, by
 role, when every call does the most work it can (after anchors.md D.5 and DESIGN.md's modes
-table). ``b`` = submit batch (``lio``/``io_submit``/``io_uring_enter`` carry b I/Os; POSIX modes
+table); the terms per mode are the ``floor`` column of the mode registry (tracer.modes). ``b`` = submit batch (``lio``/``io_submit``/``io_uring_enter`` carry b I/Os; POSIX modes
 with ``submit=single`` pay 1 call per I/O), ``D`` = depth: one wait call can return at most D
 completions (``io_getevents(min_nr=r, nr=D)``, ``kevent(nevents=D)``, ``aio_suspend`` over D
 aiocbs). The reap batch ``r`` is the *minimum* a wait returns, so measured waits per I/O lie
@@ -38,46 +38,30 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tracer import modes
 from tracer.analysis.requires import provenance, requires, with_provenance
 from tracer.schema import ROLES
 
-POSIX_MODES = ("aio-poll", "aio-suspend", "waitcomplete", "kevent", "kevent-error", "reap")
 
 
 def theoretical_floor(mode: str, os_name: str, batch: int = 1, depth: int = 1,
                       submit: str = "single") -> dict[str, float]:
     """Fewest syscalls per I/O for ``mode`` on ``os_name``, by role and ``total`` (see the module
     docstring): ``batch`` I/Os per submit call, at most ``depth`` completions per wait call."""
-    b, r = max(int(batch or 1), 1), max(int(depth or 1), 1)
+    b, d = max(int(batch or 1), 1), max(int(depth or 1), 1)
+    value = {"1": 1.0, "1/b": 1 / b, "1/D": 1 / d, "1|1/b": 1 / b if submit == "lio" else 1.0}
     floor = dict.fromkeys(ROLES, 0.0)
-    if mode in ("libaio",):
-        floor.update(submit=1 / b, wait=1 / r)
-    elif mode == "io_uring":
-        floor.update(submit=1 / b)
-    elif mode == "io_uring-sqpoll":
-        pass
-    elif os_name == "Linux" and mode in ("aio-poll", "aio-suspend"):
-        floor.update(other=1.0)
-    elif mode in POSIX_MODES:
-        floor["submit"] = 1 / b if submit == "lio" else 1.0
-        floor.update({
-            "aio-poll": dict(status=1.0, result=1.0),
-            "aio-suspend": dict(wait=1 / r, status=1.0, result=1.0),
-            "waitcomplete": dict(wait=1.0),
-            "kevent": dict(wait=1 / r, result=1.0),
-            "kevent-error": dict(wait=1 / r, status=1.0, result=1.0),
-            "reap": dict(wait=1 / r),
-        }[mode])
-    else:
-        raise ValueError(f"no floor known for mode {mode!r}")
-    floor = {k: float(v) for k, v in floor.items()}
+    floor.update({role: value[term] for role, term in modes.floor_terms(mode, os_name).items()})
     floor["total"] = sum(floor[k] for k in ROLES)
     return floor
 
 
 def io_count(model: Any) -> int:
     """Data I/Os the run did (reads and writes; a final fsync is not one): the workload record's
-    rows, else its summary's count."""
+    rows, else its summary's count; for a foreign program, the I/Os its kernel and syscall events
+    show (``model.io_total``, from ``model.io_source``: tracer.model.foreign_io_counts)."""
+    if getattr(model, "foreign", False):
+        return int(getattr(model, "io_total", 0) or 0)
     ios = getattr(model, "ios", None)
     if ios is not None and len(ios):
         return int((ios["op"] != "fsync").sum()) if "op" in ios.columns else int(len(ios))

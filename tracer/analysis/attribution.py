@@ -1,8 +1,13 @@
 """Per-thread rusage attribution: which thread is charged for block I/O, and did it ask for it?
 
-Per thread, blocks SUBMITTED (the workload record: ``ios.bytes`` of the I/Os whose
-``submit_tid`` is that thread, in 512-byte blocks, the unit of ``ru_inblock``/``ru_oublock``)
-against blocks CHARGED, taken from the best source the bundle has (column ``charge_source``):
+Everything is counted in the OS's rusage unit (column ``charge_unit``, tracer.model.RUSAGE_UNITS):
+Linux ``ru_inblock``/``ru_oublock`` are 512-byte blocks, FreeBSD's are block I/O OPERATIONS (one per
+buffer, read-ahead included: vfs_bio.c; btodb(nbytes) only on the aio_qbio raw-device path). The
+two are never mixed or converted. The ``*_blocks`` columns hold amounts in ``charge_unit``.
+
+Per thread, SUBMITTED (the workload record: the I/Os whose ``submit_tid`` is that thread; Linux:
+their bytes / 512; FreeBSD: their count, one operation per I/O that reaches the device) against
+CHARGED, taken from the best source the bundle has (column ``charge_source``):
 
 1. ``traced``: kernel-side ``ru_charge`` events (FreeBSD: the thread that ran ``kern_aio_return``
    or, with D33271, the submitter), a0 = inblock, a1 = oublock;
@@ -11,10 +16,10 @@ against blocks CHARGED, taken from the best source the bundle has (column ``char
 3. ``proc_io``: ``/proc/<pid>/task/<tid>/io`` read_bytes + write_bytes / 512, for threads the
    workload does not run itself (glibc AIO helpers, ``iou-wrk``, ``iou-sqp``): Linux only.
 
-``share_not_submitter`` = blocks charged to threads that submitted nothing / all blocks charged.
-Stock FreeBSD charges the reaping thread (share near 1 with threads=split), D33271 the submitter
-(share 0). On Linux it depends on the engine: libaio and io_uring inline issue charge the
-submitter, glibc POSIX AIO its helper thread, io_uring punts its ``iou-wrk`` worker.
+``share_not_submitter`` = charges to threads that submitted nothing / all charges (a ratio, so
+unit-free). Stock FreeBSD charges the reaping thread (share near 1 with threads=split), D33271 the
+submitter (share 0). On Linux it depends on the engine: libaio and io_uring inline issue charge
+the submitter, glibc POSIX AIO its helper thread, io_uring punts its ``iou-wrk`` worker.
 """
 from __future__ import annotations
 
@@ -24,17 +29,23 @@ import numpy as np
 import pandas as pd
 
 from tracer.analysis.requires import requires, with_provenance
+from tracer.model import RUSAGE_UNITS, rusage_unit
 
-BLOCK_BYTES = 512
+BLOCK_BYTES = 512  # Linux's rusage block
 OWN_ROLES = ("main", "submitter", "reaper", "both")
 
 
 def _traced_block_starts(model: Any) -> pd.DataFrame | None:
-    """Linux: 512-byte blocks of the block requests each thread started (``blk_queue`` events, or
-    an aggregate bundle's in-kernel @blk_bytes per thread); None when the trace has neither."""
+    """Linux: 512-byte blocks of the block requests each thread started inside the window, like
+    the workload's rusage (``blk_queue`` events, or an aggregate bundle's in-kernel @blk_bytes per
+    thread, counted in the window by the libbpf backend); None when the trace has neither."""
     ev = getattr(model, "events", None)
     if ev is not None and len(ev) and "ev" in ev.columns:
         bq = ev[ev["ev"] == "blk_queue"]
+        window = getattr(model, "window", None)
+        if window is not None:  # reads outside it (Python importing after the run) are not the I/O's
+            ts = bq["ts_ns"].astype("float64")
+            bq = bq[(ts >= window[0]) & (ts <= window[1])]
         if len(bq):
             return (bq.assign(traced_blocks=bq["a2"].astype("int64") / BLOCK_BYTES)
                       .groupby("tid")["traced_blocks"].sum().reset_index())
@@ -66,7 +77,10 @@ def _nonneg(series: pd.Series) -> pd.Series:
 def by_thread(model: Any) -> pd.DataFrame:
     """One row per thread: ``tid``, ``thread``, ``thread_role``, ``submitted_ios``,
     ``submitted_blocks``, ``reaped_ios``, ``rusage_blocks``, ``proc_io_blocks``, ``traced_blocks``,
-    ``charged_blocks``, ``charge_source``, ``charged_not_submitted`` (charged > 0, submitted 0)."""
+    ``charged_blocks``, ``charge_source``, ``charged_not_submitted`` (charged > 0, submitted 0),
+    ``charge_unit``. Amounts are in ``charge_unit`` (see the module doc)."""
+    unit = rusage_unit((getattr(model, "manifest", None) or {}).get("os"))
+    freebsd = unit == RUSAGE_UNITS["FreeBSD"]
     ios = model.ios
     io_ops = ios[ios["op"].isin(["read", "write"])] if "op" in ios.columns else ios
     sub = (io_ops.groupby("submit_tid").agg(submitted_ios=("bytes", "size"), submitted_bytes=("bytes", "sum"))
@@ -91,7 +105,11 @@ def by_thread(model: Any) -> pd.DataFrame:
     out["thread_role"] = out["thread_role"].fillna("other")
     for col in ("submitted_ios", "submitted_bytes", "reaped_ios"):
         out[col] = out[col].fillna(0).astype("int64")
-    out["submitted_blocks"] = out["submitted_bytes"] / BLOCK_BYTES
+    # FreeBSD counts operations: an I/O is (at least) one; its size does not matter.
+    out["submitted_blocks"] = (out["submitted_ios"].astype("float64") if freebsd
+                               else out["submitted_bytes"] / BLOCK_BYTES)
+    if freebsd:
+        out["proc_io_blocks"] = np.nan  # /proc/<pid>/task/<tid>/io is Linux's, in bytes
     own = out["thread_role"].isin(OWN_ROLES)
     if traced is not None:
         out["charged_blocks"], out["charge_source"] = out["traced_blocks"].fillna(0.0), "traced"
@@ -105,13 +123,14 @@ def by_thread(model: Any) -> pd.DataFrame:
     out["charged_not_submitted"] = (out["charged_blocks"].fillna(0) > 0) & (out["submitted_blocks"] == 0)
     cols = ["tid", "thread", "thread_role", "submitted_ios", "submitted_blocks", "reaped_ios",
             "rusage_blocks", "proc_io_blocks", "traced_blocks", "charged_blocks", "charge_source",
-            "charged_not_submitted"]
+            "charged_not_submitted", "charge_unit"]
+    out["charge_unit"] = unit
     return with_provenance(out[cols].sort_values("tid").reset_index(drop=True), model)
 
 
 def summarize(per_thread: pd.DataFrame) -> pd.DataFrame:
-    """One row per run from :func:`by_thread` rows: ``submitted_blocks``, ``charged_blocks``,
-    ``share_not_submitter`` (0..1), ``charged_thread_role`` (role holding most charged blocks)
+    """One row per run from :func:`by_thread` rows: ``submitted_blocks``, ``charged_blocks`` (in
+    ``charge_unit``), ``share_not_submitter`` (0..1), ``charged_thread_role`` (role holding most charged blocks)
     and ``verdict`` (a sentence)."""
     rows = []
     for run_id, g in per_thread.groupby("run_id", sort=False):
@@ -129,7 +148,8 @@ def summarize(per_thread: pd.DataFrame) -> pd.DataFrame:
             verdict = f"{share:.0%} charged to threads that did not submit (mostly {top_role} {top['thread']})"
         first = g.iloc[0]
         rows.append({"run_id": run_id, "submitted_blocks": float(g["submitted_blocks"].sum()),
-                     "charged_blocks": total, "share_not_submitter": share,
+                     "charged_blocks": total, "charge_unit": g["charge_unit"].iloc[0],
+                     "share_not_submitter": share,
                      "charged_thread_role": top_role, "verdict": verdict,
                      **{c: first[c] for c in ("os", "kernel", "backend", "mode", "op", "depth", "threads", "direct",
                                               "source", "lossy", "loss_note") if c in g.columns}})

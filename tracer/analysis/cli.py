@@ -7,7 +7,9 @@ from pathlib import Path
 import click
 
 from tracer.errors import AnalysisError, SpecError
-from workloads.spec import FREEBSD_MODES, LINUX_MODES, OPS, PATTERNS, SUBMITS, THREADS, spec_from_options
+from tracer.outputs import atomic_write, check_writable
+from tracer.modes import LINUX_MODES, modes_for
+from workloads.spec import OPS, PATTERNS, SUBMITS, THREADS, spec_from_options
 
 
 def _ints(text: str, what: str) -> list[int]:
@@ -42,15 +44,24 @@ def sweep(modes, depths, batches, reap_batches, repeat, out, backend, **spec_kw)
     """Capture every combination (modes x depths x batches x reap batches x repeat), one bundle per
     run; resumes an interrupted sweep in the same --out."""
     from tracer.analysis.sweep import run_sweep
+    from tracer.capture.backends import choose_backend
 
     mode_list = [m for m in modes.replace(" ", "").split(",") if m]
-    os_modes = {"Linux": LINUX_MODES, "FreeBSD": FREEBSD_MODES}.get(platform.system(), ())
+    os_modes = modes_for(platform.system())
     bad = [m for m in mode_list if m not in os_modes]
     if not mode_list or bad:
         raise SpecError(f"--modes: {', '.join(bad) or 'none given'} not available on {platform.system()} "
                         f"(available: {', '.join(os_modes)})")
     depth_l, batch_l, reap_l = _ints(depths, "--depths"), _ints(batches, "--batches"), _ints(reap_batches, "--reap-batches")
     base = spec_from_options(mode=mode_list[0], depth=max(depth_l), batch=1, reap_batch=1, **spec_kw)
+    # The backend is checked once here, not by each of the runs.
+    chosen, why = choose_backend(backend, platform.system())
+    if chosen.os_name != platform.system():
+        raise SpecError(f"--backend {backend}: runs on {chosen.os_name}, this is {platform.system()}")
+    usable, detail = chosen.available()
+    if not usable:
+        raise SpecError(f"--backend {backend}: {chosen.name} cannot capture here: {detail} (see `aiotrace doctor`)")
+    check_writable(out, is_dir=True)
     index = run_sweep(base, mode_list, depth_l, batch_l, reap_l, repeat, Path(out), backend=backend,
                       log=lambda msg: click.echo(f"aiotrace: {msg}", err=True))
     counts: dict[str, int] = {}
@@ -68,8 +79,11 @@ def sweep(modes, depths, batches, reap_batches, repeat, out, backend, **spec_kw)
 def report(paths, out):
     """Execute the notebooks over bundles or sweeps; write index.html, figures (PNG) and tables (CSV, JSON)."""
     from tracer.analysis.report import build_report
+    from tracer.errors import writing
 
-    index = build_report(paths, out, log=lambda msg: click.echo(f"aiotrace: {msg}", err=True))
+    check_writable(out)  # the report is built beside it, then renamed
+    with writing(out):
+        index = build_report(paths, out, log=lambda msg: click.echo(f"aiotrace: {msg}", err=True))
     click.echo(str(index))
 
 
@@ -84,14 +98,16 @@ def compare(paths, metrics, csv_path):
 
     from tracer.analysis import compare as cmp
 
-    models = cmp.load_models(paths)
+    if csv_path:
+        check_writable(csv_path)
+    models = cmp.load_models(paths, note=lambda msg: click.echo(f"aiotrace: note: {msg}", err=True))
     if not models:
         raise AnalysisError("no run bundles under " + ", ".join(paths))
     summary = cmp.summarize(cmp.runs_table(models))
     if csv_path:
-        summary.to_csv(csv_path, index=False)
+        atomic_write(csv_path, lambda tmp: summary.to_csv(tmp, index=False))
     wanted = list(metrics) or ["submit_per_io", "wait_per_io", "status_per_io", "result_per_io", "other_per_io",
-                               "total_per_io", "total_floor", "iops", "observed_p50_ns", "share_not_submitter",
+                               "total_per_io", "total_floor", "reap_projected_per_io", "iops", "observed_p50_ns", "share_not_submitter",
                                "free_lag_p50_ns"]
     unknown = [m for m in wanted if m not in cmp.METRICS]
     if unknown:
@@ -124,6 +140,10 @@ def compare(paths, metrics, csv_path):
     from tracer.analysis.requires import FIXTURE_LABEL
     if FIXTURE_LABEL in sources:
         console.print(f"Columns with FreeBSD modes come from a {FIXTURE_LABEL}.")
+    if "reap_projected_per_io" in wanted and (summary["metric"] == "reap_projected_per_io").any():
+        console.print("reap_projected_per_io: the syscalls per I/O the same I/Os would need under REAP "
+                      "(aio_error/aio_return removed, one kevent per observed reap batch), a projection "
+                      "beside the measured total_per_io, not a measurement (tracer/analysis/reap_projection.py).")
 
 
 @click.command()
@@ -136,5 +156,6 @@ def export(bundle, output):
     from tracer.analysis.export_perfetto import export as do_export
     from tracer.model import load_bundle
 
+    check_writable(output)
     path = do_export(load_bundle(bundle), output)
     click.echo(str(path))

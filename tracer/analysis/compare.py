@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 import pandas as pd
 
-from tracer.analysis import amplification, attribution, free_timing, latency
+from tracer.analysis import amplification, attribution, free_timing, latency, reap_projection
 from tracer.analysis.requires import PROVENANCE_COLUMNS, can_run, provenance
 from tracer.errors import AnalysisError
 from tracer.schema import ROLES
@@ -35,6 +35,7 @@ METRICS: dict[str, str] = {
     "total_floor": "syscalls/I/O", "iops": "I/O/s", "cpu_ns_per_io": "ns", "observed_p50_ns": "ns",
     "observed_p99_ns": "ns", "complete_p50_ns": "ns", "free_lag_p50_ns": "ns", "free_lag_p99_ns": "ns",
     "max_alive": "jobs", "share_not_submitter": "fraction",
+    "reap_projected_per_io": "syscalls/I/O, projected for REAP",
 }
 
 
@@ -59,6 +60,10 @@ def run_metrics(model: Any) -> dict[str, Any]:
         for r in (*ROLES, "total"):
             row[f"{r}_per_io"] = roles.at[r, "per_io"]
         row["total_floor"] = roles.at["total", "floor_per_io"]
+    if can_run(reap_projection.projected_reap, model)[0]:
+        proj = reap_projection.projected_reap(model)
+        if len(proj):
+            row["reap_projected_per_io"] = proj.set_index("role").at["total", "reap_per_io"]
     if can_run(latency.throughput, model)[0]:
         tp = latency.throughput(model).iloc[0]
         row["iops"], row["cpu_ns_per_io"] = tp["iops"], tp["cpu_ns_per_io"]
@@ -106,10 +111,14 @@ def summarize(runs: pd.DataFrame) -> pd.DataFrame:
     return out[[*keys, "metric", "unit", "n", "mean", "std", "ci_low", "ci_high", "lossy"]]
 
 
-def bundle_paths(paths: Iterable[str | Path]) -> list[Path]:
+def bundle_paths(paths: Iterable[str | Path], note: Callable[[str], None] | None = None) -> list[Path]:
     """Expand bundle or sweep directories into bundle directories (a sweep: its sweep.json
     index, else every bundle (``manifest.json``) at any depth below it, e.g. tests/data/freebsd).
+    A manifest.json below a directory that is not aiotrace's is skipped, with ``note`` told why.
     Raises AnalysisError for a path that is neither."""
+    from tracer.model import is_bundle
+
+    note = note or (lambda msg: None)
     out: list[Path] = []
     for p in map(Path, paths):
         if (p / "manifest.json").is_file():
@@ -119,17 +128,22 @@ def bundle_paths(paths: Iterable[str | Path]) -> list[Path]:
             out += [p / r["bundle"] for r in index.get("runs", []) if r.get("bundle") and r.get("status") == "ok"]
         elif p.is_dir() and any(p.rglob("manifest.json")):
             # Partial bundles (".<id>.partial") are hidden directories: never read them.
-            out += sorted(m.parent for m in p.rglob("manifest.json")
-                          if not any(part.startswith(".") for part in m.relative_to(p).parts))
+            found = sorted(m.parent for m in p.rglob("manifest.json")
+                           if not any(part.startswith(".") for part in m.relative_to(p).parts))
+            for b in found:
+                if is_bundle(b):
+                    out.append(b)
+                else:
+                    note(f"skipped {b / 'manifest.json'}: not an aiotrace run bundle manifest")
         else:
             raise AnalysisError(f"{p}: neither a run bundle (manifest.json), a sweep (sweep.json), "
                                 "nor a directory with bundles below it")
     return out
 
 
-def load_models(paths: Iterable[str | Path]) -> list[Any]:
+def load_models(paths: Iterable[str | Path], note: Callable[[str], None] | None = None) -> list[Any]:
     """Load every bundle under ``paths`` with tracer.model.load_bundle."""
-    bundles = bundle_paths(paths)
+    bundles = bundle_paths(paths, note)
     from tracer.model import load_bundle
 
     return [load_bundle(p) for p in bundles]

@@ -18,7 +18,6 @@ nests properly (Perfetto moves overlapping slices to an overflow track otherwise
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +27,7 @@ import pandas as pd
 from tracer.analysis import free_timing
 from tracer.analysis.requires import bundle_name, can_run, provenance, requires
 from tracer.errors import AnalysisError
+from tracer.outputs import atomic_write
 
 MARKER_NS = 1000.0  # longest marker slice
 MAX_COUNTER_POINTS = 20000
@@ -163,8 +163,8 @@ def export(model: Any, path: str | Path) -> Path:
     path = Path(path)
     if path.parent and not path.parent.exists():
         raise AnalysisError(f"cannot write {path}: directory {path.parent} does not exist")
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w") as fh:
-        json.dump(doc, fh, separators=(",", ":"))
-    os.replace(tmp, path)
-    return path
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "w") as fh:
+            json.dump(doc, fh, separators=(",", ":"))
+    return atomic_write(path, write)

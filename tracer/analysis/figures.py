@@ -102,24 +102,35 @@ def amplification_vs_reap_batch(role_rows: pd.DataFrame) -> plt.Figure:
 
 
 def attribution_bars(per_thread: pd.DataFrame) -> plt.Figure:
-    """Blocks submitted vs blocks charged, per thread of each run (threads with neither omitted).
-    When some runs have a separate reaper thread (threads=split), only those are drawn: with one
-    thread the submitter is trivially the one charged."""
+    """Submitted vs charged, per thread of each run (threads with neither omitted), one panel per
+    rusage unit (``charge_unit``: Linux 512-byte blocks, FreeBSD block I/O operations; never mixed
+    on one axis). When some runs have a separate reaper thread (threads=split), only those are
+    drawn: with one thread the submitter is trivially the one charged."""
     d = per_thread[(per_thread["submitted_blocks"] > 0) | (per_thread["charged_blocks"].fillna(0) > 0)].copy()
     split = d["threads"] == "split"
     if split.any():
         d = d[split]
     d["label"] = d.apply(lambda r: f"{run_label(r)}\n{r['thread_role']} {r['tid']}", axis=1)
-    fig, ax = plt.subplots(figsize=(max(6, 0.6 * len(d) + 3), 5))
-    x = np.arange(len(d))
-    ax.bar(x - 0.2, d["submitted_blocks"], width=0.4, label="blocks submitted (I/Os x bytes / 512)")
-    ax.bar(x + 0.2, d["charged_blocks"].fillna(0), width=0.4, label="blocks charged (ru_inblock+ru_oublock)")
-    ax.set_xticks(x, d["label"], rotation=70, ha="right", fontsize=6)
-    ax.set_ylabel("512-byte blocks")
-    ax.set_xlabel("thread (run, thread role, tid)")
-    _title(ax, "Per-thread rusage attribution: who is charged for the I/O"
+    units = list(dict.fromkeys(d["charge_unit"])) or ["512-byte blocks"]
+    widths = [max(3.0, 0.6 * int((d["charge_unit"] == u).sum()) + 2) for u in units]
+    fig, axes = plt.subplots(1, len(units), figsize=(max(6, sum(widths)), 5), squeeze=False,
+                             gridspec_kw={"width_ratios": widths})
+    for ax, unit in zip(axes[0], units):
+        g = d[d["charge_unit"] == unit]
+        x = np.arange(len(g))
+        how = "I/Os, one operation each" if unit == "block I/O operations" else "I/Os x bytes / 512"
+        ax.bar(x - 0.2, g["submitted_blocks"], width=0.4, label=f"submitted ({how})")
+        ax.bar(x + 0.2, g["charged_blocks"].fillna(0), width=0.4, label="charged (ru_inblock+ru_oublock)")
+        ax.set_xticks(x, g["label"], rotation=70, ha="right", fontsize=6)
+        top = float(max(g["submitted_blocks"].max(), g["charged_blocks"].fillna(0).max(), 1))
+        ax.set_ylim(0, top * 1.35)  # room for the legend above the bars
+        ax.set_ylabel(unit)
+        ax.set_xlabel("thread (run, thread role, tid)")
+        ax.legend(fontsize=7, loc="upper center")
+    _title(axes[0][0], "Per-thread rusage attribution: who is charged for the I/O"
            + (" (submitter + reaper runs)" if split.any() else ""), d)
-    ax.legend(fontsize=7)
+    fig.suptitle(axes[0][0].get_title(), fontsize=10)  # spans every unit's panel
+    axes[0][0].set_title("")
     fig.tight_layout()
     return fig
 

@@ -1,7 +1,7 @@
 """Async-free timing: from kernel completion of an I/O to the release of its kernel state.
 
 Per I/O, ``free_lag_ns = release_ns - kernel_done_ns``. What "release" is depends on what the
-bundle can see (column ``release_point``, per engine in :data:`RELEASE_POINTS`):
+bundle can see (column ``release_point``, per mode in the registry's ``release`` column, tracer.modes):
 
 * FreeBSD (dtrace): ``job_free`` = ``aio_free_entry`` freeing the ``struct kaiocb``. Stock modes
   free at ``aio_return``/``aio_waitcomplete``, so the lag includes the program's reap delay; with
@@ -27,32 +27,28 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tracer import modes
 from tracer.analysis.requires import provenance, requires, with_provenance
 
 MAX_AIO_QUEUE_PER_PROC = 256  # FreeBSD vfs.aio.max_aio_queue_per_proc default (MAX_AIO_QUEUE_PER_PROC)
 PERCENTILES = (50, 90, 99, 99.9)
 
-# mode -> (kernel completion point, release point) when the bundle has no job_free events
-RELEASE_POINTS: dict[str, tuple[str, str]] = {
-    "io_uring": ("io_uring_complete (CQE posted)", "CQ head advanced (the workload's reap)"),
-    "io_uring-sqpoll": ("io_uring_complete (CQE posted)", "CQ head advanced (the workload's reap)"),
-    "libaio": ("block completion of the I/O's sector", "io_getevents return that harvested it (ring slot freed)"),
-    "aio-poll": ("glibc helper pread/pwrite return", "aio_return (user-space state, no kernel object)"),
-    "aio-suspend": ("glibc helper pread/pwrite return", "aio_return (user-space state, no kernel object)"),
-}
-FREEBSD_RELEASE = ("aio_complete (job_done)", "aio_free_entry (job_free)")
+FREEBSD_RELEASE = modes.release_point("reap", modes.FREEBSD)  # aio_complete -> aio_free_entry, every FreeBSD mode
+REAP_OBSERVED = ("job_done", "reap observed by the workload")
 
 
 def release_point(model: Any) -> tuple[str, str]:
     """(kernel completion point, release point) this bundle's free timing measures."""
     p = provenance(model)
-    if p["os"] == "FreeBSD" and model.has("ios", "freed_ns"):
+    if p["os"] == modes.FREEBSD and model.has("ios", "freed_ns"):
         return FREEBSD_RELEASE
-    if p["mode"] in RELEASE_POINTS:
-        return RELEASE_POINTS[p["mode"]]
+    if p["os"] == modes.FREEBSD:  # no job_free events (ktrace, truss): the reap is the release seen
+        return REAP_OBSERVED
+    if modes.release_point(p["mode"], p["os"]):  # Linux: libaio's freed_ns is its io_getevents
+        return modes.release_point(p["mode"], p["os"])
     if model.has("ios", "freed_ns"):
         return ("job_done", "job_free")
-    return RELEASE_POINTS.get(p["mode"], ("job_done", "reap observed by the workload"))
+    return modes.release_point(p["mode"], p["os"]) or REAP_OBSERVED
 
 
 def _release_ns(model: Any) -> pd.Series:

@@ -82,6 +82,21 @@ def first_per_configuration(models: Iterable[Any], limit: int | None = None) -> 
     return out[:limit] if limit else out
 
 
+# The D33144 tree's own bug (macdice/freebsd @33a47467, sys/kern/vfs_aio.c aio_bio_done_notify):
+# in REAP mode it calls aio_free_entry(job) and then writes job->td, i.e. freed memory.
+D33144_UAF_WARNING = (
+    "WARNING, D33144 tree (macdice/freebsd @33a47467): in REAP mode aio_bio_done_notify calls "
+    "aio_free_entry(job), which returns the kaiocb to its UMA zone, and then reads job->td to drop "
+    "td_aio_count and writes job->td = NULL: a use-after-free. Under load `reap` on that kernel may "
+    "corrupt kernel memory; treat its figures as suspect until the patch is fixed")
+
+
+def runs_d33144_reap(prov: dict[str, Any]) -> bool:
+    """True for a FreeBSD REAP run: REAP exists only on the D33144 tree, and only REAP jobs take
+    the aio_free_entry path in aio_bio_done_notify."""
+    return prov.get("os") == "FreeBSD" and prov.get("mode") == "reap"
+
+
 def sources_note(models: Iterable[Any]) -> str:
     """A sentence saying which runs are fixtures, which are measured, and which lost events."""
     from tracer.analysis.requires import provenance
@@ -96,6 +111,8 @@ def sources_note(models: Iterable[Any]) -> str:
                      "what the analyses compute, not measurements of a FreeBSD kernel")
     if n_fix < len(prov):
         parts.append(f"{len(prov) - n_fix} run(s) measured on {', '.join(sorted(set(prov['os'].dropna())))}")
+    if any(runs_d33144_reap(row) for row in prov.to_dict("records")):
+        parts.append(D33144_UAF_WARNING)
     lossy = prov[prov["lossy"]]
     if len(lossy):
         parts.append("tracer losses in " + "; ".join(f"{r.run_id} ({r.loss_note})" for r in lossy.itertuples()))

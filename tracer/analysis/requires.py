@@ -106,8 +106,13 @@ def loss_note(model: Any) -> str:
     dropped = int(losses.get("dropped_events") or manifest.get("losses", {}).get("dropped_events") or 0)
     unparsed = int(losses.get("unparsed_lines") or 0)
     parts = []
+    if losses.get("unknown") or manifest.get("losses", {}).get("unknown"):
+        parts.append("losses unknown (the tracer's own count is missing)")
     if dropped:
         parts.append(f"{dropped} events dropped")
+    excess = int(losses.get("excess_lines") or manifest.get("losses", {}).get("excess_lines") or 0)
+    if excess:
+        parts.append(f"{excess} duplicated lines")
     if unparsed:
         parts.append(f"{unparsed} unparsed lines")
     if not parts and (losses.get("messages") or []):
@@ -120,6 +125,11 @@ def provenance(model: Any) -> dict[str, Any]:
     manifest = getattr(model, "manifest", None) or {}
     spec = manifest.get("spec") or (getattr(model, "summary", None) or {}).get("spec") or {}
     note = loss_note(model)
+    target = manifest.get("target") or {}
+    if target.get("kind") in ("command", "pid") and not spec.get("mode"):
+        # a foreign program: its name stands where the workload's mode would
+        spec = {"mode": "pid " + str(target.get("pid")) if target.get("kind") == "pid"
+                else " ".join(target.get("argv") or [])[:60]}
     return {
         "run_id": bundle_name(model),
         "os": manifest.get("os"),
@@ -148,3 +158,24 @@ def with_provenance(frame: pd.DataFrame, model: Any) -> pd.DataFrame:
     for key, value in provenance(model).items():
         out[key] = value
     return out
+
+
+# Figures a foreign program (capture -- CMD / -p PID) cannot have, and why: it has no aiotrace
+# workload record (per-I/O submit/complete times, submitting thread, verified bytes) and no spec.
+FOREIGN_UNAVAILABLE: tuple[tuple[str, str], ...] = (
+    ("per-I/O latency (submit -> observed)", "needs the workload's per-I/O submit and completion times"),
+    ("async-free timing per I/O", "needs I/O identities the workload reuses (its per-I/O record)"),
+    ("attribution to the submitting thread", "needs the per-I/O submitting thread; charged blocks "
+     "per thread (/proc task io) are shown instead"),
+    ("theoretical floor", "needs the completion mode, depth and batch the program used"),
+    ("data verification", "only aiotrace's workload checks every block it reads"),
+)
+
+
+def unavailable_figures(model: Any) -> list[dict[str, str]]:
+    """What a report must say is not available for this bundle (instead of an empty table): one
+    ``{"figure", "why"}`` per figure. Empty for aiotrace's own workload."""
+    manifest = getattr(model, "manifest", None) or {}
+    if (manifest.get("target") or {}).get("kind") not in ("command", "pid"):
+        return []
+    return [{"figure": f, "why": w} for f, w in FOREIGN_UNAVAILABLE]

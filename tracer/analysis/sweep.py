@@ -20,11 +20,13 @@ import datetime as _dt
 import itertools
 import json
 import os
+import shutil
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
-from tracer.errors import AiotraceError, AnalysisError, SpecError
+from tracer.errors import AiotraceError, AnalysisError, OutputError, SpecError, writing
+from tracer.outputs import atomic_write
 from workloads.spec import RunSpec
 
 SCHEMA = "aiotrace.sweep/1"
@@ -59,13 +61,14 @@ def _now() -> str:
 def write_index(out: Path, index: dict) -> None:
     """Write sweep.json atomically (temp file, fsync, rename)."""
     index["updated_at"] = _now()
-    tmp = out / f".{INDEX}.tmp"
-    with open(tmp, "w") as fh:
-        json.dump(index, fh, indent=2, sort_keys=True)
-        fh.write("\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, out / INDEX)
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "w") as fh:
+            json.dump(index, fh, indent=2, sort_keys=True)
+            fh.write("\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+    atomic_write(out / INDEX, write)
 
 
 def load_index(out: Path) -> dict | None:
@@ -122,9 +125,16 @@ def run_sweep(base: RunSpec, modes, depths, batches, reap_batches, repeat: int, 
     matrix = {"modes": list(modes), "depths": list(depths), "batches": list(batches),
               "reap_batches": list(reap_batches), "repeat": repeat}
     runs = plan(base, modes, depths, batches, reap_batches, repeat)
-    out.mkdir(parents=True, exist_ok=True)
+    created = not out.exists()
+    with writing(out):
+        out.mkdir(parents=True, exist_ok=True)
     index = merge(load_index(out), base, backend, runs, matrix)
-    write_index(out, index)
+    try:
+        write_index(out, index)
+    except OutputError:
+        if created:  # leave no empty sweep directory behind (e.g. a full disk)
+            shutil.rmtree(out, ignore_errors=True)
+        raise
     pending = todo(index, out)
     log = log or (lambda msg: None)
     done = len([r for r in index["runs"] if r["status"] != "skipped"]) - len(pending)

@@ -64,6 +64,8 @@ class Context:
     workload_argv: list[str]
     pid: int | None = None  # the held workload's pid ("pid" attach)
     engine_so: Path | None = None  # shared object defining the workload's probe functions
+    target: str = "workload"  # "workload" | "command" | "pid" (tracer.capture.target)
+    extra_pids: list[int] = field(default_factory=list)  # descendants of pid alive at attach (pid target)
 
 
 MAX_LOSS_MESSAGES = 50  # a lossy per-event run prints thousands of "Lost N events" lines
@@ -104,7 +106,10 @@ class Backend:
     stdout_is_trace: bool  # the tracer's stdout is the trace (else it writes the file itself)
     build: Callable[["Backend", Context], list[list[str]]]  # tracer argv, then post-processors
     ready: Callable[[str, Path, Path], bool]  # (flavour, stdout file, stderr file) -> probes attached?
-    scan_losses: Callable[[Path, Path, Losses], None]  # (trace file, stderr file, losses)
+    # an optional extra loss reader (trace file, stderr file, losses); the common one is
+    # tracer.parse.losses, which reads every format's loss lines
+    scan_losses: Callable[[Path, Path, Losses], None] | None = None
+    traces_foreign: bool = False  # can trace -- COMMAND / -p PID (ctx.target), not only the workload
     version_argv: tuple[str, ...] = ("--version",)
     env: Callable[[Context], dict[str, str]] = lambda ctx: {}
     needs_root: bool = True
@@ -215,6 +220,13 @@ def _head(path: Path, limit: int = 65536) -> str:
 # ---------------------------------------------------------------------------- bpftrace
 
 def _bpftrace_build(b: Backend, ctx: Context) -> list[list[str]]:
+    if ctx.target != "workload":  # any program: aiotrace-proc.bt, only pids as parameters
+        if ctx.flavour != "events":
+            raise CaptureError("--aggregate traces only aiotrace's workload for now; "
+                               "a command or pid is traced per event (drop --aggregate)")
+        if ctx.pid is None:
+            raise CaptureError("bpftrace needs the pid of the program to trace")
+        return [list(_dscripts().bpftrace_proc_argv(ctx.pid, ctx.extra_pids, bpftrace=_exe(b)))]
     if ctx.pid is None or ctx.engine_so is None:
         raise CaptureError("bpftrace needs the workload pid and its engine shared object")
     return [list(_dscripts().bpftrace_argv(ctx.flavour, ctx.pid, str(ctx.engine_so), bpftrace=_exe(b)))]
@@ -237,56 +249,6 @@ def _bpftrace_ready(flavour: str, stdout: Path, stderr: Path) -> bool:
     return any(ds.is_ready_line("Linux", flavour, line) for line in _head(stdout).splitlines())
 
 
-_LOST_TEXT = re.compile(rb"^Lost (\d+) events", re.M)
-_LOST_JSON = re.compile(rb'"type":\s*"lost_events".*?"events":\s*(\d+)', re.M)
-
-
-def _bpftrace_losses(trace: Path, stderr: Path, losses: Losses) -> None:
-    if trace.exists():
-        with open(trace, "rb") as fh:
-            for chunk_lines in _line_chunks(fh):
-                for m in _LOST_TEXT.finditer(chunk_lines):
-                    losses.add(f"bpftrace: Lost {m.group(1).decode()} events", int(m.group(1)))
-                for m in _LOST_JSON.finditer(chunk_lines):
-                    losses.add(f"bpftrace: lost_events {m.group(1).decode()}", int(m.group(1)))
-        _bpftrace_silent_losses(trace, losses)
-    for line in _head(stderr, 1 << 20).splitlines():
-        if "Lost" in line and "events" in line:
-            m = re.search(r"Lost (\d+) events", line)
-            losses.add(f"bpftrace: {line.strip()}", int(m.group(1)) if m else 0)
-
-
-def _bpftrace_silent_losses(trace: Path, losses: Losses) -> None:
-    """Compare the per-event script's exit trailer (lines printed per kind in the kernel) with the
-    lines that arrived: bpftrace can lose printf output without saying so."""
-    from tracer.parse import messages
-    data = trace.read_bytes()
-    emitted = messages.emitted_counts(data)
-    if not emitted:
-        return
-    arrived = {k: data.count(b"\t%s\t" % k.encode()) for k in emitted}  # ev is the only field holding a kind
-    for kind, n, got in messages.emitted_shortfall(emitted, arrived):
-        losses.add("bpftrace: " + messages.shortfall_message(kind, n, got), n - got)
-
-
-def _line_chunks(fh, size: int = 8 << 20):
-    """Yield chunks of whole lines (bytes), so a regex never sees a line cut in two."""
-    tail = b""
-    while True:
-        block = fh.read(size)
-        if not block:
-            if tail:
-                yield tail
-            return
-        block = tail + block
-        cut = block.rfind(b"\n") + 1
-        if cut == 0:
-            tail = block
-            continue
-        tail = block[cut:]
-        yield block[:cut]
-
-
 def _raw(os_name: str, what: int):
     """dscripts.RAW_FORMATS (os, flavour) -> (format, file name): what=0 format, 1 file."""
     return lambda flavour, *argv: _dscripts().RAW_FORMATS[(os_name, flavour)][what]
@@ -300,75 +262,56 @@ def _strace_build(b: Backend, ctx: Context) -> list[list[str]]:
     # -f with -p attaches all existing threads and follows new ones; -ttt wall-clock seconds
     # (manifest clocks.realtime_minus_monotonic_ns aligns them); -T time in syscall; -y fd paths.
     # No -q: the "Process N attached" lines on stderr are the ready signal.
-    return [[_exe(b), "-f", "-ttt", "-T", "-y", "-o", str(ctx.raw_dir / "strace.txt"), "-p", str(ctx.pid)]]
+    # A pid target's descendants alive at attach get their own -p (later forks are followed by -f).
+    pids = [ctx.pid, *ctx.extra_pids]
+    return [[_exe(b), "-f", "-ttt", "-T", "-y", "-o", str(ctx.raw_dir / "strace.txt"),
+             *[w for p in pids for w in ("-p", str(p))]]]
 
 
 # strace prefixes its messages with argv[0] ("/usr/bin/strace: Process 6340 attached")
 _STRACE_ATTACHED = re.compile(r"^\S*strace: Process \d+ attached", re.M)
-# stderr lines that are not a problem: attach/detach notices
-_STRACE_BENIGN = re.compile(r"^\S*strace: Process \d+ (attached|detached)")
 
 
 def _strace_ready(flavour: str, stdout: Path, stderr: Path) -> bool:
     return bool(_STRACE_ATTACHED.search(_head(stderr)))
 
 
-def _strace_losses(trace: Path, stderr: Path, losses: Losses) -> None:
-    for line in _head(stderr, 1 << 20).splitlines():
-        if line.strip() and not _STRACE_BENIGN.match(line):
-            losses.add(line.strip())
-
-
 # ---------------------------------------------------------------------------- dtrace
 
 def _dtrace_build(b: Backend, ctx: Context) -> list[list[str]]:
     # dtrace_argv refuses command words with blanks: dtrace -c splits its string without quoting
-    argv = list(_dscripts().dtrace_argv(ctx.flavour, command=list(ctx.workload_argv), dtrace=_exe(b)))
+    if ctx.target == "pid":  # dtrace -p: grabs the running process (libdtrace dtrace_proc_grab)
+        argv = list(_dscripts().dtrace_argv(ctx.flavour, pid=ctx.pid, dtrace=_exe(b), foreign=True))
+    else:
+        argv = list(_dscripts().dtrace_argv(ctx.flavour, command=list(ctx.workload_argv), dtrace=_exe(b),
+                                               foreign=ctx.target != "workload"))
     # -o keeps the trace apart from the workload's own stdout (dtrace -c children share it)
     argv[1:1] = ["-o", str(ctx.raw_dir / _dscripts().RAW_FORMATS[("FreeBSD", ctx.flavour)][1])]
     return [argv]
-
-
-_DTRACE_DROPS = re.compile(r"^dtrace: (\d+) (?:aggregation |dynamic variable |speculative )?drops?\b")
-
-
-def _dtrace_losses(trace: Path, stderr: Path, losses: Losses) -> None:
-    for line in _head(stderr, 1 << 20).splitlines():
-        m = _DTRACE_DROPS.match(line)
-        if m:
-            losses.add(line.strip(), int(m.group(1)))
-        elif line.startswith("dtrace: error on enabled probe") or "failed speculation" in line:
-            losses.add(line.strip())
 
 
 # ---------------------------------------------------------------------------- ktrace + kdump
 
 def _ktrace_build(b: Backend, ctx: Context) -> list[list[str]]:
     out = str(ctx.raw_dir / "ktrace.out")
+    # ktrace -p PID enables tracing of a running process and returns at once; the capture ends it
+    # with ktrace -c -p PID (clear that process's trace points) before kdump reads the file.
+    start = [_exe(b), "-i", "-t", KTRACE_POINTS, "-f", out, "-p", str(ctx.pid)] if ctx.target == "pid" \
+        else [_exe(b), "-i", "-t", KTRACE_POINTS, "-f", out, *ctx.workload_argv]
+    stop = [[_exe(b), "-c", "-p", str(ctx.pid)]] if ctx.target == "pid" else []
     return [
-        [_exe(b), "-i", "-t", KTRACE_POINTS, "-f", out, *ctx.workload_argv],
+        start, *stop,
         # -H thread ids, -T absolute timestamps, -s no I/O data dumps
         [_exe(b, "kdump"), "-H", "-T", "-s", "-f", out],
     ]
-
-
-def _kdump_losses(trace: Path, stderr: Path, losses: Losses) -> None:
-    if trace.exists():
-        with open(trace, "rb") as fh:
-            for chunk in _line_chunks(fh):
-                for _ in range(chunk.count(b"Events dropped.")):
-                    losses.add("kdump: Events dropped.")
 
 
 # ---------------------------------------------------------------------------- truss
 
 def _truss_build(b: Backend, ctx: Context) -> list[list[str]]:
     # -f follow forks, -H thread ids, -D time in each syscall, -d time since start
-    return [[_exe(b), "-f", "-H", "-D", "-d", "-o", str(ctx.raw_dir / "truss.txt"), *ctx.workload_argv]]
-
-
-def _no_losses(trace: Path, stderr: Path, losses: Losses) -> None:
-    return None
+    target = ["-p", str(ctx.pid)] if ctx.target == "pid" else list(ctx.workload_argv)
+    return [[_exe(b), "-f", "-H", "-D", "-d", "-o", str(ctx.raw_dir / "truss.txt"), *target]]
 
 
 def _always_ready(flavour: str, stdout: Path, stderr: Path) -> bool:
@@ -379,28 +322,27 @@ BACKENDS: dict[str, Backend] = {
     "bpftrace": Backend(
         name="bpftrace", os_name="Linux", binary="bpftrace", attach="pid",
         raw_file=_raw("Linux", 1), raw_format=_raw("Linux", 0),
-        stdout_is_trace=True, build=_bpftrace_build, ready=_bpftrace_ready,
-        scan_losses=_bpftrace_losses, env=_bpftrace_env),
+        stdout_is_trace=True, build=_bpftrace_build, ready=_bpftrace_ready, env=_bpftrace_env,
+        traces_foreign=True),
     "strace": Backend(
         name="strace", os_name="Linux", binary="strace", attach="pid",
         raw_file=lambda fl, argv: "strace.txt", raw_format=lambda fl: "strace",
-        stdout_is_trace=False, build=_strace_build, ready=_strace_ready,
-        scan_losses=_strace_losses, version_argv=("-V",), needs_root=False, self_exits=True),
+        stdout_is_trace=False, build=_strace_build, ready=_strace_ready, version_argv=("-V",), needs_root=False, self_exits=True,
+        traces_foreign=True),
     "dtrace": Backend(
         name="dtrace", os_name="FreeBSD", binary="dtrace", attach="wrap",
         raw_file=_raw("FreeBSD", 1), raw_format=_raw("FreeBSD", 0),
-        stdout_is_trace=False, build=_dtrace_build, ready=_always_ready,
-        scan_losses=_dtrace_losses, version_argv=("-V",), self_exits=True),
+        stdout_is_trace=False, build=_dtrace_build, ready=_always_ready, version_argv=("-V",), self_exits=True, traces_foreign=True),
     "ktrace": Backend(
         name="ktrace", os_name="FreeBSD", binary="ktrace", attach="wrap",
         raw_file=lambda fl, argv: "kdump.txt", raw_format=lambda fl: "kdump",
-        stdout_is_trace=False, build=_ktrace_build, ready=_always_ready,
-        scan_losses=_kdump_losses, version_argv=(), needs_root=False, self_exits=True),
+        stdout_is_trace=False, build=_ktrace_build, ready=_always_ready, version_argv=(), needs_root=False, self_exits=True,
+        traces_foreign=True),
     "truss": Backend(
         name="truss", os_name="FreeBSD", binary="truss", attach="wrap",
         raw_file=lambda fl, argv: "truss.txt", raw_format=lambda fl: "truss",
-        stdout_is_trace=False, build=_truss_build, ready=_always_ready,
-        scan_losses=_no_losses, version_argv=(), needs_root=False, self_exits=True),
+        stdout_is_trace=False, build=_truss_build, ready=_always_ready, version_argv=(), needs_root=False, self_exits=True,
+        traces_foreign=True),
 }
 
 

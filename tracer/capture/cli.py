@@ -12,14 +12,14 @@ import click
 from tracer.capture.backends import (AGGREGATE_BACKENDS, BACKENDS, REPO, Backend, Context, choose_backend)
 from tracer.capture.bundle import make_run_id
 from tracer.errors import CaptureError
-from workloads.spec import FREEBSD_MODES, LINUX_MODES, RunSpec, spec_from_options, spec_options
+from tracer.modes import modes_for
+from workloads.spec import RunSpec, spec_from_options, spec_options
 
-OS_MODES = {"Linux": LINUX_MODES, "FreeBSD": FREEBSD_MODES}
 PID_PLACEHOLDER = 4194303  # a valid pid_max-1 value, printed as $PID in dry runs
 
 
 def _check(spec: RunSpec, backend: Backend, flavour: str) -> None:
-    spec.validate(OS_MODES[backend.os_name])
+    spec.validate(modes_for(backend.os_name))
     if flavour == "aggregate" and backend.name not in AGGREGATE_BACKENDS:
         raise CaptureError(f"backend {backend.name} has no aggregate flavour "
                            f"(aggregating backends: {', '.join(AGGREGATE_BACKENDS)})")
@@ -38,66 +38,104 @@ def _render(argv: list[str], env: dict[str, str] | None = None, relative_to: Pat
     return " ".join(prefix + tokens)
 
 
-def dry_run_lines(spec: RunSpec, backend: Backend, why: str, flavour: str, out: Path) -> list[str]:
-    """The exact command lines a capture would run, as shell lines ('#' lines are comments)."""
+def dry_run_lines(spec: RunSpec | None, backend: Backend, why: str, flavour: str, out: Path,
+                  target=None) -> list[str]:
+    """The exact command lines a capture would run, as shell lines ('#' lines are comments; every
+    path in them is shell-quoted, so no part of --out can become a line of its own)."""
     from tracer.capture import runner
+    from tracer.capture.target import launcher_argv
 
-    run_id = make_run_id(spec.mode, backend.name)
+    kind = target.kind if target is not None else "workload"
+    label = spec.mode if spec is not None else target.label
+    run_id = make_run_id(label, backend.name)
     bundle = out / run_id
     raw, record = bundle / "raw", bundle / "record"
-    lines = [f"# aiotrace capture --backend {backend.name} ({why}), flavour {flavour}: dry run, nothing was run",
-             f"# bundle: {bundle} (a real capture writes it as {out}/.{run_id}.partial and renames it when complete)"]
-    if backend.attach == "wrap":
-        argv = runner.workload_argv_freebsd(spec, record)
-        ctx = Context(flavour=flavour, raw_dir=raw, workload_argv=argv)
+    q = lambda p: shlex.quote(str(p))  # noqa: E731
+    what = {"workload": "the workload", "command": "the command", "pid": f"pid {target.pid if target else ''}"}[kind]
+    lines = [f"# aiotrace capture --backend {backend.name} ({why}), flavour {flavour}, {what}: dry run, nothing was run",
+             f"# bundle: {q(bundle)} (a real capture writes it as {q(out / ('.' + run_id + '.partial'))} "
+             "and renames it when complete)"]
+    if kind == "pid":
+        ctx = Context(flavour=flavour, raw_dir=raw, workload_argv=[], pid=target.pid, target="pid",
+                      extra_pids=[])
         cmds = backend.commands(ctx)
-        lines.append(f"# {backend.os_name}, from the repository root: the tracer starts the workload "
-                     f"({os.path.relpath(argv[0], REPO)}, the Zig cross build of the C engine)")
-        lines.append(f"mkdir -p {shlex.quote(str(raw))} {shlex.quote(str(record))}")
+        trace = backend.trace_path(ctx, cmds[0])
+        lines.append(f"# attach to the running pid {target.pid} (and, on Linux, its descendants alive then); "
+                     "detach at --duration, Ctrl-C or its exit; the process is never stopped")
+        lines.append(f"mkdir -p {q(raw)}")
+        redirect = f" > {q(trace)}" if backend.stdout_is_trace else ""
+        lines.append(_render(cmds[0], backend.env(ctx)) + redirect + f" 2> {q(raw / 'tracer.stderr')}")
+        for i, post in enumerate(cmds[1:]):
+            last = i == len(cmds) - 2
+            lines.append(_render(post, None, REPO) + (f" > {q(trace)}" if last else ""))
+        return lines
+    if backend.attach == "wrap":
+        argv = runner.workload_argv_freebsd(spec, record) if kind == "workload" else list(target.argv)
+        ctx = Context(flavour=flavour, raw_dir=raw, workload_argv=argv, target=kind)
+        cmds = backend.commands(ctx)
+        if kind == "workload":
+            lines.append(f"# {backend.os_name}, from the repository root: the tracer starts the workload "
+                         f"({os.path.relpath(argv[0], REPO)}, the Zig cross build of the C engine)")
+        else:
+            lines.append(f"# {backend.os_name}: the tracer starts the command (its words are argv, never program text)")
+        lines.append(f"mkdir -p {q(raw)} {q(record)}")
         trace = backend.trace_path(ctx, cmds[0])
         lines.append(_render(cmds[0], backend.env(ctx), REPO))
         for post in cmds[1:]:
-            lines.append(_render(post, None, REPO) + " > " + shlex.quote(str(trace)))
+            lines.append(_render(post, None, REPO) + " > " + q(trace))
         return lines
-    argv = runner.workload_argv_linux(spec, record)
+    argv = runner.workload_argv_linux(spec, record) if kind == "workload" else launcher_argv(list(target.argv))
     engine = sorted((REPO / "workloads").glob("_engine*.so"))
-    ctx = Context(flavour=flavour, raw_dir=raw, workload_argv=argv, pid=PID_PLACEHOLDER,
+    ctx = Context(flavour=flavour, raw_dir=raw, workload_argv=argv, pid=PID_PLACEHOLDER, target=kind,
                   engine_so=engine[0] if engine else Path("<engine .so mapped by the workload>"))
     cmds = backend.commands(ctx)
     trace = backend.trace_path(ctx, cmds[0])
-    lines.append("# 1. start the workload held at its handshake; it prints 'AIOTRACE-READY pid=N' (N is $PID below)")
-    lines.append(f"mkdir -p {shlex.quote(str(raw))} {shlex.quote(str(record))}")
+    held = "the workload" if kind == "workload" else "the command, held by aiotrace's launcher (it execs it on release)"
+    lines.append(f"# 1. start {held}; it prints 'AIOTRACE-READY pid=N' (N is $PID below)")
+    lines.append(f"mkdir -p {q(raw)} {q(record)}")
     lines.append(_render(argv))
-    lines.append("# 2. attach the tracer; wait until it reports its probes attached, then type 'go' into the workload")
-    redirect = f" > {shlex.quote(str(trace))}" if backend.stdout_is_trace else ""
-    lines.append(_render(cmds[0], backend.env(ctx)) + redirect + f" 2> {shlex.quote(str(raw / 'tracer.stderr'))}")
+    lines.append(f"# 2. attach the tracer; wait until it reports its probes attached, then type 'go' into {held.split(',')[0]}")
+    redirect = f" > {q(trace)}" if backend.stdout_is_trace else ""
+    lines.append(_render(cmds[0], backend.env(ctx)) + redirect + f" 2> {q(raw / 'tracer.stderr')}")
     for post in cmds[1:]:
         lines.append(_render(post))
     if not backend.self_exits:
-        lines.append(f"# 3. when the workload exits, stop {backend.name} with SIGINT (it prints its maps at exit)")
+        lines.append(f"# 3. when {held.split(',')[0]} exits, stop {backend.name} with SIGINT (it prints its maps at exit)")
     return lines
 
 
-@click.command()
+@click.command(context_settings={"allow_interspersed_args": False})
 @click.option("--backend", type=click.Choice(["auto", *BACKENDS]), default="auto", show_default=True,
               help="tracer; auto: libbpf else bpftrace else strace (Linux), dtrace else ktrace (FreeBSD)")
 @click.option("--aggregate", is_flag=True, help="in-kernel counts and histograms printed at exit (low overhead)")
 @click.option("--out", "out", type=click.Path(file_okay=False), default="runs", show_default=True,
               help="directory that receives the run bundle")
+@click.option("--pid", "-p", "pid", type=int, default=None,
+              help="trace this running process (and its children) instead of the workload; ends at "
+                   "--duration, Ctrl-C, or its exit")
 @spec_options
 @click.option("--dry-run", is_flag=True, help="print the exact command lines and exit")
 @click.option("--allow-loss", is_flag=True, help="keep a capture whose tracer lost events as ok")
-def capture(backend: str, aggregate: bool, out: str, dry_run: bool, allow_loss: bool, **spec_kw):
-    """Run the workload under a tracer and write a run bundle; print its path last."""
-    spec = spec_from_options(**spec_kw)
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+def capture(backend: str, aggregate: bool, out: str, pid: int | None, dry_run: bool, allow_loss: bool,
+            command: tuple[str, ...], **spec_kw):
+    """Run the workload (or `-- COMMAND ARGS...`, or attach to `-p PID`) under a tracer and write a
+    run bundle; print its path on stdout when the capture is ok (or interrupted)."""
     flavour = "aggregate" if aggregate else "events"
     os_name = platform.system()
+    target = _target(command, pid, spec_kw)
+    spec = spec_from_options(**spec_kw) if target is None else None
+    check_out_path(out)
     chosen, why = choose_backend(backend, os_name)
     if backend == "auto" and aggregate and chosen.name not in AGGREGATE_BACKENDS:
         raise CaptureError(f"--aggregate needs {' or '.join(AGGREGATE_BACKENDS)}, and {why}")
-    _check(spec, chosen, flavour)
+    if spec is not None:
+        _check(spec, chosen, flavour)
+    elif flavour == "aggregate":
+        raise CaptureError("--aggregate traces only aiotrace's workload for now; a command or pid is "
+                           "traced per event (drop --aggregate)")
     if dry_run:
-        for line in dry_run_lines(spec, chosen, why, flavour, Path(out)):
+        for line in dry_run_lines(spec, chosen, why, flavour, Path(out), target=target):
             click.echo(line)
         return
     if chosen.os_name != os_name:
@@ -105,18 +143,64 @@ def capture(backend: str, aggregate: bool, out: str, dry_run: bool, allow_loss: 
                            "(--dry-run prints its command lines)")
     from tracer.capture.runner import run_capture
 
-    result = run_capture(spec, chosen, why, flavour, Path(out), allow_loss,
+    result = run_capture(spec, chosen, why, flavour, Path(out), allow_loss, target=target,
                          log=lambda msg: click.echo(f"aiotrace: {msg}", err=True))
     m = result.manifest
-    click.echo(f"aiotrace: {result.status}: {chosen.name}/{flavour} {spec.mode}, {m['raw']['lines']} trace lines, "
-               f"{m['duration_s']:.2f} s" + (f"; {result.reason}" if result.reason else ""), err=True)
-    click.echo(str(result.bundle))
-    # tracer.cli.main turns these into "aiotrace: interrupted" (exit 130) and
-    # "aiotrace: error: ..." (exit 2); the bundle path is already the last line on stdout
+    what = spec.mode if spec is not None else " ".join(shlex.quote(w) for w in (target.argv or [f"pid {target.pid}"]))
+    cut = (m.get("target") or {}).get("window_cut")
+    line = (f"aiotrace: {result.status}: {chosen.name}/{flavour} {what}, {m['raw']['lines']} trace lines, "
+            f"{m['duration_s']:.2f} s" + (f"; {result.reason}" if result.reason else "") +
+            (f"; window cut: {cut}" if cut else ""))
+    # tracer.cli.main turns these into "aiotrace: interrupted" (exit 130) and "aiotrace: error: ..."
+    # (exit 2). A failed capture prints nothing on stdout, so `B=$(aiotrace capture ...)` never
+    # names a failed bundle; its path is in the error line.
+    if result.status == "failed":
+        raise CaptureError(f"capture failed: {result.reason} (bundle kept: {result.bundle})")
+    _echo(line, err=True)
+    _echo(str(result.bundle))
     if result.status == "interrupted":
         raise click.exceptions.Abort()
-    if result.status != "ok":
-        raise CaptureError(f"capture {result.status}: {result.reason} (bundle kept: {result.bundle})")
+
+
+def _echo(text: str, err: bool = False) -> None:
+    """click.echo that survives a closed terminal (SIGHUP: the bundle is written either way)."""
+    try:
+        click.echo(text, err=err)
+    except OSError:
+        pass
+
+
+def _target(command: tuple[str, ...], pid: int | None, spec_kw: dict):
+    """The foreign target (command or pid), or None for the workload. Refuses mixtures."""
+    from tracer.capture.target import Target, command_target
+
+    duration = spec_kw.get("duration")
+    if command and pid is not None:
+        raise CaptureError("give either -p PID or -- COMMAND, not both")
+    if not command and pid is None:
+        if not spec_kw.get("mode"):
+            raise CaptureError("--mode is required to run the workload (or trace -- COMMAND ARGS... / -p PID)")
+        return None
+    if spec_kw.get("mode"):
+        raise CaptureError("--mode describes aiotrace's workload; a command or pid is traced as it is")
+    if duration is not None and not (0 < duration < float("inf")):
+        raise CaptureError(f"--duration must be a positive number of seconds, got {duration}")
+    if pid is not None:
+        return Target("pid", pid=pid, duration_s=duration)
+    return command_target(list(command), duration)
+
+
+def check_out_path(out: str) -> None:
+    """Refuse control characters in --out: the path is printed in comments and command lines."""
+    bad = [c for c in out if ord(c) < 32 or ord(c) == 127]
+    if bad:
+        raise CaptureError(f"--out {out!r} holds a control character ({bad[0]!r}); choose a plain path")
+
+
+for _param in capture.params:  # --mode is required for the workload only (checked in _target)
+    if _param.name == "mode":
+        _param.required = False
+        _param.help = "completion mode (the workload; not with -- COMMAND or -p PID)"
 
 
 @click.command()

@@ -4,7 +4,8 @@ Every check is a real probe (a bpftrace run that attaches a tracepoint, an O_DIR
 transfer, reading /proc), not a guess from what is installed. Report shape (``--json``)::
 
     {"os", "kernel", "machine", "cpus", "can_capture": bool, "auto_backend": str|null,
-     "checks": [{"name", "ok": bool|null, "detail", "fix": str|null}], "backends": {name: {...}}}
+     "checks": [{"name", "ok": bool|null, "detail", "fix": str|null}], "backends": {name: {...}},
+     "modes": [{"mode", "available": bool, "reason", "needs"}]}   (one per row of tracer.modes)
 
 ``ok`` is null for facts that are neither good nor bad (REAP on Linux: n/a).
 """
@@ -15,6 +16,7 @@ import platform
 import subprocess
 from pathlib import Path
 
+from tracer import modes
 from tracer.capture.backends import AUTO_ORDER, BACKENDS, TRACEFS, effective_caps
 from tracer.capture.probe import o_direct_works, reap_support
 
@@ -157,6 +159,22 @@ def _fix(backend: str, why: str, missing: bool) -> str:
     return why
 
 
+def mode_rows(system: str) -> list[dict]:
+    """Every mode of the registry: whether it runs here and why not (the C probe's reason when the
+    engine is built, else the registry's)."""
+    try:
+        from workloads import driver
+        probed = {r["mode"]: r for r in driver.mode_status()}
+    except Exception as exc:  # noqa: BLE001 - an unbuilt engine must not stop the doctor
+        probed, why = {}, f"workload engine not usable: {exc}"
+    rows = []
+    for m in modes.MODES:
+        row = probed.get(m.name) or {"mode": m.name, "available": False,
+                                     "reason": modes.unavailable_reason(m.name, system) or why}
+        rows.append({**row, "needs": m.needs})
+    return rows
+
+
 def diagnose() -> dict:
     """Run every check for this OS; see the module docstring for the shape."""
     uname = platform.uname()
@@ -188,7 +206,7 @@ def diagnose() -> dict:
         auto = "strace" if backends.get("strace", {}).get("usable") else None
     return {"os": uname.system, "kernel": uname.release, "machine": uname.machine, "cpus": os.cpu_count(),
             "euid": euid, "can_capture": auto is not None, "auto_backend": auto, "checks": checks,
-            "backends": backends}
+            "backends": backends, "modes": mode_rows(uname.system)}
 
 
 def render(report: dict) -> str:
@@ -200,5 +218,11 @@ def render(report: dict) -> str:
         lines.append(f"  [{mark[c['ok']]}] {c['name']:<{width}}  {c['detail']}")
         if c["fix"]:
             lines.append(f"  {'':6} {'':<{width}}  fix: {c['fix']}")
+    if report.get("modes"):
+        runs = [r["mode"] for r in report["modes"] if r["available"]]
+        lines.append(f"  modes that run here: {', '.join(runs) or 'none'}")
+        for r in report["modes"]:
+            if not r["available"]:
+                lines.append(f"  {'':6} {r['mode']}: {r['reason']}")
     lines.append(f"capture --backend auto would use: {report['auto_backend'] or 'nothing (see the fixes above)'}")
     return "\n".join(lines)

@@ -14,7 +14,8 @@ kernel                 str          kernel release (``uname -r``)
 machine                str          ``uname -m`` (``x86_64``, ``amd64``)
 cpus                   int          online CPUs (``os.cpu_count()``)
 hostname               str          ``uname -n``
-backend                str          ``libbpf`` | ``bpftrace`` | ``strace`` | ``dtrace`` | ``ktrace`` | ``truss`` | ``none``
+backend                str          ``libbpf`` | ``bpftrace`` | ``strace`` | ``dtrace`` | ``ktrace`` | ``truss`` | ``none`` |
+                                    ``model`` (``aiotrace simulate``: the FreeBSD semantics model)
 backend_reason         str          why this backend: ``"requested"`` or what ``auto`` found
 backend_version        str|null     the tracer's own version line (``bpftrace v0.17.0``)
 flavour                str          ``"events"`` (one line per event) | ``"aggregate"`` (in-kernel
@@ -60,7 +61,21 @@ summary                str|null     ``record/summary.json`` when the workload wr
 fixture                bool         true ONLY for hand-written FreeBSD fixture bundles: never a
                                     measurement
 aiotrace_version       str          the package version that wrote the bundle
+target                 dict         (optional; every capture writes it) what was traced: ``kind``
+                                    (``workload`` | ``command`` | ``pid``), ``argv`` (the user's
+                                    command, only ever run as argv), ``pid``, ``duration_s``,
+                                    ``window_cut`` (str|null: why the window ended early: --duration,
+                                    the pid exited, a signal), ``notes`` (list of str), ``task_io``
+                                    (``raw/task_io.tsv``: per-thread /proc io counters, Linux foreign
+                                    programs). A foreign program has no workload record: ``spec`` is
+                                    ``{}`` and ``summary`` null.
+model                  dict         ONLY in ``aiotrace simulate`` bundles: ``label`` ("FreeBSD semantics
+                                    model (not a measurement)"), ``kernel`` (stock | d33144),
+                                    ``rules`` (the model's source); such a bundle is never a measurement
 =====================  ===========  ==========================================================
+
+``losses`` may also hold ``excess_lines`` (int: more lines of a kind arrived than bpftrace's
+``@emitted`` trailer says were printed) and ``unknown`` (bool: the trace cannot say what it lost).
 """
 from __future__ import annotations
 
@@ -72,7 +87,7 @@ from typing import Any
 from tracer.errors import CaptureError
 
 SCHEMA = "aiotrace.manifest/1"
-BACKENDS = ("libbpf", "bpftrace", "strace", "dtrace", "ktrace", "truss", "none")
+BACKENDS = ("libbpf", "bpftrace", "strace", "dtrace", "ktrace", "truss", "none", "model")
 FLAVOURS = ("events", "aggregate")
 STATUSES = ("ok", "failed", "interrupted")
 RAW_FORMATS = ("events", "bpftrace", "strace", "kdump", "truss", "dtrace", "libbpf")
@@ -91,6 +106,87 @@ KEYS: dict[str, tuple] = {
 }
 
 
+OPTIONAL_KEYS: dict[str, tuple[type, ...]] = {"target": (dict,)}
+
+
+def assemble(session, summary: dict | None, loss_report) -> dict[str, Any]:
+    """The manifest of a finished :class:`tracer.capture.runner.CaptureSession` (every key above)."""
+    import platform
+    import time
+
+    from tracer.capture.probe import filesystem_of, probe_features
+
+    s, b = session, session.backend
+    spec = s.spec.to_dict() if (s.spec is not None and s.target.kind == "workload") else {}
+    if spec:
+        features = probe_features(s.spec.file)  # can O_DIRECT work on that fs; can REAP exist on this OS
+        features["o_direct_used"] = s.spec.direct
+        fs = filesystem_of(s.spec.file)
+    else:
+        features, fs = {}, {}
+    workload_reap = (summary or {}).get("features", {}).get("reap_supported") if isinstance(summary, dict) else None
+    if workload_reap is None and summary:
+        workload_reap = {1: True, 0: False}.get(summary.get("reap_supported"))  # standalone binary: 1/0/-1
+    # only FreeBSD workloads test the flag (in reap mode); on Linux the summary says False by definition
+    if workload_reap is not None and platform.system() == "FreeBSD":
+        features["reap_supported"] = bool(workload_reap)
+        features["reap_detail"] = ("the running kernel accepted" if workload_reap else "the running kernel refused") + \
+            " AIO_KEVENT_FLAG_REAP (tested by the workload at run time)"
+    uname = platform.uname()
+    trace = s.trace_path
+    raw = s.bundle.path / "raw"
+    summary_path = s.bundle.path / "record" / "summary.json"
+    losses = {"dropped_events": s.losses.dropped_events, "messages": s.losses.as_messages(), "allowed": s.allow_loss}
+    if loss_report.excess_lines:
+        losses["excess_lines"] = loss_report.excess_lines
+    if loss_report.unknown:
+        losses["unknown"] = True
+    target = {**s.target.manifest(), "window_cut": s.window_cut, "notes": list(s.notes),
+              "task_io": "raw/task_io.tsv" if (raw / "task_io.tsv").exists() else None}
+    return {
+        "schema": SCHEMA, "run_id": s.bundle.run_id, "os": uname.system, "kernel": uname.release,
+        "machine": uname.machine, "cpus": os.cpu_count() or 1, "hostname": uname.node,
+        "backend": b.name, "backend_reason": s.backend_reason, "backend_version": b.version(),
+        "flavour": s.flavour, "command": s.commands, "tracer_env": s.tracer_env, "attach": b.attach,
+        "spec": spec, "features": features, "fs": fs, "clocks": s.clocks,
+        "started_at": s.started_at, "ended_at": _utc_now(), "duration_s": round(time.monotonic() - s.t0, 3),
+        "released_at_monotonic_ns": s.released_ns,
+        "exit": {"workload": None if s.workload is None else s.workload.returncode,
+                 "tracer": None if s.tracer is None else s.tracer.returncode,
+                 **({"post": s.post_exit} if s.post_exit else {})},
+        "status": s.status, "reason": s.reason, "losses": losses,
+        "raw": {"trace": s.bundle.rel(trace), "format": b.raw_format(s.flavour),
+                "stderr": "raw/tracer.stderr", "lines": _count_lines(trace)},
+        "workload_pid": s.target_pid, "tracer_pid": s.tracer.pid if s.tracer is not None else None,
+        "summary": "record/summary.json" if summary_path.exists() else None,
+        "fixture": False, "aiotrace_version": _version(), "target": target,
+    }
+
+
+def _utc_now() -> str:
+    import datetime as _dt
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds")
+
+
+def _count_lines(path: Path) -> int:
+    if not Path(path).exists():
+        return 0
+    n = 0
+    with open(path, "rb") as fh:
+        while block := fh.read(8 << 20):
+            n += block.count(b"\n")
+    return n
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+        return version("aiotrace")
+    except Exception:  # not installed (PYTHONPATH runs)
+        from tracer import __version__  # type: ignore[attr-defined]
+        return str(__version__)
+
+
 def validate_manifest(manifest: dict[str, Any]) -> dict[str, Any]:
     """Check a manifest against the schema above; return it, or raise CaptureError naming the key."""
     if manifest.get("schema") != SCHEMA:
@@ -107,8 +203,13 @@ def validate_manifest(manifest: dict[str, Any]) -> dict[str, Any]:
             raise CaptureError(f"manifest {key} {manifest[key]!r} is not one of {', '.join(allowed)}")
     if manifest["raw"].get("format") not in RAW_FORMATS:
         raise CaptureError(f"manifest raw.format {manifest['raw'].get('format')!r} is not one of {', '.join(RAW_FORMATS)}")
+    if "model" in manifest and not (isinstance(manifest["model"], dict) and manifest["model"].get("label")):
+        raise CaptureError("manifest key 'model' must be a dict with a label")
     if not all(isinstance(c, list) and all(isinstance(t, str) for t in c) for c in manifest["command"]):
         raise CaptureError("manifest command must be a list of argv lists of strings")
+    for key, types in OPTIONAL_KEYS.items():
+        if key in manifest and not isinstance(manifest[key], types):
+            raise CaptureError(f"manifest key {key!r} has type {type(manifest[key]).__name__}")
     for k in ("dropped_events", "messages", "allowed"):
         if k not in manifest["losses"]:
             raise CaptureError(f"manifest losses lacks {k!r}")

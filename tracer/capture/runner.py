@@ -15,6 +15,7 @@ SIGTERM) still writes the manifest with a status and reason and renames the bund
 from __future__ import annotations
 
 import datetime as _dt
+import errno
 import json
 import os
 import platform
@@ -32,8 +33,12 @@ from typing import IO
 from tracer.capture import manifest as mf
 from tracer.capture.backends import FREEBSD_WORKLOAD, Backend, Context, Losses
 from tracer.capture.bundle import Bundle
-from tracer.capture.probe import filesystem_of, probe_features
+from tracer.capture.launch import CANNOT_EXEC
+from tracer.capture.target import (Target, TaskIoSampler, check_pid, descendants, launcher_argv, pid_alive,
+                                   resolve_command)
+from tracer.dscripts import PROC_EXTRA_PIDS
 from tracer.errors import CaptureError
+from tracer.parse.losses import bundle_losses
 from workloads.spec import READY_LINE, RELEASE_WORD, RunSpec
 
 READY_RE = re.compile("^" + re.escape(READY_LINE).replace(re.escape("{pid}"), r"(\d+)") + r"\s*$")
@@ -222,16 +227,6 @@ def _tracer_error(path: Path) -> str:
     return " | ".join(errors[:2] or lines[-3:]) or "no message"
 
 
-def _count_lines(path: Path) -> int:
-    if not path.exists():
-        return 0
-    n = 0
-    with open(path, "rb") as fh:
-        while block := fh.read(8 << 20):
-            n += block.count(b"\n")
-    return n
-
-
 def _exit_code(proc: subprocess.Popen | None) -> int | None:
     return None if proc is None else proc.returncode
 
@@ -261,26 +256,35 @@ def _summary_from_stdout(lines: list[str]) -> dict | None:
 
 
 class _SignalGuard:
-    """Turns the first SIGINT/SIGTERM into Interrupted; once ``cleaning_up`` is set, later ones
-    (a second Ctrl-C while bpftrace prints its maps) are only noted, so nothing can abandon a
-    bundle half-written. Handlers are restored on exit; off the main thread it does nothing."""
+    """Turns the first SIGINT/SIGTERM/SIGHUP into Interrupted while the target runs. Once the session
+    is stopping (``stopping`` set: the target has exited, or a first signal arrived) later ones are
+    only noted, so nothing can abandon a bundle half-written. SIGHUP (terminal or ssh closed) is
+    handled like SIGINT; it also stops log output, which has nowhere to go. Handlers are restored
+    on exit; off the main thread it does nothing."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
     def __init__(self):
-        self.cleaning_up = False
-        self.late: list[str] = []
+        self.stopping = False
+        self.received: list[str] = []  # every signal, in order
+        self.late: list[tuple[str, str]] = []  # (signal, phase) of those only noted
+        self.phase = "starting"
+        self.hangup = False
         self.old: dict = {}
 
     def _handler(self, signum, frame):
         name = signal.Signals(signum).name
-        if self.cleaning_up:
-            self.late.append(name)
+        self.hangup = self.hangup or signum == signal.SIGHUP
+        self.received.append(name)
+        if self.stopping:
+            self.late.append((name, self.phase))
             return
-        self.cleaning_up = True  # only one Interrupted per capture
+        self.stopping = True  # only one Interrupted per capture
         raise Interrupted(name)
 
     def __enter__(self) -> "_SignalGuard":
         if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
+            for sig in self.SIGNALS:
                 self.old[sig] = signal.signal(sig, self._handler)
         return self
 
@@ -288,247 +292,407 @@ class _SignalGuard:
         for sig, handler in self.old.items():
             signal.signal(sig, handler)
 
+    def late_note(self) -> str | None:
+        """One sentence on signals that arrived while stopping (None when none did): "again" only
+        when an earlier signal had already been received."""
+        if not self.late:
+            return None
+        first_raised = len(self.received) > len(self.late)
+        parts = [f"{name} received{' again' if first_raised or i else ''} {PHASE_WORDS.get(phase, phase)}"
+                 for i, (name, phase) in enumerate(self.late)]
+        return "; ".join(dict.fromkeys(parts)) + " (noted; the capture went on writing the bundle)"
 
-def run_capture(spec: RunSpec, backend: Backend, backend_reason: str, flavour: str, out_dir: Path,
-                allow_loss: bool = False, *, workload_argv: list[str] | None = None,
-                timeouts: Timeouts | None = None, log=None) -> CaptureResult:
-    """Run one capture and return its finished bundle. Never raises for workload or tracer faults:
-    those become the bundle's status. Raises CaptureError only when no bundle can be made."""
-    with _SignalGuard() as guard:
-        return _run_capture(spec, backend, backend_reason, flavour, out_dir, allow_loss, workload_argv,
-                            timeouts, log, guard)
+
+PHASE_WORDS = {
+    "starting": "before the workload was released",
+    "attaching": "before the workload was released",
+    "running": "while the workload ran",
+    "stopping": "while the capture was stopping the tracer",
+}
 
 
-def _run_capture(spec: RunSpec, backend: Backend, backend_reason: str, flavour: str, out_dir: Path,
-                 allow_loss: bool, workload_argv: list[str] | None, timeouts: Timeouts | None, log,
-                 guard: _SignalGuard) -> CaptureResult:
-    timeouts = timeouts or Timeouts()
-    log = log or (lambda msg: None)
-    bundle = Bundle.create(out_dir, spec.mode, backend.name)
-    raw, record = bundle.path / "raw", bundle.path / "record"
-    if workload_argv is None:
-        workload_argv = workload_argv_linux(spec, record) if backend.attach == "pid" \
-            else workload_argv_freebsd(spec, record)
-    started_at, t0 = _utc_now(), time.monotonic()
-    clocks = {"realtime_minus_monotonic_ns": time.time_ns() - time.monotonic_ns()}
-    commands: list[list[str]] = [list(workload_argv)] if backend.attach == "pid" else []
-    status, reason = "ok", None
-    losses = Losses()
-    workload = tracer = None
-    pump: _Pump | None = None
-    released_ns: int | None = None
-    tracer_env: dict[str, str] = {}
-    trace_path = raw / backend.raw_file(flavour, [])
-    post_exit: list[int | None] = []
-    workload_pid: int | None = None
-    files: list[IO] = []
+class CaptureSession:
+    """One capture, in explicit steps: :meth:`start` (bundle; the target held at its handshake),
+    :meth:`attach` (the tracer, until it says its probes are attached), :meth:`release` (the target
+    runs), :meth:`wait` (until it ends, the --duration passes, or the tracer dies), :meth:`stop`
+    (target then tracer, then post-processors) and :meth:`finish` (losses, manifest, rename).
+    :meth:`run` does them in order; whatever happens, finish still writes the bundle."""
 
-    def fail(why: str) -> None:
-        nonlocal status, reason
-        if status == "ok":
-            status, reason = "failed", why
+    def __init__(self, target: Target, backend: Backend, backend_reason: str, flavour: str, out_dir: Path,
+                 allow_loss: bool = False, *, spec: RunSpec | None = None, timeouts: Timeouts | None = None,
+                 log=None, guard: _SignalGuard | None = None):
+        self.target, self.backend, self.backend_reason = target, backend, backend_reason
+        self.flavour, self.out_dir, self.allow_loss, self.spec = flavour, Path(out_dir), allow_loss, spec
+        self.timeouts = timeouts or Timeouts()
+        self._log = log or (lambda msg: None)
+        self.guard = guard or _SignalGuard()
+        self.status, self.reason = "ok", None
+        self.notes: list[str] = []  # facts the manifest's target record carries (window cut...)
+        self.window_cut: str | None = None
+        self.bundle: Bundle | None = None
+        self.workload: subprocess.Popen | None = None  # our own child (workload, launcher, wrap tracer)
+        self.tracer: subprocess.Popen | None = None
+        self.pump: _Pump | None = None
+        self.sampler: TaskIoSampler | None = None
+        self.ctx: Context | None = None
+        self.commands: list[list[str]] = []
+        self.post_cmds: list[list[str]] = []
+        self.post_exit: list[int | None] = []
+        self.tracer_env: dict[str, str] = {}
+        self.trace_path: Path | None = None
+        self.target_pid: int | None = None
+        self.released_ns: int | None = None
+        self.files: list[IO] = []
+        self.losses = Losses()
+        self.started_at, self.t0 = _utc_now(), time.monotonic()
+        self.clocks = {"realtime_minus_monotonic_ns": time.time_ns() - time.monotonic_ns()}
 
-    try:
+    # -- helpers
+    def log(self, msg: str) -> None:
+        if self.guard.hangup:
+            return  # the terminal is gone
         try:
-            ctx = Context(flavour=flavour, raw_dir=raw, workload_argv=list(workload_argv))
-            wl_stderr = open(raw / "workload.stderr", "wb"); files.append(wl_stderr)
-            tr_stderr_path = raw / "tracer.stderr"
-            if backend.attach == "pid":
-                # 1. the workload, held at its handshake
+            self._log(msg)
+        except OSError:
+            pass
+
+    def fail(self, why: str) -> None:
+        if self.status == "ok":
+            self.status, self.reason = "failed", why
+
+    @property
+    def raw(self) -> Path:
+        return self.bundle.path / "raw"
+
+    @property
+    def record(self) -> Path:
+        return self.bundle.path / "record"
+
+    def _target_alive(self) -> bool:
+        if self.workload is not None:
+            return self.workload.poll() is None
+        return self.target_pid is not None and pid_alive(self.target_pid)
+
+    def _start_held(self, argv: list[str], env: dict[str, str] | None, what: str) -> None:
+        wl_err = open(self.raw / "workload.stderr", "wb"); self.files.append(wl_err)
+        try:
+            self.workload = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=wl_err,
+                                             env=env, start_new_session=True)
+        except OSError as exc:
+            raise CaptureError(f"cannot start the {what} ({argv[0]}): {exc.strerror}") from None
+        self.pump = _Pump(self.workload.stdout, self.raw / "workload.stdout")
+        self.pump.start()
+        deadline = time.monotonic() + self.timeouts.ready_s
+        while not self.pump.ready.wait(POLL_S):
+            if time.monotonic() > deadline:
+                raise CaptureError(f"{what} printed no READY line within {self.timeouts.ready_s:.0f} s")
+        if self.pump.pid is None:
+            self.workload.wait()
+            raise CaptureError(f"{what} {_describe_exit(self.workload.returncode)} before its READY line: "
+                               f"{_tail(self.raw / 'workload.stderr') or 'no message'}")
+        self.target_pid = self.ctx.pid = self.pump.pid
+        self.log(f"{what} pid {self.target_pid} held at its handshake")
+
+    # -- 1. start
+    def start(self) -> None:
+        t, b = self.target, self.backend
+        if t.foreign and not b.traces_foreign:
+            raise CaptureError(f"backend {b.name} traces only aiotrace's workload, not -- COMMAND or -p PID")
+        self.bundle = Bundle.create(self.out_dir, self.spec.mode if t.kind == "workload" else t.label, b.name)
+        if t.kind == "workload" and not t.argv:
+            t.argv = workload_argv_linux(self.spec, self.record) if b.attach == "pid" \
+                else workload_argv_freebsd(self.spec, self.record)
+        self.ctx = Context(flavour=self.flavour, raw_dir=self.raw, workload_argv=list(t.argv), target=t.kind)
+        self.trace_path = self.raw / b.raw_file(self.flavour, [])
+        if t.kind == "pid":
+            self.guard.phase = "attaching"
+            check_pid(t.pid, b.needs_root)
+            self.target_pid = self.ctx.pid = t.pid
+            kids = descendants(t.pid)
+            self.ctx.extra_pids = kids
+            if len(kids) > PROC_EXTRA_PIDS and b.name == "bpftrace":
+                self.notes.append(f"{len(kids)} descendants alive at attach; bpftrace follows the first "
+                                  f"{PROC_EXTRA_PIDS} and every later fork")
+            return
+        if t.kind == "command" and resolve_command(t.argv[0]) is None:
+            raise CaptureError(f"command not found: {t.argv[0]}")
+        if b.attach != "pid":
+            return  # the wrapping tracer starts it
+        self.guard.phase = "attaching"
+        if t.kind == "workload":
+            self.commands.append(list(t.argv))
+            self._start_held(t.argv, _workload_env(), "workload")
+            if b.name in ("bpftrace", "libbpf"):  # their uprobes attach to the engine object
+                self.ctx.engine_so = engine_object(self.target_pid)
+        else:
+            argv = launcher_argv(t.argv)
+            self.commands.append(argv)
+            self._start_held(argv, _workload_env(), "command")
+
+    # -- 2. attach
+    def attach(self) -> None:
+        b = self.backend
+        cmds = b.commands(self.ctx)
+        tracer_argv, self.post_cmds = cmds[0], cmds[1:]
+        self.trace_path = self.raw / b.raw_file(self.flavour, tracer_argv)
+        self.commands += cmds
+        self.tracer_env = b.env(self.ctx)
+        # a wrapping tracer's stdout is the workload's (ktrace execs it; truss and dtrace -c share it)
+        out_path = self.trace_path if b.stdout_is_trace else \
+            self.raw / ("workload.stdout" if b.attach == "wrap" else "tracer.stdout")
+        tr_out = open(out_path, "wb"); self.files.append(tr_out)
+        tr_err = open(self.raw / "tracer.stderr", "wb"); self.files.append(tr_err)
+        self.log("tracer: " + " ".join(tracer_argv))
+        try:
+            self.tracer = subprocess.Popen(tracer_argv, stdin=subprocess.DEVNULL, stdout=tr_out, stderr=tr_err,
+                                           env={**os.environ, **self.tracer_env}, start_new_session=True)
+        except OSError as exc:
+            raise CaptureError(f"cannot start {b.name} ({tracer_argv[0]}): {exc.strerror}") from None
+        if b.attach == "wrap":
+            self.workload = self.tracer
+            return
+        deadline = time.monotonic() + self.timeouts.attach_s
+        stdout_file = self.trace_path if b.stdout_is_trace else self.raw / "tracer.stdout"
+        what = "workload" if self.target.kind == "workload" else \
+            ("command" if self.target.kind == "command" else f"pid {self.target_pid}")
+        while not b.ready(self.flavour, stdout_file, self.raw / "tracer.stderr"):
+            if self.tracer.poll() is not None:
+                usable, why = b.available()  # name the machine's problem when there is one
+                raise CaptureError(f"{b.name} {_describe_exit(self.tracer.returncode)} before attaching: "
+                                   f"{_tracer_error(self.raw / 'tracer.stderr')}" + ("" if usable else f" ({why})"))
+            if not self._target_alive():
+                raise CaptureError(f"{what} {_describe_exit(_exit_code(self.workload)) if self.workload else 'exited'}"
+                                   " while the tracer attached")
+            if time.monotonic() > deadline:
+                raise CaptureError(f"{b.name} did not report its probes attached within "
+                                   f"{self.timeouts.attach_s:.0f} s")
+            time.sleep(POLL_S)
+
+    # -- 3. release
+    def release(self) -> None:
+        if self.target.foreign and self.target_pid is not None and platform.system() == "Linux":
+            self.sampler = TaskIoSampler(self.target_pid)
+            self.sampler.baseline()
+            self.sampler.start()
+        self.released_ns = time.monotonic_ns()
+        self.guard.phase = "running"
+        if self.backend.attach == "wrap" or self.target.kind == "pid":
+            self.log(f"{self.backend.name} attached" + (f" to pid {self.target_pid}" if self.target_pid else ""))
+            return
+        self.log(f"{self.backend.name} attached; releasing the {self.target.kind}")
+        try:
+            self.workload.stdin.write((RELEASE_WORD + "\n").encode())
+            self.workload.stdin.close()
+        except BrokenPipeError:
+            pass
+
+    # -- 4. wait for the end of the window
+    def wait(self) -> None:
+        b, t = self.backend, self.target
+        end = None if not t.duration_s else time.monotonic() + t.duration_s
+        while self._target_alive():
+            if b.attach == "pid" and self.tracer.poll() is not None and self._target_alive():
+                raise CaptureError(f"{b.name} {_describe_exit(self.tracer.returncode)} while the {t.kind} ran: "
+                                   f"{_tracer_error(self.raw / 'tracer.stderr')}")
+            if end is not None and time.monotonic() >= end:
+                self.window_cut = f"--duration {t.duration_s:g} s elapsed"
+                if t.kind == "command":
+                    self.window_cut += "; the command was stopped with SIGINT"
+                    _terminate(self.workload, signal.SIGINT, (5.0, 5.0, 5.0))
+                return
+            time.sleep(0.05)
+        self.guard.stopping, self.guard.phase = True, "stopping"  # the run is complete: signals are noted
+        if t.kind == "pid":
+            self.window_cut = f"pid {self.target_pid} exited after " \
+                              f"{(time.monotonic_ns() - self.released_ns) / 1e9:.2f} s of the window"
+        elif t.kind == "command" and t.duration_s:
+            self.notes.append("the command exited before --duration elapsed")
+        if self.workload is not None and b.attach == "pid":
+            code = self.workload.returncode
+            if t.kind == "workload" and code != 0:
+                self.fail(f"workload {_describe_exit(code)}: {_tail(self.raw / 'workload.stderr') or 'no message'}")
+            elif t.kind == "command" and code in (CANNOT_EXEC,):
+                self.fail(f"command {_describe_exit(code)}: {_tail(self.raw / 'workload.stderr') or 'no message'}")
+            elif t.kind == "command" and code != 0:
+                self.notes.append(f"the command {_describe_exit(code)}")
+
+    # -- 5. stop: the target first (if ours), so the tracer sees its end; then the tracer
+    def stop(self) -> None:
+        self.guard.stopping = True
+        if self.guard.phase != "starting" and self.guard.phase != "attaching":
+            self.guard.phase = "stopping"
+        b = self.backend
+        if self.workload is not None and self.workload.poll() is None and self.workload is not self.tracer:
+            if self.released_ns is None and self.workload.stdin is not None:
                 try:
-                    workload = subprocess.Popen(workload_argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                                stderr=wl_stderr, env=_workload_env(), start_new_session=True)
-                except OSError as exc:
-                    raise CaptureError(f"cannot start the workload ({workload_argv[0]}): {exc.strerror}") from None
-                pump = _Pump(workload.stdout, raw / "workload.stdout")
-                pump.start()
-                deadline = time.monotonic() + timeouts.ready_s
-                while not pump.ready.wait(POLL_S):
-                    if time.monotonic() > deadline:
-                        raise CaptureError(f"workload printed no READY line within {timeouts.ready_s:.0f} s")
-                if pump.pid is None:
-                    workload.wait()
-                    raise CaptureError(f"workload {_describe_exit(workload.returncode)} before its READY line: "
-                                       f"{_tail(raw / 'workload.stderr') or 'no message'}")
-                workload_pid = ctx.pid = pump.pid
-                log(f"workload pid {workload_pid} held at its handshake")
-                if backend.name in ("bpftrace", "libbpf"):  # their uprobes attach to the engine object
-                    ctx.engine_so = engine_object(workload_pid)
-            # 2. the tracer
-            cmds = backend.commands(ctx)
-            tracer_argv, post_cmds = cmds[0], cmds[1:]
-            trace_path = raw / backend.raw_file(flavour, tracer_argv)
-            commands += cmds
-            tracer_env = backend.env(ctx)
-            # a wrapping tracer's stdout is the workload's (ktrace execs it; truss and dtrace -c share it)
-            tr_out_path = trace_path if backend.stdout_is_trace else \
-                raw / ("workload.stdout" if backend.attach == "wrap" else "tracer.stdout")
-            tr_out = open(tr_out_path, "wb"); files.append(tr_out)
-            tr_err = open(tr_stderr_path, "wb"); files.append(tr_err)
-            log("tracer: " + " ".join(tracer_argv))
-            try:
-                tracer = subprocess.Popen(tracer_argv, stdin=subprocess.DEVNULL, stdout=tr_out, stderr=tr_err,
-                                          env={**os.environ, **tracer_env}, start_new_session=True)
-            except OSError as exc:
-                raise CaptureError(f"cannot start {backend.name} ({tracer_argv[0]}): {exc.strerror}") from None
-            if backend.attach == "wrap":
-                workload = tracer
-            else:
-                deadline = time.monotonic() + timeouts.attach_s
-                stdout_file = trace_path if backend.stdout_is_trace else raw / "tracer.stdout"
-                while not backend.ready(flavour, stdout_file, tr_stderr_path):
-                    if tracer.poll() is not None:
-                        usable, why = backend.available()  # name the machine's problem when there is one
-                        raise CaptureError(f"{backend.name} {_describe_exit(tracer.returncode)} before attaching: "
-                                           f"{_tracer_error(tr_stderr_path)}" + ("" if usable else f" ({why})"))
-                    if workload.poll() is not None:
-                        raise CaptureError(f"workload {_describe_exit(workload.returncode)} while the tracer attached")
-                    if time.monotonic() > deadline:
-                        raise CaptureError(f"{backend.name} did not report its probes attached within "
-                                           f"{timeouts.attach_s:.0f} s")
-                    time.sleep(POLL_S)
-                log(f"{backend.name} attached; releasing the workload")
-                released_ns = time.monotonic_ns()
-                try:
-                    workload.stdin.write((RELEASE_WORD + "\n").encode())
-                    workload.stdin.close()
-                except BrokenPipeError:
-                    pass
-            # 3. run to the end; a tracer dying meanwhile makes the run worthless: stop it
-            while workload.poll() is None:
-                if backend.attach == "pid" and tracer.poll() is not None and workload.poll() is None:
-                    raise CaptureError(f"{backend.name} {_describe_exit(tracer.returncode)} while the workload ran: "
-                                       f"{_tracer_error(tr_stderr_path)}")
-                time.sleep(0.05)
-            if backend.attach == "pid":
-                if workload.returncode != 0:
-                    fail(f"workload {_describe_exit(workload.returncode)}: "
-                         f"{_tail(raw / 'workload.stderr') or 'no message'}")
-                if backend.self_exits:
-                    try:
-                        tracer.wait(timeout=10)
-                    except subprocess.TimeoutExpired:
-                        pass
-                elif backend.stdout_is_trace:
-                    _wait_quiet(trace_path, tracer)
-                note = _terminate(tracer, signal.SIGINT, timeouts.stop_s)
-                if note:
-                    losses.add(f"{backend.name}: {note} (output may be incomplete)")
-            if tracer.returncode != 0:
-                why = f"{backend.name} {_describe_exit(tracer.returncode)}: " \
-                      f"{_tracer_error(tr_stderr_path)}"
-                if backend.attach == "wrap":
-                    fail(why)  # for wrap backends this is also how a crashed workload shows
-                else:
-                    losses.add(why)
-            # post-processors (kdump) write their stdout as the trace file
-            for argv in post_cmds:
-                with open(trace_path, "wb") as out, open(raw / f"{Path(argv[0]).name}.stderr", "wb") as err:
-                    try:
-                        post_exit.append(subprocess.run(argv, stdout=out, stderr=err).returncode)
-                    except OSError as exc:
-                        post_exit.append(None)
-                        fail(f"cannot run {argv[0]}: {exc.strerror}")
-                if post_exit[-1] not in (0, None):
-                    fail(f"{argv[0]} exited with status {post_exit[-1]}")
-        except Interrupted as exc:
-            status, reason = "interrupted", f"capture received {exc} " + (
-                "before the workload was released" if released_ns is None and backend.attach == "pid"
-                else "while the workload ran")
-            log(reason)
-        except CaptureError as exc:
-            fail(str(exc))
-        except Exception as exc:  # a bug here must not lose the bundle: record it and go on
-            fail(f"capture error {type(exc).__name__}: {exc}")
-        # 4. stop whatever still runs, in order: the workload first, so the tracer sees its end
-        guard.cleaning_up = True
-        if workload is not None and workload.poll() is None:
-            if backend.attach == "pid" and released_ns is None:
-                try:
-                    workload.stdin.close()  # EOF at the handshake: exits 3 without I/O
+                    self.workload.stdin.close()  # EOF at the handshake: exits 3 without I/O
                 except OSError:
                     pass
                 try:
-                    workload.wait(timeout=5)
+                    self.workload.wait(timeout=5)
                 except subprocess.TimeoutExpired:
                     pass
-            _terminate(workload, signal.SIGINT, (5.0, 5.0, 5.0))
-        if tracer is not None and tracer.poll() is None:
-            note = _terminate(tracer, signal.SIGINT, timeouts.stop_s)
+            _terminate(self.workload, signal.SIGINT, (5.0, 5.0, 5.0))
+        if self.workload is self.tracer and self.tracer is not None and self.tracer.poll() is None:
+            _terminate(self.tracer, signal.SIGINT, self.timeouts.stop_s)  # wrap: the tracer owns the workload
+        if self.tracer is not None and self.tracer.poll() is None and b.attach == "pid":
+            if b.self_exits and not self._target_alive() and self.released_ns is not None:
+                try:
+                    self.tracer.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    pass
+            elif b.stdout_is_trace and self.released_ns is not None:
+                _wait_quiet(self.trace_path, self.tracer)
+            note = _terminate(self.tracer, signal.SIGINT, self.timeouts.stop_s)
             if note:
-                losses.add(f"{backend.name}: {note} (output may be incomplete)")
-        if pump is not None:
-            pump.join(timeout=5)
-    finally:
-        guard.cleaning_up = True
-        for fh in files:
-            fh.close()
+                self.losses.add(f"{b.name}: {note} (output may be incomplete)")
+        if self.tracer is not None and self.tracer.returncode not in (0, None) and self.released_ns is not None:
+            why = f"{b.name} {_describe_exit(self.tracer.returncode)}: {_tracer_error(self.raw / 'tracer.stderr')}"
+            if b.attach == "wrap":
+                self.fail(why)  # for wrap backends this is also how a crashed workload shows
+            else:
+                self.losses.add(why)
+        if self.pump is not None:
+            self.pump.join(timeout=5)
+        if self.sampler is not None:
+            self.sampler.stop()
+        if self.released_ns is not None and self.tracer is not None:
+            self._post_process()
 
-    # losses, summary, manifest
-    backend.scan_losses(trace_path, raw / "tracer.stderr", losses)
-    if losses.any and status == "ok":
-        what = f"{losses.dropped_events} events lost" if losses.dropped_events else "tracer warnings"
-        if allow_loss:
-            reason = f"{what} ({'; '.join(losses.messages[:3])}); accepted with --allow-loss"
-        else:
-            status, reason = "failed", f"{what}: {'; '.join(losses.messages[:3])} (rerun with --allow-loss to accept)"
-    summary_path = record / "summary.json"
-    summary = None
-    if summary_path.exists():
+    def _post_process(self) -> None:
+        """Post-processors (kdump) write their stdout as the trace file."""
+        for argv in self.post_cmds:
+            with open(self.trace_path, "wb") as out, open(self.raw / f"{Path(argv[0]).name}.stderr", "wb") as err:
+                try:
+                    self.post_exit.append(subprocess.run(argv, stdout=out, stderr=err).returncode)
+                except OSError as exc:
+                    self.post_exit.append(None)
+                    self.fail(f"cannot run {argv[0]}: {exc.strerror}")
+            if self.post_exit[-1] not in (0, None):
+                self.fail(f"{argv[0]} exited with status {self.post_exit[-1]}")
+
+    def interrupted(self, name: str) -> None:
+        """A first SIGINT/SIGTERM/SIGHUP while the target ran (or before). For a pid capture it is
+        how the user ends the window: the bundle stays ok."""
+        if self.target.kind == "pid" and self.guard.phase == "running":
+            self.window_cut = f"{name} received: the window ended there (the process keeps running)"
+            return
+        self.status = "interrupted"
+        what = "the workload" if self.target.kind == "workload" else f"the {self.target.kind}"
+        self.reason = f"capture received {name} " + PHASE_WORDS.get(self.guard.phase, "").replace("the workload", what)
+        self.log(self.reason)
+
+    # -- 6. finish: losses, summary, manifest, rename
+    def finish(self) -> CaptureResult:
+        self.guard.stopping = True
+        for fh in self.files:
+            try:
+                fh.close()
+            except OSError as exc:
+                self.fail(f"cannot write {fh.name}: {exc.strerror} ({errno.errorcode.get(exc.errno, exc.errno)})")
+        raw = self.raw
+        if self.sampler is not None:
+            try:
+                self.sampler.write(raw / "task_io.tsv")
+            except OSError as exc:
+                self.fail(f"cannot write {raw / 'task_io.tsv'}: {exc.strerror} ({errno.errorcode.get(exc.errno, '?')})")
+        report, _ = bundle_losses(self.trace_path if self.released_ns is not None else None,
+                                  self.backend.raw_format(self.flavour), raw / "tracer.stderr",
+                                  self.backend.name, self.flavour)
+        for m in report.messages:
+            self.losses.add(f"{self.backend.name}: {m}" if not m.startswith(self.backend.name) else m)
+        self.losses.dropped_events += report.dropped_events
+        if self.backend.scan_losses is not None:  # a backend's own extra reader (optional hook)
+            self.backend.scan_losses(self.trace_path, raw / "tracer.stderr", self.losses)
+        if self.losses.any and self.status == "ok":
+            what = f"{self.losses.dropped_events} events lost" if self.losses.dropped_events else \
+                ("losses unknown" if report.unknown else
+                 (f"{report.excess_lines} duplicated lines" if report.excess_lines else "tracer warnings"))
+            if self.allow_loss:
+                self.reason = f"{what} ({'; '.join(self.losses.messages[:3])}); accepted with --allow-loss"
+            else:
+                self.status, self.reason = "failed", \
+                    f"{what}: {'; '.join(self.losses.messages[:3])} (rerun with --allow-loss to accept)"
+        summary = self._summary() if self.target.kind == "workload" else None
+        manifest = mf.assemble(self, summary, report)
+        note = self.guard.late_note()
+        if note:
+            manifest["reason"] = (manifest["reason"] + "; " if manifest["reason"] else "") + note
         try:
-            summary = json.loads(summary_path.read_text())
-        except (OSError, json.JSONDecodeError):
-            summary = None
-    else:
-        if pump is not None:
-            summary = _summary_from_stdout(pump.lines)
-        elif (raw / "workload.stdout").exists():
-            summary = _summary_from_kv((raw / "workload.stdout").read_text(errors="replace"))
-        if summary is not None:
-            summary_path.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
-    if workload_pid is None and summary and isinstance(summary.get("pid"), int):
-        workload_pid = summary["pid"]
-    features = probe_features(spec.file)  # can O_DIRECT work on that fs; can REAP exist on this OS
-    features["o_direct_used"] = spec.direct
-    workload_reap = (summary or {}).get("features", {}).get("reap_supported") if isinstance(summary, dict) else None
-    if workload_reap is None and summary:
-        workload_reap = {1: True, 0: False}.get(summary.get("reap_supported"))  # standalone binary: 1/0/-1
-    # only FreeBSD workloads test the flag (in reap mode); on Linux the summary says False by definition
-    if workload_reap is not None and platform.system() == "FreeBSD":
-        features["reap_supported"] = bool(workload_reap)
-        features["reap_detail"] = ("the running kernel accepted" if workload_reap else "the running kernel refused") + \
-            " AIO_KEVENT_FLAG_REAP (tested by the workload at run time)"
-    uname = platform.uname()
-    manifest = {
-        "schema": mf.SCHEMA, "run_id": bundle.run_id, "os": uname.system, "kernel": uname.release,
-        "machine": uname.machine, "cpus": os.cpu_count() or 1, "hostname": uname.node,
-        "backend": backend.name, "backend_reason": backend_reason, "backend_version": backend.version(),
-        "flavour": flavour, "command": commands, "tracer_env": tracer_env, "attach": backend.attach,
-        "spec": spec.to_dict(), "features": features, "fs": filesystem_of(spec.file), "clocks": clocks,
-        "started_at": started_at, "ended_at": _utc_now(), "duration_s": round(time.monotonic() - t0, 3),
-        "released_at_monotonic_ns": released_ns,
-        "exit": {"workload": _exit_code(workload), "tracer": _exit_code(tracer),
-                 **({"post": post_exit} if post_exit else {})},
-        "status": status, "reason": reason,
-        "losses": {"dropped_events": losses.dropped_events, "messages": losses.as_messages(), "allowed": allow_loss},
-        "raw": {"trace": bundle.rel(trace_path), "format": backend.raw_format(flavour),
-                "stderr": "raw/tracer.stderr", "lines": _count_lines(trace_path)},
-        "workload_pid": workload_pid, "tracer_pid": tracer.pid if tracer is not None else None,
-        "summary": "record/summary.json" if summary_path.exists() else None,
-        "fixture": False, "aiotrace_version": _version(),
-    }
-    if guard.late:
-        manifest["reason"] = (reason + "; " if reason else "") + \
-            f"{', '.join(guard.late)} received again while stopping (ignored until the bundle was written)"
-    mf.write_manifest(bundle.path, manifest)
-    final = bundle.finish()
-    return CaptureResult(final, manifest, status, manifest["reason"], losses)
+            mf.write_manifest(self.bundle.path, manifest)
+            final = self.bundle.finish()
+        except OSError as exc:
+            raise CaptureError(self._unwritable(exc)) from None
+        return CaptureResult(final, manifest, manifest["status"], manifest["reason"], self.losses)
+
+    def _unwritable(self, exc: OSError) -> str:
+        where = exc.filename or self.bundle.path
+        code = errno.errorcode.get(exc.errno, str(exc.errno))
+        return (f"cannot write {where}: {exc.strerror} ({code}); the capture's partial bundle is "
+                f"{self.bundle.path}")
+
+    def _summary(self) -> dict | None:
+        summary_path = self.record / "summary.json"
+        summary = None
+        if summary_path.exists():
+            try:
+                summary = json.loads(summary_path.read_text())
+            except (OSError, json.JSONDecodeError):
+                summary = None
+        else:
+            if self.pump is not None:
+                summary = _summary_from_stdout(self.pump.lines)
+            elif (self.raw / "workload.stdout").exists():
+                summary = _summary_from_kv((self.raw / "workload.stdout").read_text(errors="replace"))
+            if summary is not None:
+                summary_path.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+        if self.target_pid is None and summary and isinstance(summary.get("pid"), int):
+            self.target_pid = summary["pid"]
+        return summary
+
+    # -- all steps
+    def run(self) -> CaptureResult:
+        try:
+            try:
+                self.start()
+                self.attach()
+                self.release()
+                self.wait()
+            except Interrupted as exc:
+                self.interrupted(str(exc))
+            except CaptureError as exc:
+                self.fail(str(exc))
+            except Exception as exc:  # a bug here must not lose the bundle: record it and go on
+                if self.bundle is None:
+                    raise
+                self.fail(f"capture error {type(exc).__name__}: {exc}")
+            if self.bundle is None:  # nothing could be made: no bundle to finish
+                raise CaptureError(self.reason or "no bundle was made")
+            try:
+                self.stop()
+            except Interrupted as exc:  # only before `stopping` was set: treat as the first one
+                self.interrupted(str(exc))
+                self.stop()
+            except CaptureError as exc:
+                self.fail(str(exc))
+            except OSError as exc:
+                self.fail(f"cannot write: {exc.strerror} ({errno.errorcode.get(exc.errno, exc.errno)})")
+        finally:
+            self.guard.stopping = True
+        return self.finish()
 
 
-def _version() -> str:
-    try:
-        from importlib.metadata import version
-        return version("aiotrace")
-    except Exception:  # not installed (PYTHONPATH runs)
-        from tracer import __version__  # type: ignore[attr-defined]
-        return str(__version__)
+def run_capture(spec: RunSpec | None, backend: Backend, backend_reason: str, flavour: str, out_dir: Path,
+                allow_loss: bool = False, *, workload_argv: list[str] | None = None,
+                target: Target | None = None, timeouts: Timeouts | None = None, log=None) -> CaptureResult:
+    """Run one capture and return its finished bundle. ``target`` is aiotrace's workload (default,
+    from ``spec``), a command or a pid (tracer.capture.target). Never raises for target or tracer
+    faults: those become the bundle's status. Raises CaptureError only when no bundle can be made
+    (or finished: the message names the partial one)."""
+    target = target or Target("workload", argv=list(workload_argv or []))
+    with _SignalGuard() as guard:
+        session = CaptureSession(target, backend, backend_reason, flavour, out_dir, allow_loss, spec=spec,
+                                 timeouts=timeouts, log=log, guard=guard)
+        return session.run()
+
+

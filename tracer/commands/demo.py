@@ -44,7 +44,8 @@ def demo(out: str, count: int, reap_batches: str, repeat: int, attribution: bool
     from tracer.analysis.report import build_report
     from tracer.analysis.sweep import run_sweep
     from tracer.capture.backends import choose_backend
-    from tracer.errors import CaptureError, SpecError
+    from tracer.errors import CaptureError, SpecError, writing
+    from tracer.outputs import check_writable
     from workloads import driver
     from workloads.spec import LINUX_MODES, spec_from_options
 
@@ -52,6 +53,13 @@ def demo(out: str, count: int, reap_batches: str, repeat: int, attribution: bool
         raise SpecError(f"aiotrace demo captures on Linux; this is {platform.system()} "
                         "(on FreeBSD run `aiotrace sweep` with the FreeBSD modes)")
     reaps = _parse_ints(reap_batches)
+    if not reaps:
+        raise click.BadParameter("--reap-batches is empty")
+    root = Path(out)
+    # Every number is checked before any tracer or workload starts (the mode is set below).
+    base = spec_from_options(mode=LINUX_MODES[0], count=count, depth=max(32, max(reaps)), batch=1, reap_batch=1,
+                             file=file or str((root / "demo.dat").absolute()), file_size=file_size)
+    check_writable(root, is_dir=True)
     chosen, why = choose_backend(backend, "Linux")
     if not chosen.available()[0]:
         raise CaptureError(f"no usable tracer: {why}")
@@ -59,14 +67,13 @@ def demo(out: str, count: int, reap_batches: str, repeat: int, attribution: bool
     modes = [r["mode"] for r in status if r["available"]]
     if not modes:
         raise SpecError("no completion mode runs here: " + "; ".join(f"{r['mode']}: {r['reason']}" for r in status))
-    root = Path(out)
-    root.mkdir(parents=True, exist_ok=True)
+    with writing(root):
+        root.mkdir(parents=True, exist_ok=True)
     log = lambda msg: click.echo(f"aiotrace: {msg}", err=True)  # noqa: E731
     skipped = [f"{r['mode']} ({r['reason']})" for r in status if not r["available"]]
     log(f"demo: backend {chosen.name} ({why}); modes {', '.join(modes)}"
         + (f"; not available here: {', '.join(skipped)}" if skipped else ""))
-    base = spec_from_options(mode=modes[0], count=count, depth=max(32, max(reaps)), batch=1, reap_batch=1,
-                             file=file or str((root / "demo.dat").absolute()), file_size=file_size)
+    base = replace(base, mode=modes[0])
     sweeps = [root / "amplification"]
     log(f"sweep 1/{1 + attribution}: syscall amplification, page-cache reads, reap batch {reap_batches}")
     run_sweep(base, modes, [base.depth], [1], reaps, repeat, sweeps[0], backend=chosen.name, log=log)

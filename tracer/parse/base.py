@@ -25,6 +25,9 @@ from tracer.schema import EVENT_FIELDS, FIELD_NAMES, MODEL_TABLES
 
 FORMATS = ("events", "dtrace", "bpftrace", "kdump", "truss", "strace", "libbpf")
 EVENT_COLUMNS = (*FIELD_NAMES, "line")
+# The marks people put in abridged output (``...``, ``[...]``, ``....``, ``(snip)``): counted as
+# "elision" by every text parser, so a shared excerpt is not mistaken for unknown tool output.
+ELISION = re.compile(r"^\s*(\.{3,}|\[\.{3}\]|\[?\(?\s*snip(ped)?\s*\)?\]?|<snip>|\u2026)\s*$", re.I)
 _INT_FIELDS = tuple(f.name for f in EVENT_FIELDS if f.dtype in ("int64", "uint64"))
 
 
@@ -52,6 +55,28 @@ class ParseResult:
 
     def accounted_lines(self) -> int:
         return sum(self.counts.values()) + len(self.unparsed)
+
+
+# Aggregation/record rows of dtrace and bpftrace output (ParseResult.aggregates), always these columns.
+AGG_TYPES = {"kind": "string", "map": "string", "key": "string", "value": "float64", "values": "string",
+             "lo": "float64", "hi": "float64", "count": "Int64", "text": "string", "line": "int64"}
+
+
+def aggregates_frame(parts: list[pd.DataFrame | list[dict]]) -> pd.DataFrame | None:
+    """Row dicts and/or frames -> one frame with every AGG_TYPES column, in line order (None if empty)."""
+    frames = [pd.DataFrame(p) if isinstance(p, list) else p for p in parts if len(p)]
+    if not frames:
+        return None
+    df = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    df = df.reindex(columns=list(AGG_TYPES))
+    for col, typ in AGG_TYPES.items():
+        if typ == "Int64":
+            df[col] = pd.to_numeric(df[col], errors="coerce").astype("Int64")
+        elif typ == "float64":
+            df[col] = pd.to_numeric(df[col], errors="coerce").astype("float64")
+        elif typ == "string":
+            df[col] = df[col].astype("string")
+    return df.sort_values("line", kind="stable").reset_index(drop=True)
 
 
 def empty_events() -> pd.DataFrame:
@@ -120,6 +145,7 @@ class Collector:
         self.messages: list[str] = []
         self.agg_rows: list[dict] = []
         self.summary_rows: list[dict] = []
+        self.lines: list[str] = []  # the input lines, once each_line has split them
 
     def count(self, kind: str, n: int = 1) -> None:
         self.counts[kind] = self.counts.get(kind, 0) + n
@@ -133,8 +159,10 @@ class Collector:
         """Yield (line_no, raw, stripped) for each line of ``data`` (``lines``: its split_lines, if
         the parser already has them). Handled here once for every text parser: a last line without
         a newline (the tracer was cut off mid-write) -> unparsed plus a loss; a blank line -> counted
-        as "blank" unless ``skip_blank`` is False (parsers whose state a blank line resets)."""
+        as "blank" unless ``skip_blank`` is False (parsers whose state a blank line resets); an
+        elision mark of abridged output -> counted as "elision"."""
         lines = split_lines(data) if lines is None else lines
+        self.lines = lines
         last = len(lines) - 1 if ends_truncated(data) else -1
         for i, raw in enumerate(lines):
             ln = i + 1
@@ -146,10 +174,29 @@ class Collector:
             if skip_blank and not stripped:
                 self.count("blank")
                 continue
+            if stripped[:1] in ".[(<\u2026" and ELISION.match(stripped):
+                self.count("elision")
+                continue
             yield ln, raw, stripped
 
     def bad(self, line_no: int, text: str, reason: str) -> None:
         self.unparsed.append((line_no, text[:500], reason))
+
+    def _in_range_rows(self) -> list[tuple]:
+        """The event rows whose numbers fit the schema (ts_ns uint64, the rest int64). A line that
+        produced an out-of-range number (a pid of 30 digits) is moved, whole, to unparsed: its
+        "record" count goes down by one, so every line stays accounted for exactly once."""
+        def fits(r: tuple) -> bool:
+            return 0 <= r[0] < (1 << 64) and all(-(1 << 63) <= v < (1 << 63) for v in (*r[1:3], *r[5:11]))
+
+        bad_lines = {r[11] for r in self.rows if not fits(r)}
+        if not bad_lines:
+            return self.rows
+        for ln in sorted(bad_lines):
+            self.count("record", -1)
+            text = self.lines[ln - 1] if 0 < ln <= len(self.lines) else ""
+            self.bad(ln, text, "a number out of the 64-bit range (time, pid, tid, argument or value)")
+        return [r for r in self.rows if r[11] not in bad_lines]
 
     def loss(self, n: int, message: str) -> None:
         self.dropped += int(n)
@@ -157,28 +204,11 @@ class Collector:
             self.messages.append(message.strip())
 
     def result(self, n_lines: int) -> ParseResult:
-        rows = [r for r in self.rows if all(-(1 << 63) <= v < (1 << 64) for v in (r[0], *r[5:11]))]
-        agg = pd.DataFrame(self.agg_rows) if self.agg_rows else None
+        rows = self._in_range_rows()
+        agg = aggregates_frame([self.agg_rows])
         summ = pd.DataFrame(self.summary_rows) if self.summary_rows else None
         return ParseResult(self.fmt, n_lines, events_frame(rows), unparsed_frame(self.unparsed), dict(self.counts),
                            {"dropped_events": self.dropped, "messages": self.messages}, agg, summ, self.clock)
-
-
-def events_into(result: ParseResult, data: bytes, event_lines: list[int]) -> None:
-    """Parse the event lines (``E<TAB>...``, 1-based numbers ``event_lines``) met inside another
-    format's output with the event-line parser, and put its events and unparsed rows into
-    ``result`` under the original line numbers."""
-    from tracer.parse.events import parse_events
-
-    if not event_lines:
-        return
-    raw = data.replace(b"\r\n", b"\n").split(b"\n")
-    ev = parse_events(b"\n".join(raw[n - 1] for n in event_lines) + b"\n")
-    ev.events["line"] = [event_lines[n - 1] for n in ev.events["line"]]
-    result.events = ev.events
-    result.counts["event"] = len(ev.events)
-    for ln_, text, reason in ev.unparsed.itertuples(index=False):
-        result.unparsed.loc[len(result.unparsed)] = (event_lines[ln_ - 1], text, reason)
 
 
 def clamp64(v: int) -> int:

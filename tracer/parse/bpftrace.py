@@ -17,7 +17,8 @@ import json
 import re
 
 from tracer.parse import messages
-from tracer.parse.base import Collector, ParseResult, count_lines, ends_truncated, events_into, split_lines
+from tracer.parse.base import Collector, ParseResult, count_lines, ends_truncated, split_lines
+from tracer.parse.events import events_into
 
 MAP = re.compile(r"^(?P<map>@[A-Za-z_0-9]*)(?:\[(?P<key>.*)\])?: (?P<value>-?\d+)\s*$")
 HIST_HEAD = re.compile(r"^(?P<map>@[A-Za-z_0-9]*)(?:\[(?P<key>.*)\])?:\s*$")
@@ -95,61 +96,159 @@ def _parse_text(data: bytes, lines: list[str]) -> ParseResult:
     return result
 
 
+class _Shape(Exception):
+    """A JSON record whose values are not of the types bpftrace writes."""
+
+
+def _number(v) -> float:
+    """A JSON number, or the decimal string bpftrace writes for an integer a double cannot hold."""
+    if isinstance(v, bool) or not isinstance(v, (int, float, str)):
+        raise _Shape(f"value {v!r} is not a number")
+    try:
+        return float(v)
+    except (ValueError, OverflowError):
+        raise _Shape(f"value {v!r} is not a number") from None
+
+
+def _count(v) -> int:
+    n = _number(v)
+    if n != n or n < 0 or n >= 2 ** 63 or n != int(n):
+        raise _Shape(f"count {v!r} is not a non-negative integer")
+    return int(n)
+
+
+def _keyed(body, what: str):
+    """{map name: value} -> (name, value) pairs (every data-carrying record has this shape)."""
+    if not isinstance(body, dict):
+        raise _Shape(f"{what} data is not an object")
+    return body.items()
+
+
+def _json_map(rows, body, ln):
+    for name, val in _keyed(body, "map"):
+        if isinstance(val, dict):
+            for k, v in val.items():
+                rows.append(dict(kind="map", map=name, key=str(k), value=_number(v), line=ln))
+        else:
+            rows.append(dict(kind="scalar", map=name, key="", value=_number(val), line=ln))
+
+
+def _buckets(rows, name, key, buckets, ln):
+    if not isinstance(buckets, list):
+        raise _Shape("histogram buckets are not a list")
+    for b in buckets:
+        if not isinstance(b, dict):
+            raise _Shape("a histogram bucket is not an object")
+        lo = _number(b["min"]) if "min" in b else float("-inf")
+        hi = _number(b["max"]) if "max" in b else float("inf")
+        rows.append(dict(kind="hist", map=name, key=key, lo=lo, hi=hi, count=_count(b.get("count", 0)), line=ln))
+
+
+def _json_hist(rows, body, ln):
+    for name, val in _keyed(body, "hist"):
+        if isinstance(val, dict):
+            for k, buckets in val.items():
+                _buckets(rows, name, str(k), buckets, ln)
+        else:
+            _buckets(rows, name, "", val, ln)
+
+
+def _stat_row(rows, name, key, s, ln):
+    if not isinstance(s, dict):
+        raise _Shape("stats value is not an object")
+    rows.append(dict(kind="stats", map=name, key=key, value=_number(s.get("total", 0)), count=_count(s.get("count", 0)),
+                     text=json.dumps(s), line=ln))
+
+
+def _json_stats(rows, body, ln):
+    for name, val in _keyed(body, "stats"):
+        if isinstance(val, dict) and not {"count", "average", "total"} & set(val):
+            for k, s in val.items():
+                _stat_row(rows, name, str(k), s, ln)
+        else:
+            _stat_row(rows, name, "", val, ln)
+
+
+def _json_tseries(rows, body, ln):
+    for name, val in _keyed(body, "tseries"):
+        groups = val.items() if isinstance(val, dict) else [("", val)]
+        for k, points in groups:
+            if not isinstance(points, list):
+                raise _Shape("tseries points are not a list")
+            for pt in points:
+                if not isinstance(pt, dict):
+                    raise _Shape("a tseries point is not an object")
+                rows.append(dict(kind="tseries", map=name, key=str(k), lo=_number(pt.get("interval_start", 0)),
+                                 value=_number(pt.get("value", 0)), line=ln))
+
+
+def _json_text(kind):
+    def handler(rows, body, ln):
+        rows.append(dict(kind=kind, map="", key="", text=body if isinstance(body, str) else json.dumps(body), line=ln))
+    return handler
+
+
+# record type -> handler(rows, data, line); "value" is print() of a non-map value. Records without
+# "data" (lost_events, attached_probes, errors) are handled in _parse_json. bpftrace src/output/json.cpp.
+JSON_RECORDS = {"map": _json_map, "hist": _json_hist, "stats": _json_stats, "tseries": _json_tseries,
+                "printf": _json_text("printf"), "time": _json_text("time"), "cat": _json_text("cat"),
+                "join": _json_text("join"), "syscall": _json_text("syscall"), "value": _json_text("value"),
+                "benchmark_results": _json_text("benchmark_results")}
+JSON_ERRORS = ("helper_error", "runtime_error", "print_error")
+
+
 def _parse_json(data: bytes, lines: list[str]) -> ParseResult:
+    """NDJSON records: both the old form (``{"type": "lost_events", "data": {"events": N}}``) and
+    the newer one (``{"type": "lost_events", "count": N}``); numbers may be decimal strings."""
     c = Collector("bpftrace")
     c.clock = "monotonic"
+    c.lines = lines
     truncated = ends_truncated(data)
     for i, raw in enumerate(lines):
         ln = i + 1
         if not raw.strip():
             c.count("blank")
             continue
+        if truncated and i == len(lines) - 1:
+            c.bad(ln, raw, "truncated last line (no newline at end of file)")
+            c.loss(1, f"truncated last line {ln}")
+            continue
         try:
             obj = json.loads(raw)
-            kind, body = obj["type"], obj.get("data")
-        except (ValueError, KeyError, TypeError):
-            reason = "truncated last line (no newline at end of file)" if truncated and i == len(lines) - 1 \
-                else "not a bpftrace JSON record"
-            c.bad(ln, raw, reason)
-            if reason.startswith("truncated"):
-                c.loss(1, f"truncated last line {ln}")
+        except (ValueError, RecursionError):
+            c.bad(ln, raw, "not a bpftrace JSON record")
             continue
-        if kind == "attached_probes":
-            c.count("attach")
-        elif kind == "lost_events":
-            n = int((body or {}).get("events", 0))
-            c.count("lost")
-            c.loss(n, f"Lost {n} events")
-        elif kind == "printf":
-            c.agg_rows.append(dict(kind="printf", map="", key="", text=str(body), line=ln))
-            c.count("printf")
-        elif kind == "map" and isinstance(body, dict):
-            for name, val in body.items():
-                if isinstance(val, dict):
-                    for k, v in val.items():
-                        c.agg_rows.append(dict(kind="map", map=name, key=str(k), value=_val(v), line=ln))
+        kind = obj.get("type") if isinstance(obj, dict) else None
+        if not isinstance(kind, str):
+            c.bad(ln, raw, "JSON without a record type")
+            continue
+        body = obj.get("data")
+        rows: list[dict] = []
+        try:
+            if kind in ("lost_events", "attached_probes"):
+                if "count" in obj:
+                    n = _count(obj["count"])
+                elif isinstance(body, dict):
+                    n = _count(body.get("events" if kind == "lost_events" else "probes", 0))
                 else:
-                    c.agg_rows.append(dict(kind="scalar", map=name, key="", value=_val(val), line=ln))
-            c.count("aggregation")
-        elif kind == "hist" and isinstance(body, dict):
-            for name, val in body.items():
-                groups = val.items() if isinstance(val, dict) else [("", val)]
-                for k, buckets in groups:
-                    for b in buckets or []:
-                        c.agg_rows.append(dict(kind="hist", map=name, key=str(k), lo=float(b.get("min", float("-inf"))),
-                                               hi=float(b.get("max", float("inf"))), count=int(b.get("count", 0)),
-                                               line=ln))
-            c.count("aggregation")
-        elif kind in ("stats", "time", "join", "syscall", "helper_error", "value"):
-            c.agg_rows.append(dict(kind=kind, map="", key="", text=json.dumps(body), line=ln))
-            c.count(kind)
-        else:
-            c.bad(ln, raw, f"unknown bpftrace JSON record type {kind!r}")
+                    raise _Shape(f"{kind} without a count")
+                if kind == "lost_events":
+                    c.loss(n, f"Lost {n} events")
+                c.count("lost" if kind == "lost_events" else "attach")
+                continue
+            if kind in JSON_ERRORS:
+                c.count("runtime_error")
+                c.messages.append(str(obj.get("msg", kind))[:200])
+                continue
+            handler = JSON_RECORDS.get(kind)
+            if handler is None:
+                c.bad(ln, raw, f"unknown bpftrace JSON record type {kind[:40]!r}")
+                continue
+            handler(rows, body, ln)
+        except (_Shape, KeyError) as exc:
+            c.bad(ln, raw, f"bpftrace {kind[:40]} record with unexpected values: {exc}")
+            continue
+        c.agg_rows.extend(rows)
+        c.count(kind if kind in ("printf", "time", "join", "syscall", "cat", "value", "benchmark_results")
+                else "aggregation")
     return c.result(count_lines(data))
-
-
-def _val(v) -> float:
-    try:
-        return float(v)
-    except (TypeError, ValueError):
-        return float("nan")

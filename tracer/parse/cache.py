@@ -18,7 +18,8 @@ import pandas as pd
 
 from tracer.parse.base import ParseResult
 
-PARSER_VERSION = 1
+PARSER_VERSION = 4  # 2: @emitted also counts excess (duplicated) lines; strace ERESTART_* errnos; 4: parser rewrite (stacks, printa, diagnostics)
+META_KEYS = {"format", "lines", "counts", "losses"}
 
 
 def content_key(data: bytes, fmt: str) -> str:
@@ -40,12 +41,14 @@ def load(cache_dir: Path, key: str) -> ParseResult | None:
         return None
     try:
         meta = json.loads(meta_file.read_text())
+        if not isinstance(meta, dict) or not META_KEYS <= set(meta):
+            return None  # hand-edited or older meta.json: parse again (store() replaces the entry)
         events = pd.read_parquet(entry / "events.parquet")
         unparsed = pd.read_parquet(entry / "unparsed.parquet")
         agg = pd.read_parquet(entry / "aggregates.parquet") if (entry / "aggregates.parquet").exists() else None
         summ = pd.read_parquet(entry / "summary.parquet") if (entry / "summary.parquet").exists() else None
     except (OSError, ValueError):
-        return None  # unreadable entry: parse again
+        return None  # unreadable entry: parse again (store() replaces the entry)
     return ParseResult(meta["format"], meta["lines"], events, unparsed, meta["counts"], meta["losses"], agg, summ,
                        meta.get("clock", "monotonic"))
 
@@ -72,10 +75,11 @@ def store(cache_dir: Path, key: str, result: ParseResult) -> Path | None:
                 "parser_version": PARSER_VERSION}
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
         final = cache_dir / key
-        if final.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-        else:
-            os.rename(tmp, final)
+        if final.exists():  # an entry load() could not use (corrupt, hand-edited): replace it
+            old = Path(tempfile.mkdtemp(prefix=f".{key}.old.", dir=cache_dir))
+            os.rename(final, old / "entry")
+            shutil.rmtree(old, ignore_errors=True)
+        os.rename(tmp, final)
         return final
     except OSError:
         shutil.rmtree(tmp, ignore_errors=True)

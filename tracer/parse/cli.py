@@ -2,12 +2,29 @@
 from __future__ import annotations
 
 import json
+import stat
 from pathlib import Path
 
 import click
 
 from tracer.errors import ParseError
 from tracer.parse.base import FORMATS
+
+
+def check_trace_file(file: Path) -> None:
+    """ParseError naming what ``file`` is when it is not a regular file to read a trace from."""
+    try:
+        st = file.stat()
+    except FileNotFoundError:
+        raise ParseError("no such file", str(file)) from None
+    except OSError as exc:
+        raise ParseError(f"cannot read: {exc.strerror}", str(file)) from None
+    if stat.S_ISREG(st.st_mode):
+        return
+    kind = ("a FIFO (named pipe)" if stat.S_ISFIFO(st.st_mode) else "a character device" if stat.S_ISCHR(st.st_mode)
+            else "a block device" if stat.S_ISBLK(st.st_mode) else "a socket" if stat.S_ISSOCK(st.st_mode)
+            else "not a regular file")
+    raise ParseError(f"is {kind}, not a trace file; save the trace to a file and parse that", str(file))
 
 
 @click.command("parse")
@@ -25,18 +42,20 @@ def parse(file: Path, fmt: str, as_json: bool, strict: bool, no_cache: bool) -> 
     from tracer.parse import cache as pcache
     from tracer.parse import parse_file
 
+    from tracer.model import read_manifest
+
     if file.is_dir():
-        manifest = file / "manifest.json"
-        if not manifest.is_file():
+        if not (file / "manifest.json").is_file():
             raise ParseError("a directory that is not a run bundle (no manifest.json)", str(file))
-        raw = json.loads(manifest.read_text()).get("raw") or {}
+        raw = read_manifest(file).get("raw") or {}
+        if not isinstance(raw, dict):
+            raise ParseError("manifest.json: 'raw' is not an object", str(file))
         if not raw.get("trace"):
             raise ParseError("run bundle without a raw trace", str(file))
         if fmt == "auto":
             fmt = raw.get("format", "auto")
         file = file / raw["trace"]
-    if not file.is_file():
-        raise ParseError("no such file", str(file))
+    check_trace_file(file)
     result = parse_file(file, fmt, cache=not no_cache)
     if strict and len(result.unparsed):
         first = result.unparsed.iloc[0]

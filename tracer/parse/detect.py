@@ -12,7 +12,9 @@ _STRACE = re.compile(r"^(\[pid +\d+\] |\d+ +)?(\d+[:.]\d[\d:.]* )?([a-z_0-9]+\(|
 _STRACE_C = re.compile(r"^% time +seconds +usecs/call +calls +errors +syscall")
 _TRUSS = re.compile(r"^(\s*\d+( +\d+)?: )?(-?\d+\.\d{9} )*[a-z_0-9.]+\(.*\)\s+(= -?\d+ \(0x[0-9a-f]+\)|ERR#\d+ '|ERESTART|EJUSTRETURN)")
 _TRUSS_C = re.compile(r"^syscall +seconds +calls +errors")
-_DTRACE = re.compile(r"^(dtrace: |CPU +ID +FUNCTION:NAME)")
+_DTRACE = re.compile(r"^(dtrace: |CPU +ID +FUNCTION:NAME|(Tracing|Sampling)\.\.\. Hit Ctrl-C)")
+_DTRACE_FRAME = re.compile(r"^\s+[^\s`]+`\S")  # module`function of a stack()/ustack() key
+_SOLARIS_TRUSS = re.compile(r"^(\d+/\d+:\s+)?(\d+\.\d+\s+)*[a-z_0-9]+\(.*\)\s+(= -?\d+( \[0x[0-9a-fA-F]+\])?|Err#\d+ E[A-Z0-9]+)\s*$")
 _BPFTRACE = re.compile(r"^(Attaching \d+ probes|Attached \d+ probes|@[A-Za-z_0-9]*(\[.*\])?: |Lost \d+ events)")
 
 
@@ -47,6 +49,10 @@ def detect_format(head: bytes) -> str:
             score["strace"] += 1
         if _DTRACE.match(ln.strip()) or "------------- Distribution -------------" in ln:
             score["dtrace"] += 2
+        elif _DTRACE_FRAME.match(ln):
+            score["dtrace"] += 1
+        if _SOLARIS_TRUSS.match(ln) and ("\t" in ln or "Err#" in ln or re.match(r"^\d+/\d+:", ln)):
+            score["truss"] += 2  # Solaris truss pads the result with tabs; errors read Err#N ENAME
         if _BPFTRACE.match(ln):
             score["bpftrace"] += 2
     best = max(score, key=score.get)

@@ -87,7 +87,7 @@ def parse_events(data: bytes, fmt: str = "events") -> ParseResult:
 
     counts: dict[str, int] = {}
     unparsed: list[tuple[int, str, str]] = []
-    dropped, loss_messages = 0, []
+    dropped, loss_messages, extra_losses = 0, [], {}
     others = np.flatnonzero(~is_event)
     for i in others:
         text = data[starts[i]:ends[i]].decode("utf-8", errors="replace")
@@ -116,12 +116,16 @@ def parse_events(data: bytes, fmt: str = "events") -> ParseResult:
     counts["event"] = len(events)
     if counts.get("emitted"):
         arrived = events["ev"].value_counts().to_dict() if len(events) else {}
-        for kind, n, got in messages.emitted_shortfall(messages.emitted_counts(data), arrived):
-            dropped += n - got
-            loss_messages.append(messages.shortfall_message(kind, n, got))
+        excess = 0
+        for kind, n, got in messages.emitted_mismatch(messages.emitted_counts(data), arrived):
+            dropped += max(n - got, 0)
+            excess += max(got - n, 0)
+            loss_messages.append(messages.mismatch_message(kind, n, got))
+        if excess:
+            extra_losses["excess_lines"] = excess
     unparsed.sort()
     return ParseResult(fmt, n_lines, events, unparsed_frame(unparsed), counts,
-                       {"dropped_events": dropped, "messages": loss_messages})
+                       {"dropped_events": dropped, "messages": loss_messages, **extra_losses})
 
 
 def _read_tagged(data: bytes, tagged: np.ndarray, untagged: np.ndarray, truncated: bool, starts, ends):
@@ -237,3 +241,18 @@ def _fallback(data: bytes, starts, ends, line_no):
     table = pa.table({f.name: pa.array(list(c), type=_ARROW_TYPES[f.dtype]) for f, c in zip(EVENT_FIELDS, cols)})
     df, bad2 = _to_frame(table, np.asarray(good_lines, dtype=np.int64))
     return df, bad + bad2
+
+
+def events_into(result: ParseResult, data: bytes, event_lines: list[int]) -> None:
+    """Parse the event lines (``E<TAB>...``, 1-based numbers ``event_lines``) met inside another
+    format's output with the event-line parser, and put its events and unparsed rows into
+    ``result`` under the original line numbers."""
+    if not event_lines:
+        return
+    raw = data.replace(b"\r\n", b"\n").split(b"\n")
+    ev = parse_events(b"\n".join(raw[n - 1] for n in event_lines) + b"\n")
+    ev.events["line"] = [event_lines[n - 1] for n in ev.events["line"]]
+    result.events = ev.events
+    result.counts["event"] = len(ev.events)
+    for ln_, text, reason in ev.unparsed.itertuples(index=False):
+        result.unparsed.loc[len(result.unparsed)] = (event_lines[ln_ - 1], text, reason)

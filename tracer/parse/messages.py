@@ -19,6 +19,8 @@ _PATTERNS: tuple[tuple[str, re.Pattern, int | None], ...] = tuple(
         ("warning", r"^(ERROR|WARNING): .*RLIMIT_MEMLOCK", None),
         ("warning", r"^WARNING: ", None),
         ("interrupt", r"^\^C$", None),
+        # strace (stderr, prefixed with its argv[0]): attach/detach notices are not losses
+        ("attach", r"^\S*strace: Process \d+ (attached|detached)( with \d+ threads)?$", None),
         # aiotrace-events.bt's exit trailer: lines of each kind the kernel side printed
         ("emitted", r"^@emitted\[\w+\]: \d+$", None),
         # dtrace (stderr, prefix "dtrace: ")
@@ -57,11 +59,19 @@ def emitted_counts(data: bytes) -> dict[str, int]:
     return {m.group(1).decode(): int(m.group(2)) for m in _EMITTED.finditer(data)}
 
 
-def emitted_shortfall(emitted: dict[str, int], arrived: dict[str, int]) -> list[tuple[str, int, int]]:
-    """(kind, emitted, arrived) for every kind of which fewer lines arrived than were printed:
-    output bpftrace lost without a "Lost N events" line."""
-    return [(k, n, arrived.get(k, 0)) for k, n in sorted(emitted.items()) if arrived.get(k, 0) < n]
+def emitted_mismatch(emitted: dict[str, int], arrived: dict[str, int]) -> list[tuple[str, int, int]]:
+    """(kind, emitted, arrived) for every kind whose arrived line count differs from what the kernel
+    side printed: fewer (output bpftrace lost without a "Lost N events" line) or more (duplicated
+    lines: a trace concatenated or replayed twice)."""
+    kinds = sorted(set(emitted) | {k for k in arrived if emitted})
+    return [(k, emitted.get(k, 0), arrived.get(k, 0)) for k in kinds if arrived.get(k, 0) != emitted.get(k, 0)]
 
 
-def shortfall_message(kind: str, emitted: int, arrived: int) -> str:
-    return f"{kind}: {emitted} lines printed in the kernel, {arrived} arrived ({emitted - arrived} lost silently)"
+def mismatch_message(kind: str, emitted: int, arrived: int) -> str:
+    if arrived < emitted:
+        return f"{kind}: {emitted} lines printed in the kernel, {arrived} arrived ({emitted - arrived} lost silently)"
+    return f"{kind}: {emitted} lines printed in the kernel, {arrived} arrived ({arrived - emitted} more than printed: duplicated lines)"
+
+
+MISSING_TRAILER = ("no @emitted trailer: bpftrace stopped before printing its exit maps, so lines lost "
+                   "silently cannot be counted (losses unknown)")

@@ -22,11 +22,11 @@ from tracer.parse.truss import split_args
 PREFIX = re.compile(r"^\s*(?:\[pid\s+(?P<pid1>\d+)\]\s+|(?P<pid2>\d+)\s+)?"
                     r"(?:(?P<epoch>\d+\.\d+)\s+|(?P<h>\d\d):(?P<m>\d\d):(?P<s>\d\d)(?:\.(?P<frac>\d+))?\s+)?(?P<body>.*)$")
 COMPLETE = re.compile(r"^(?P<name>[A-Za-z_][A-Za-z_0-9]*)\((?P<args>.*)\)\s+=\s+(?P<ret>-?\d+|0x[0-9a-fA-F]+|\?)"
-                      r"(?:<[^>]*>)?(?:\s+(?P<errno>E[A-Z0-9]+)\s+\((?P<etext>.*?)\))?(?P<extra>\s+\(.*?\))?"
+                      r"(?:<[^>]*>)?(?:\s+(?P<errno>E[A-Z0-9_]+)\s+\((?P<etext>.*?)\))?(?P<extra>\s+\(.*?\))?"
                       r"(?:\s+<(?P<dur>\d+\.\d+)>)?\s*$")
 UNFINISHED = re.compile(r"^(?P<name>[A-Za-z_][A-Za-z_0-9]*)\((?P<args>.*?)\s*<unfinished \.\.\.>\s*$")
 RESUMED = re.compile(r"^<\.\.\. (?P<name>[A-Za-z_][A-Za-z_0-9]*) resumed>(?P<rest>.*?)\s+=\s+"
-                     r"(?P<ret>-?\d+|0x[0-9a-fA-F]+|\?)(?:<[^>]*>)?(?:\s+(?P<errno>E[A-Z0-9]+)\s+\((?P<etext>.*?)\))?"
+                     r"(?P<ret>-?\d+|0x[0-9a-fA-F]+|\?)(?:<[^>]*>)?(?:\s+(?P<errno>E[A-Z0-9_]+)\s+\((?P<etext>.*?)\))?"
                      r"(?P<extra>\s+\(.*?\))?(?:\s+<(?P<dur>\d+\.\d+)>)?\s*$")
 SIGNAL = re.compile(r"^--- SIG\w+ .*---$|^--- stopped by SIG\w+ ---$")
 EXIT = re.compile(r"^\+\+\+ (exited with -?\d+|killed by SIG\w+( \(core dumped\))?) \+\+\+$")

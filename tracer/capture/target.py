@@ -1,0 +1,250 @@
+"""What a capture traces: aiotrace's own workload, a command the user names, or a running pid.
+
+==========  ===========================================  ==========================================
+kind        started by                                   stopped by capture
+==========  ===========================================  ==========================================
+workload    capture: ``python -m workloads ... --hold``  yes (it ends by itself; SIGINT on Ctrl-C)
+            (Linux) or the tracer (FreeBSD, "wrap")
+command     capture: ``python -m tracer.capture.launch   yes: at --duration, on Ctrl-C, or it ends
+            -- CMD`` held at the same handshake, then    by itself
+            exec'd (Linux); the tracer (FreeBSD "wrap":
+            ``dtrace -c``, ``ktrace CMD``, ``truss CMD``)
+pid         already running; the tracer attaches to it   never: capture only detaches (at
+            (and to its descendants alive at attach)     --duration, on Ctrl-C, or when it exits)
+==========  ===========================================  ==========================================
+
+A foreign program (command, pid) has no workload record: the model counts its I/Os from kernel
+and syscall events and names its threads by their comm (tracer.model). On Linux the per-thread
+``/proc/<pid>/task/<tid>/io`` counters are sampled while it runs (:class:`TaskIoSampler`) for
+rusage attribution.
+"""
+from __future__ import annotations
+
+import os
+import pwd
+import re
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tracer.errors import CaptureError
+
+PF_KTHREAD = 0x00200000  # include/linux/sched.h: the task is a kernel thread
+TASK_IO_FIELDS = ("rchar", "wchar", "syscr", "syscw", "read_bytes", "write_bytes", "cancelled_write_bytes")
+SAMPLE_S = 0.2
+
+
+@dataclass
+class Target:
+    kind: str  # "workload" | "command" | "pid"
+    argv: list[str] = field(default_factory=list)  # workload argv, or the user's command
+    pid: int | None = None  # the pid to attach to (kind "pid")
+    duration_s: float | None = None  # end the window after this long (command, pid)
+
+    @property
+    def foreign(self) -> bool:
+        return self.kind != "workload"
+
+    @property
+    def label(self) -> str:
+        """The run id's middle part: the spec's mode for the workload, else the program's name."""
+        if self.kind == "pid":
+            name = comm_of(self.pid) if self.pid else ""
+        else:
+            name = Path(self.argv[0]).name if self.argv else ""
+        name = re.sub(r"[^a-z0-9_]+", "_", name.lower()).strip("_")[:24]
+        return name or self.kind
+
+    def manifest(self) -> dict:
+        return {"kind": self.kind, "argv": list(self.argv) if self.kind == "command" else None,
+                "pid": self.pid, "duration_s": self.duration_s}
+
+
+def command_target(argv: list[str], duration_s: float | None = None) -> Target:
+    if not argv:
+        raise CaptureError("no command after --")
+    return Target("command", argv=list(argv), duration_s=duration_s)
+
+
+def resolve_command(argv0: str) -> str | None:
+    """The executable that execvp would run for ``argv0``, or None."""
+    import shutil
+    if "/" in argv0:
+        return argv0 if os.path.isfile(argv0) and os.access(argv0, os.X_OK) else None
+    return shutil.which(argv0)
+
+
+def _stat_fields(pid: int) -> tuple[str, list[str]]:
+    text = Path(f"/proc/{pid}/stat").read_text()
+    return text[text.index("(") + 1:text.rindex(")")], text[text.rindex(")") + 2:].split()
+
+
+def comm_of(pid: int, tid: int | None = None) -> str:
+    path = f"/proc/{pid}/task/{tid}/comm" if tid else f"/proc/{pid}/comm"
+    try:
+        return Path(path).read_text().strip()
+    except OSError:
+        return ""
+
+
+def pid_alive(pid: int) -> bool:
+    """True while ``pid`` exists and is not a zombie."""
+    try:
+        state = _stat_fields(pid)[1][0]
+    except (OSError, ValueError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
+def check_pid(pid: int, needs_root: bool) -> str:
+    """Refuse a pid this user cannot trace, naming why; return its comm."""
+    if pid <= 0:
+        raise CaptureError(f"-p {pid}: a pid is a positive integer")
+    if pid in (os.getpid(), os.getppid()):
+        raise CaptureError(f"-p {pid}: that is aiotrace itself (or its parent shell)")
+    try:
+        comm, fields = _stat_fields(pid)
+    except FileNotFoundError:
+        raise CaptureError(f"-p {pid}: no such process") from None
+    except OSError as exc:
+        raise CaptureError(f"-p {pid}: cannot read /proc/{pid}/stat: {exc.strerror}") from None
+    if fields[0] in ("Z", "X"):
+        raise CaptureError(f"-p {pid}: process {pid} ({comm}) has already exited (a zombie)")
+    if int(fields[6]) & PF_KTHREAD:
+        raise CaptureError(f"-p {pid}: {comm} is a kernel thread: it makes no system calls to trace")
+    uid = process_uid(pid)
+    if os.geteuid() != 0:
+        if needs_root:
+            raise CaptureError(f"-p {pid}: this backend needs root (euid is {os.geteuid()})")
+        if uid is not None and uid != os.getuid():
+            raise CaptureError(f"-p {pid}: process {pid} ({comm}) belongs to {_user(uid)}, not to you "
+                               f"({_user(os.getuid())}): tracing another user's process needs root")
+    return comm
+
+
+def process_uid(pid: int) -> int | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("Uid:"):
+                return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _user(uid: int) -> str:
+    try:
+        return f"user {pwd.getpwuid(uid).pw_name} (uid {uid})"
+    except KeyError:
+        return f"uid {uid}"
+
+
+def descendants(pid: int) -> list[int]:
+    """Processes below ``pid`` now (from /proc/<pid>/task/<tid>/children), depth first."""
+    out: list[int] = []
+    todo = [pid]
+    while todo:
+        p = todo.pop()
+        for task in Path(f"/proc/{p}/task").glob("*"):
+            try:
+                kids = [int(k) for k in (task / "children").read_text().split()]
+            except (OSError, ValueError):
+                continue
+            for k in kids:
+                if k not in out:
+                    out.append(k)
+                    todo.append(k)
+    return out
+
+
+def read_task_io(pid: int, tid: int) -> dict[str, int] | None:
+    try:
+        text = Path(f"/proc/{pid}/task/{tid}/io").read_text()
+    except OSError:
+        return None
+    vals = {}
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key in TASK_IO_FIELDS:
+            vals[key] = int(value)
+    return vals
+
+
+class TaskIoSampler(threading.Thread):
+    """Samples ``/proc/<pid>/task/<tid>/io`` and comm of the target and its descendants every
+    SAMPLE_S. ``baseline()`` marks the window start; each thread's figures are its last sample
+    minus its baseline (zero for threads born later). A thread that exits between two samples
+    loses at most SAMPLE_S of counts: a lower bound, said in the file's header."""
+
+    def __init__(self, root_pid: int):
+        super().__init__(daemon=True)
+        self.root = root_pid
+        self.first: dict[tuple[int, int], dict[str, int]] = {}
+        self.last: dict[tuple[int, int], dict[str, int]] = {}
+        self.comm: dict[tuple[int, int], str] = {}
+        self.seen_ns: dict[tuple[int, int], list[int]] = {}
+        self.based = False
+        self._stop_event = threading.Event()
+
+    def sample(self) -> None:
+        now = time.monotonic_ns()
+        for pid in [self.root, *descendants(self.root)]:
+            for task in Path(f"/proc/{pid}/task").glob("*"):
+                try:
+                    tid = int(task.name)
+                except ValueError:
+                    continue
+                vals = read_task_io(pid, tid)
+                if vals is None:
+                    continue
+                key = (pid, tid)
+                if key not in self.first:
+                    self.first[key] = vals if not self.based else dict.fromkeys(TASK_IO_FIELDS, 0)
+                    self.seen_ns[key] = [now, now]
+                self.last[key] = vals
+                self.seen_ns[key][1] = now
+                name = comm_of(pid, tid)
+                if name:
+                    self.comm[key] = name
+
+    def baseline(self) -> None:
+        """Start of the window: what each live thread had done so far is not counted."""
+        self.first.clear()
+        self.sample()
+        self.based = True
+
+    def run(self) -> None:
+        while not self._stop_event.wait(SAMPLE_S):
+            self.sample()
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        if self.is_alive():
+            self.join(timeout=5)
+        self.sample()
+
+    def write(self, path: Path) -> None:
+        cols = ("pid", "tid", "comm", "first_ns", "last_ns", *TASK_IO_FIELDS)
+        lines = ["# /proc/<pid>/task/<tid>/io over the capture window (last sample - baseline); "
+                 f"sampled every {SAMPLE_S} s, so a thread that exited may miss its last {SAMPLE_S} s",
+                 "\t".join(cols)]
+        for key in sorted(self.last):
+            first, last = self.first.get(key, {}), self.last[key]
+            vals = [max(last.get(f, 0) - first.get(f, 0), 0) for f in TASK_IO_FIELDS]
+            comm = self.comm.get(key, "").replace("\t", " ")
+            lines.append("\t".join(map(str, (*key, comm, *self.seen_ns[key], *vals))))
+        path.write_text("\n".join(lines) + "\n")
+
+
+def read_task_io_file(path: Path):
+    """raw/task_io.tsv as a DataFrame (None when absent)."""
+    import pandas as pd
+    if not Path(path).is_file():
+        return None
+    return pd.read_csv(path, sep="\t", comment="#", dtype={"comm": "string"}, keep_default_na=False)
+
+
+def launcher_argv(argv: list[str]) -> list[str]:
+    return [sys.executable, "-m", "tracer.capture.launch", "--", *argv]
