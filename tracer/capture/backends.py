@@ -369,8 +369,9 @@ def get_backend(name: str) -> Backend:
         raise CaptureError(f"unknown backend '{name}' (known: auto, {', '.join(BACKENDS)})") from None
 
 
-def choose_backend(requested: str, os_name: str | None = None) -> tuple[Backend, str]:
-    """Resolve ``auto`` (or check an explicit name). Returns (backend, why)."""
+def choose_backend(requested: str, os_name: str | None = None, foreign: bool = False) -> tuple[Backend, str]:
+    """Resolve ``auto`` (or check an explicit name). Returns (backend, why). ``foreign``: the target
+    is -- COMMAND / -p PID, so only backends that trace any program qualify."""
     os_name = os_name or platform.system()
     if requested != "auto":
         return get_backend(requested), "requested"
@@ -379,6 +380,8 @@ def choose_backend(requested: str, os_name: str | None = None) -> tuple[Backend,
         raise CaptureError(f"no capture backend for {os_name} (aiotrace captures on Linux and FreeBSD)")
     refused = []
     for name in order:
+        if foreign and not BACKENDS[name].traces_foreign:
+            continue  # e.g. libbpf: its windows and joins are the workload's
         ok, why = BACKENDS[name].available()
         if ok:
             prefix = f"auto: {'; '.join(refused)}; " if refused else "auto: "
