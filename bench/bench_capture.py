@@ -123,7 +123,7 @@ def run(smoke: bool = False, reps: int = 3) -> dict:
 
 def markdown(rows: list[dict], conditions: tuple[str, ...]) -> str:
     header = ["mode", "condition", "I/Os", "IOPS (workload's window)", "slowdown vs untraced (x)",
-              "trace lines", "lost events"]
+              "trace lines (records)", "lost events"]
     body = []
     for r in rows:
         lines = [f.get("trace_lines") for f in r["facts"] if f.get("trace_lines") is not None]
