@@ -21,7 +21,7 @@
  *                    @iou_completed, @iou_errors, @blk_started, @blk_bytes, @window_syscalls
  *                    "tid,nr", @window_iou_enter_submit[tid] (in-window io_uring_enter calls with
  *                    to_submit > 0), @window_start_ns/_stop_ns/_planned_ios/_completed_ios, hists @syscall_ns[nr],
- *                    @iou_ns, @blk_ns, @libaio_free_lag_ns)
+ *                    @blk_ns, @libaio_free_lag_ns)
  *   stdout: "AIOTRACE-BPF<TAB>ready" once every program is attached (the capture's ready signal),
  *           then at exit "AIOTRACE-BPF<TAB>stats<TAB>records=N<TAB>dropped=N<TAB>emitted=a,b,c,d,e,f
  *           <TAB>lag_unmatched=N"; dropped counts records the kernel could not reserve (full ring).
@@ -77,6 +77,19 @@ static int pid_alive(pid_t pid)
 }
 
 static const char *engine_so;
+static int ncpus;
+
+/* The sum over CPUs of a per-CPU u64 value (or the value of a plain map). */
+static int lookup_sum(int fd, const void *key, int percpu, __u64 *sum)
+{
+	__u64 vals[ncpus > 0 ? ncpus : 1];
+	if (bpf_map_lookup_elem(fd, key, vals))
+		return -1;
+	*sum = 0;
+	for (int i = 0; i < (percpu ? ncpus : 1); i++)
+		*sum += vals[i];
+	return 0;
+}
 
 static const char *STAT_MAP[] = {"@iou_submitted", "@iou_completed", "@iou_errors", "@blk_started", "@blk_bytes",
 				 "@window_iou_enter_submit"};
@@ -92,7 +105,7 @@ static void dump_keyed(int fd, const char *name, long low)
 	while (bpf_map_get_next_key(fd, prev, &next) == 0) {
 		key = next;
 		prev = &key;
-		if (bpf_map_lookup_elem(fd, &key, &val))
+		if (lookup_sum(fd, &key, 1, &val) || !val)
 			continue;
 		__u32 tid = key >> 32, lo = (__u32)key;
 		if (low >= 0 && lo != (__u32)low)
@@ -184,7 +197,6 @@ static void dump_aggregate(struct aiotrace_bpf *skel)
 		dump_keyed(bpf_map__fd(skel->maps.tidstat), STAT_MAP[s], s);
 	int hfd = bpf_map__fd(skel->maps.hist);
 	dump_hist(hfd, AIOT_HIST_SYSCALL, 1);
-	dump_hist(hfd, AIOT_HIST_IOU, 0);
 	dump_hist(hfd, AIOT_HIST_BLK, 0);
 	dump_hist(hfd, AIOT_HIST_LIBAIO_LAG, 0);
 }
@@ -216,6 +228,11 @@ int main(int argc, char **argv)
 	if (pid <= 0 || per_event < 0 || !path || ring_mb <= 0 || (ring_mb & (ring_mb - 1)))
 		usage();
 	libbpf_set_print(libbpf_log);
+	ncpus = libbpf_num_possible_cpus();
+	if (ncpus <= 0) {
+		fprintf(stderr, "aiotrace-bpf: cannot count the possible CPUs: %s\n", strerror(-ncpus));
+		return 1;
+	}
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
 
@@ -291,8 +308,11 @@ int main(int argc, char **argv)
 	}
 	printf("AIOTRACE-BPF\tstats\trecords=%llu\tdropped=%llu\temitted=", records,
 	       (unsigned long long)skel->bss->dropped);
-	for (int k = 0; k < AIOT_KINDS; k++)
-		printf("%s%llu", k ? "," : "", (unsigned long long)skel->bss->emitted[k]);
+	for (__u32 k = 0; k < AIOT_KINDS; k++) {
+		__u64 n = 0;
+		lookup_sum(bpf_map__fd(skel->maps.emitted), &k, 1, &n);
+		printf("%s%llu", k ? "," : "", (unsigned long long)n);
+	}
 	printf("\tlag_unmatched=%llu\n", (unsigned long long)skel->bss->lag_unmatched);
 	ring_buffer__free(rb);
 	aiotrace_bpf__destroy(skel);

@@ -40,7 +40,7 @@ enum aiot_stat { /* tidstat map: per-thread counters */
 
 enum aiot_hist { /* hist map: log2 ns histograms */
 	AIOT_HIST_SYSCALL = 0, /* key = syscall nr: enter -> exit */
-	AIOT_HIST_IOU = 1,     /* io_uring_submit_req -> io_uring_complete */
+	AIOT_HIST_IOU = 1,     /* unused: io_uring latency is in the workload's record */
 	AIOT_HIST_BLK = 2,     /* block_io_start -> block_rq_complete */
 	AIOT_HIST_LIBAIO_LAG = 3, /* block_rq_complete -> the io_getevents return that harvests it */
 };

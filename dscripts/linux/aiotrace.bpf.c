@@ -36,7 +36,8 @@
  *   per_event: struct aiot_record (72 bytes, layout in aiotrace-bpf.h and tracer/capture/libbpf.py
  *   RECORD_DTYPE) per event in the BPF ring buffer `events`, drained by aiotrace-bpf into a file.
  *   A full ring drops the record and counts it in `dropped` (the manifest's losses).
- *   always: `emitted[kind]` records reserved or counted per kind, and the aggregate maps:
+ *   always: `emitted[kind]` (per CPU) records reserved or events counted per kind; aggregate maps
+ *   (the counters are per-CPU maps the consumer sums):
  *     syscalls[tid,nr], syscall_errors[tid,nr]   counts, from attach to exit
  *     window_syscalls[tid,nr]                    counts inside the workload's window
  *     tidstat[tid,stat]                          (inside the window when windowed) io_uring
@@ -44,7 +45,7 @@
  *                                                requests started and their bytes, in-window
  *                                                io_uring_enter calls with to_submit > 0, per thread
  *     hist[hist,key,bucket]                      log2 ns histograms: syscall duration per nr,
- *                                                io_uring submit->CQE, block start->complete,
+ *                                                block start->complete,
  *                                                libaio block completion->io_getevents harvest
  *   In per-event mode the aggregate maps are not updated (the records hold it all).
  *
@@ -65,7 +66,6 @@ const volatile __u8 libaio_lag = 0;
 const volatile __u8 windowed = 0; /* the window uprobes are attached: per-thread stats count inside it only */
 
 __u64 dropped = 0;
-__u64 emitted[AIOT_KINDS] = {};
 __u64 lag_unmatched = 0; /* io_getevents returned more events than block completions queued */
 __u8 in_window = 0;      /* between the workload's window_start and window_stop */
 __u64 window_ns[2] = {};     /* their times */
@@ -76,29 +76,37 @@ struct {
 	__uint(max_entries, 64 << 20); /* resized by the consumer before load */
 } events SEC(".maps");
 
+/* Counters are per CPU (the consumer sums them): no atomic, no cache line bouncing between CPUs. */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, AIOT_KINDS);
+	__type(key, __u32);
+	__type(value, __u64); /* records reserved (per-event) or events counted (aggregate) per kind */
+} emitted SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
 	__uint(max_entries, 65536);
 	__type(key, __u64); /* tid << 32 | nr */
 	__type(value, __u64);
 } syscalls SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
 	__uint(max_entries, 65536);
 	__type(key, __u64); /* tid << 32 | nr, counted only inside the workload's window */
 	__type(value, __u64);
 } window_syscalls SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
 	__uint(max_entries, 65536);
 	__type(key, __u64);
 	__type(value, __u64);
 } syscall_errors SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
 	__uint(max_entries, 65536);
 	__type(key, __u64); /* tid << 32 | stat */
 	__type(value, __u64);
@@ -122,13 +130,6 @@ struct {
 	__type(key, __u32); /* tid */
 	__type(value, struct enter_state);
 } enter_ns SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 262144);
-	__type(key, __u64); /* io_kiocb pointer (aggregate) */
-	__type(value, __u64);
-} iou_start SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -164,6 +165,17 @@ static __always_inline __u32 log2_bucket(__u64 v)
 	return b + 1;
 }
 
+/* per-CPU maps: the value is this CPU's, so a plain add is safe (no other CPU writes it) */
+static __always_inline void add_pc(void *map, const void *key, __u64 n)
+{
+	__u64 *v = bpf_map_lookup_elem(map, key);
+	if (v) {
+		*v += n;
+		return;
+	}
+	bpf_map_update_elem(map, key, &n, BPF_NOEXIST);
+}
+
 static __always_inline void add(void *map, const void *key, __u64 n)
 {
 	__u64 *v = bpf_map_lookup_elem(map, key);
@@ -186,8 +198,9 @@ static __always_inline void hist_add(__u32 which, __u32 key, __u64 ns)
 
 static __always_inline void count(__u32 kind)
 {
-	if (kind < AIOT_KINDS)
-		__sync_fetch_and_add(&emitted[kind], 1);
+	__u64 *v = bpf_map_lookup_elem(&emitted, &kind);
+	if (v)
+		*v += 1;
 }
 
 static __always_inline struct aiot_record *reserve(__u32 kind, __u32 sub)
@@ -218,7 +231,7 @@ static __always_inline void tid_add(__u32 stat, __u64 n)
 	if (windowed && !in_window)
 		return;
 	__u64 key = ((__u64)(__u32)bpf_get_current_pid_tgid() << 32) | stat;
-	add(&tidstat, &key, n);
+	add_pc(&tidstat, &key, n);
 }
 
 SEC("tp_btf/sys_enter")
@@ -239,9 +252,9 @@ int BPF_PROG(on_sys_enter, struct pt_regs *regs, long id)
 	}
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 	__u64 key = ((__u64)tid << 32) | (__u32)id;
-	add(&syscalls, &key, 1);
+	add_pc(&syscalls, &key, 1);
 	if (in_window) {
-		add(&window_syscalls, &key, 1);
+		add_pc(&window_syscalls, &key, 1);
 		if (id == 426 && BPF_CORE_READ(regs, si) > 0) /* io_uring_enter(fd, to_submit > 0): submit role */
 			tid_add(AIOT_STAT_WINDOW_IOU_ENTER_SUBMIT, 1);
 	}
@@ -295,7 +308,7 @@ int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
 	count(AIOT_SYS_EXIT);
 	if (ret < 0 && ret > -4096) {
 		__u64 key = ((__u64)tid << 32) | (__u32)nr;
-		add(&syscall_errors, &key, 1);
+		add_pc(&syscall_errors, &key, 1);
 	}
 	struct enter_state *st = bpf_map_lookup_elem(&enter_ns, &tid);
 	if (st) {
@@ -323,10 +336,10 @@ int BPF_PROG(on_iou_submit, struct io_kiocb *req)
 		emit(r);
 		return 0;
 	}
-	__u64 key = (__u64)req, now = bpf_ktime_get_ns();
+	/* counts only: the workload's own record has each I/O's latency, and a per-request start-time
+	 * map costs a hash insert and delete per I/O */
 	count(AIOT_JOB_QUEUE);
 	tid_add(AIOT_STAT_IOU_SUBMITTED, 1);
-	bpf_map_update_elem(&iou_start, &key, &now, BPF_ANY);
 	return 0;
 }
 
@@ -347,16 +360,10 @@ int BPF_PROG(on_iou_complete, struct io_ring_ctx *ring, void *req, struct io_uri
 		emit(r);
 		return 0;
 	}
-	__u64 key = (__u64)req;
 	count(AIOT_JOB_DONE);
 	tid_add(AIOT_STAT_IOU_COMPLETED, 1);
 	if (res < 0)
 		tid_add(AIOT_STAT_IOU_ERRORS, 1);
-	__u64 *start = bpf_map_lookup_elem(&iou_start, &key);
-	if (start) {
-		hist_add(AIOT_HIST_IOU, 0, bpf_ktime_get_ns() - *start);
-		bpf_map_delete_elem(&iou_start, &key);
-	}
 	return 0;
 }
 
