@@ -69,7 +69,9 @@ def capture_once(args: list[str], backend: str, aggregate: bool) -> tuple[float,
     """One `aiotrace capture`; returns (workload IOPS, manifest facts)."""
     out = Path(tempfile.mkdtemp(prefix="aiotrace-bench-cap-"))
     try:
-        cmd = [PY, "-m", "tracer.cli", "capture", "--backend", backend, "--out", str(out), *args]
+        # --allow-loss: a tracer warning (strace's "ptrace_syscall_info.op == 2") or a loss must not
+        # abort the whole benchmark; the bundle's status and lost events go into the table instead
+        cmd = [PY, "-m", "tracer.cli", "capture", "--backend", backend, "--allow-loss", "--out", str(out), *args]
         if aggregate:
             cmd.append("--aggregate")
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=REPO,
