@@ -7,7 +7,8 @@
  *   -f       events: drain the ring buffer into OUT as fixed-size records;
  *            aggregate: only in-kernel counts/histograms, written to OUT at exit as NDJSON
  *   -o OUT   output file; written as OUT.part and renamed when complete
- *   -r MB    ring buffer size in MiB, a power of two (default 256)
+ *   -r MB    ring buffer size in MiB, a power of two (default 64; halved while the load fails
+ *            with ENOMEM, down to 8, printed as "AIOTRACE-BPF<TAB>ring_mb=N")
  *   -l       libaio free lag: histogram block completion -> io_getevents harvest in the kernel
  *   -u SO    the shared object defining aiotrace_probe_window_start/stop: attach the two window
  *            uprobes (two hits per run), so counts inside the workload's window are kept apart
@@ -209,7 +210,7 @@ static void usage(void)
 
 int main(int argc, char **argv)
 {
-	long pid = 0, ring_mb = 256;
+	long pid = 0, ring_mb = 64;
 	int per_event = -1, libaio_lag = 0, c;
 	const char *path = NULL;
 	while ((c = getopt(argc, argv, "p:f:o:r:lu:")) != -1) {
@@ -236,21 +237,31 @@ int main(int argc, char **argv)
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
 
-	struct aiotrace_bpf *skel = aiotrace_bpf__open();
-	if (!skel) {
-		fprintf(stderr, "aiotrace-bpf: cannot open the BPF object: %s\n", strerror(errno));
-		return 1;
+	/* A big ring needs that much memory at load: on ENOMEM halve it (down to 8 MiB) and say so. */
+	struct aiotrace_bpf *skel = NULL;
+	int err = 0;
+	for (;;) {
+		skel = aiotrace_bpf__open();
+		if (!skel) {
+			fprintf(stderr, "aiotrace-bpf: cannot open the BPF object: %s\n", strerror(errno));
+			return 1;
+		}
+		skel->rodata->target_pid = (__u32)pid;
+		skel->rodata->per_event = (__u8)per_event;
+		skel->rodata->libaio_lag = (__u8)libaio_lag;
+		skel->rodata->windowed = engine_so != NULL;
+		bpf_map__set_max_entries(skel->maps.events, per_event ? (__u32)(ring_mb << 20) : 4096);
+		err = aiotrace_bpf__load(skel);
+		if (err != -ENOMEM || !per_event || ring_mb <= 8)
+			break;
+		aiotrace_bpf__destroy(skel);
+		ring_mb /= 2;
 	}
-	skel->rodata->target_pid = (__u32)pid;
-	skel->rodata->per_event = (__u8)per_event;
-	skel->rodata->libaio_lag = (__u8)libaio_lag;
-	skel->rodata->windowed = engine_so != NULL;
-	bpf_map__set_max_entries(skel->maps.events, per_event ? (__u32)(ring_mb << 20) : 4096);
-	int err = aiotrace_bpf__load(skel);
 	if (err) {
 		fprintf(stderr, "aiotrace-bpf: cannot load the BPF programs: %s\n", strerror(-err));
 		return 1;
 	}
+	printf("AIOTRACE-BPF\tring_mb=%ld\n", ring_mb);
 	bpf_program__set_autoattach(skel->progs.on_window_start, false);
 	bpf_program__set_autoattach(skel->progs.on_window_stop, false);
 	err = aiotrace_bpf__attach(skel);

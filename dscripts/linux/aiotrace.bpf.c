@@ -73,7 +73,7 @@ __u64 window_ios[2] = {};    /* planned I/Os, completed I/Os (their arguments) *
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 64 << 20); /* resized by the consumer before load */
+	__uint(max_entries, 64 << 20); /* resized by the consumer before load (-r) */
 } events SEC(".maps");
 
 /* Counters are per CPU (the consumer sums them): no atomic, no cache line bouncing between CPUs. */
@@ -86,28 +86,32 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
-	__uint(max_entries, 65536);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 16384);
 	__type(key, __u64); /* tid << 32 | nr */
 	__type(value, __u64);
 } syscalls SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
-	__uint(max_entries, 65536);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 16384);
 	__type(key, __u64); /* tid << 32 | nr, counted only inside the workload's window */
 	__type(value, __u64);
 } window_syscalls SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
-	__uint(max_entries, 65536);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 16384);
 	__type(key, __u64);
 	__type(value, __u64);
 } syscall_errors SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
-	__uint(max_entries, 65536);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 16384);
 	__type(key, __u64); /* tid << 32 | stat */
 	__type(value, __u64);
 } tidstat SEC(".maps");
@@ -132,8 +136,8 @@ struct {
 } enter_ns SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 262144);
+	__uint(type, BPF_MAP_TYPE_HASH); /* not LRU: an entry must never be evicted before its completion */
+	__uint(max_entries, 65536);
 	__type(key, __u64); /* struct request pointer: started by the pid, not completed yet */
 	__type(value, __u64); /* start ns */
 } blk_pending SEC(".maps");
