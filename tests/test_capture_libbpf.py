@@ -132,9 +132,9 @@ def test_aggregate_capture_agrees_with_the_workload(bundles, bpf, mode):
     assert {"@syscalls", "@window_syscalls", "@blk_started", "@blk_bytes", "@window_start_ns"} <= maps
     value = agg.set_index("map")["value"]
     assert value["@window_planned_ios"] == value["@window_completed_ios"] == COUNT
-    if mode.startswith("io_uring"):
-        counted = agg[agg["map"] == "@iou_submitted"]["value"].sum()
-        assert counted == agg[agg["map"] == "@iou_completed"]["value"].sum() == COUNT
+    if mode.startswith("io_uring"):  # (submissions are not traced in this flavour: the record has them)
+        assert agg[agg["map"] == "@iou_completed"]["value"].sum() == COUNT
+        assert "@iou_submitted" not in maps
     check_roles(_roles(model), mode, summary)
     check_blocks(model)
 

@@ -18,8 +18,8 @@
  *                    (aiotrace-bpf.h) per event, in ring order (per CPU order, not global time)
  *   OUT (aggregate): bpftrace -f json compatible NDJSON: a printf record "AIOTRACE-AGG\tv1\n",
  *                    then one {"type":"map"|"hist","data":{"@name":...}} per map (names as in
- *                    aiotrace-agg.bt: @syscalls "tid,nr", @syscall_errors, @iou_submitted[tid],
- *                    @iou_completed, @iou_errors, @blk_started, @blk_bytes, @window_syscalls
+ *                    aiotrace-agg.bt: @syscalls "tid,nr", @syscall_errors, @iou_completed[tid]
+ *                    (io_uring_submit_req is not attached in this flavour), @iou_errors, @blk_started, @blk_bytes, @window_syscalls
  *                    "tid,nr", @window_iou_enter_submit[tid] (in-window io_uring_enter calls with
  *                    to_submit > 0), @window_start_ns/_stop_ns/_planned_ios/_completed_ios, hists @syscall_ns[nr],
  *                    @blk_ns, @libaio_free_lag_ns)
@@ -140,7 +140,7 @@ static void dump_hist(int fd, __u32 which, int keyed)
 	while (bpf_map_get_next_key(fd, prev, &next) == 0) {
 		key = next;
 		prev = &key;
-		if (key.hist != which || bpf_map_lookup_elem(fd, &key, &val))
+		if (key.hist != which || lookup_sum(fd, &key, 1, &val) || !val)
 			continue;
 		if (n == cap) {
 			cap = cap ? cap * 2 : 256;
@@ -262,6 +262,9 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	printf("AIOTRACE-BPF\tring_mb=%ld\n", ring_mb);
+	if (!per_event) /* aggregate: io_uring_submit_req costs as much as the completion; counts of
+			  * completions per thread are enough (the record has every submission) */
+		bpf_program__set_autoattach(skel->progs.on_iou_submit, false);
 	bpf_program__set_autoattach(skel->progs.on_window_start, false);
 	bpf_program__set_autoattach(skel->progs.on_window_stop, false);
 	err = aiotrace_bpf__attach(skel);

@@ -20,7 +20,8 @@
  *
  * TRACES:
  *   tp_btf/sys_enter, sys_exit            every syscall of the pid (nr, args 0..3, return)
- *   tp_btf/io_uring_submit_req            request queued      (user_data, req, opcode)
+ *   tp_btf/io_uring_submit_req            request queued      (user_data, req, opcode); per-event
+ *                                         only (the consumer leaves it detached for aggregate)
  *   tp_btf/io_uring_complete              CQE posted          (user_data, req, res, cflags)
  *   tp_btf/block_io_start                 request started in the submitting task (dev, sector, bytes)
  *   tp_btf/block_bio_{front,back}merge    a bio of the pid merged into a request
@@ -117,7 +118,8 @@ struct {
 } tidstat SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(max_entries, 65536);
 	__type(key, struct aiot_hist_key);
 	__type(value, __u64);
@@ -129,9 +131,9 @@ struct enter_state {
 };
 
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 65536);
-	__type(key, __u32); /* tid */
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE); /* per thread, no hash: the syscall in progress */
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
 	__type(value, struct enter_state);
 } enter_ns SEC(".maps");
 
@@ -197,7 +199,7 @@ static __always_inline void add(void *map, const void *key, __u64 n)
 static __always_inline void hist_add(__u32 which, __u32 key, __u64 ns)
 {
 	struct aiot_hist_key k = {.hist = which, .key = key, .bucket = log2_bucket(ns)};
-	add(&hist, &k, 1);
+	add_pc(&hist, &k, 1);
 }
 
 static __always_inline void count(__u32 kind)
@@ -262,8 +264,12 @@ int BPF_PROG(on_sys_enter, struct pt_regs *regs, long id)
 		if (id == 426 && BPF_CORE_READ(regs, si) > 0) /* io_uring_enter(fd, to_submit > 0): submit role */
 			tid_add(AIOT_STAT_WINDOW_IOU_ENTER_SUBMIT, 1);
 	}
-	struct enter_state st = {.ts = bpf_ktime_get_ns(), .nr = id};
-	bpf_map_update_elem(&enter_ns, &tid, &st, BPF_ANY);
+	struct enter_state *st = bpf_task_storage_get(&enter_ns, bpf_get_current_task_btf(), 0,
+						      BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (st) {
+		st->ts = bpf_ktime_get_ns();
+		st->nr = id;
+	}
 	count(AIOT_SYS_ENTER);
 	return 0;
 }
@@ -314,11 +320,11 @@ int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
 		__u64 key = ((__u64)tid << 32) | (__u32)nr;
 		add_pc(&syscall_errors, &key, 1);
 	}
-	struct enter_state *st = bpf_map_lookup_elem(&enter_ns, &tid);
-	if (st) {
+	struct enter_state *st = bpf_task_storage_get(&enter_ns, bpf_get_current_task_btf(), 0, 0);
+	if (st && st->ts) {
 		if (st->nr == nr)
 			hist_add(AIOT_HIST_SYSCALL, (__u32)nr, now - st->ts);
-		bpf_map_delete_elem(&enter_ns, &tid);
+		st->ts = 0;
 	}
 	if (libaio_lag && ret > 0 && (nr == 208 || nr == 333)) /* io_getevents, io_pgetevents */
 		libaio_harvest(ret, now);
