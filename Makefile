@@ -3,11 +3,11 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
-SYS_PKGS := liburing-dev libaio-dev bpftrace strace fio systemtap-sdt-dev clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev
+SYS_PKGS := liburing-dev libaio-dev bpftrace strace fio systemtap-sdt-dev shellcheck clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev
 ZIGCC := $(PY) -m ziglang cc -target x86_64-freebsd
 FREEBSD_OUT := workloads/out/aiotrace-workload.x86_64-freebsd
 
-.PHONY: setup sysdeps test demo bench freebsd-check freebsd-build clean
+.PHONY: setup sysdeps test test-fast demo bench freebsd-check freebsd-build freebsd-kit clean
 
 # System packages: installed when root on Debian, otherwise named so the user can install them.
 sysdeps:
@@ -20,7 +20,7 @@ sysdeps:
 	  echo "aiotrace: missing system packages:$$missing; install them with: sudo apt-get install$$missing" >&2; \
 	fi
 
-$(VENV)/.stamp: pyproject.toml setup.py workloads/build_engine.py $(wildcard workloads/*.c workloads/*.h workloads/fbsd_model/*.[ch] workloads/fbsd_model/include/*.h workloads/fbsd_model/include/sys/*.h)
+$(VENV)/.stamp: pyproject.toml setup.py workloads/build_engine.py $(wildcard workloads/*.c workloads/*.h workloads/fbsd_model/*.[ch] workloads/fbsd_model/include/*.h workloads/fbsd_model/include/sys/*.h) tracer/parse/build_scan.py tracer/parse/scan.c tracer/parse/scan.h
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'
@@ -33,6 +33,10 @@ setup: sysdeps $(VENV)/.stamp
 test: setup
 	$(PY) -m pytest -q tests
 
+# No tracer, no long run (markers in tests/conftest.py): under a minute.
+test-fast: setup
+	$(PY) -m pytest -q -m "not slow and not tracing" tests
+
 demo: setup
 	$(VENV)/bin/aiotrace demo
 
@@ -41,8 +45,16 @@ bench: setup
 
 # Cross-compile and link the C workload for FreeBSD with Zig's bundled FreeBSD libc, then
 # check the result is a FreeBSD executable (ABI tag note + ld-elf.so.1, workloads/elfcheck.py).
-# freebsd-build needs only the venv's ziglang (the tests call it directly).
-freebsd-check: setup freebsd-build
+# freebsd-build needs only the venv's ziglang (the tests call it directly). freebsd-kit then writes
+# the run kit to copy to a FreeBSD host (aiotrace freebsd-kit) and checks its run.sh.
+FREEBSD_KIT := workloads/out/freebsd-kit
+freebsd-check: setup freebsd-build freebsd-kit
+
+freebsd-kit: setup freebsd-build
+	@rm -rf $(FREEBSD_KIT)
+	$(VENV)/bin/aiotrace freebsd-kit --out $(FREEBSD_KIT) >/dev/null
+	sh -n $(FREEBSD_KIT)/run.sh
+	shellcheck -s sh $(FREEBSD_KIT)/run.sh
 
 freebsd-build:
 	@mkdir -p $(dir $(FREEBSD_OUT))
@@ -50,4 +62,4 @@ freebsd-build:
 	@$(PY) -m workloads.elfcheck $(FREEBSD_OUT) --expect freebsd
 
 clean:
-	rm -rf build workloads/out workloads/_engine*.so workloads/_engine.c workloads/_fbsd_model*.so workloads/_fbsd_model.c workloads/*.o *.egg-info .pytest_cache
+	rm -rf build workloads/out workloads/_engine*.so workloads/_engine.c workloads/_fbsd_model*.so workloads/_fbsd_model.c workloads/*.o tracer/parse/_scan*.so tracer/parse/_scan.c tracer/parse/*.o *.egg-info .pytest_cache

@@ -12,12 +12,16 @@ INPUTS:  generated in memory, deterministic (seeded), in each tool's documented 
            truss    the FreeBSD kevent-error fixture's truss -f -H -d -D text, repeated
            dtrace   the FreeBSD aggpack/lquantize test-suite output (tests/data/samples), repeated
            bpftrace the agg.json example (-f json NDJSON) of dscripts/linux, repeated
-REFERENCES:
-           events   pyarrow.csv.read_csv of the same bytes (from the first event line) with the
-                    same column types, converted to the same pandas frame (arrow-backed strings),
-                    with no side-line accounting, no line numbers, no name mapping: the ceiling.
+REFERENCES (run on the same bytes, in the same process, alternating with ours):
+           every format: a plain pyarrow CSV read (pyarrow.csv.read_csv, one string column per
+                    line, no delimiter, no quoting, one thread) -- the cost of merely splitting the
+                    bytes into lines in C. "x CSV time" = our time / its time (1.0 = as fast as
+                    reading the lines at all; the machine is shared, so this ratio is what counts).
+           events   also pyarrow.csv.read_csv of the event lines with the schema's column types,
+                    converted to the same pandas frame (arrow-backed strings), with no side-line
+                    accounting, no line numbers, no name mapping: the ceiling.
                     ratio = our time / pyarrow's time.
-           strace   PyPI strace-parser 0.2.0 (a lark grammar): parse + to_json on the same text.
+           strace   also PyPI strace-parser 0.2.0 (a lark grammar): parse + to_json on the same text.
                     ratio = its time / our time (above 1 = ours is faster).
 FIELDS:  MB/s and events/s (rows produced: events + aggregation/summary rows) as
          median [min-max] over the repetitions; ratios per repetition pair, median [min-max].
@@ -98,7 +102,7 @@ def bench_format(name: str, fmt: str, data: bytes, reps: int, reference=None, re
         assert res.lines > 0
         return dt
 
-    sides = {"aiotrace": ours}
+    sides = {"aiotrace": ours, "pyarrow csv": lambda: timed(lambda: csv_lines(data))[0]}
     if reference is not None:
         sides[ref_name] = lambda: timed(lambda: reference(data))[0]
     stats = alternate(sides, reps)
@@ -110,7 +114,22 @@ def bench_format(name: str, fmt: str, data: bytes, reps: int, reference=None, re
         ratio = (paired_ratios(stats["aiotrace"], stats[ref_name]) if fmt == "events"
                  else paired_ratios(stats[ref_name], stats["aiotrace"]))
     return {"format": name, "bytes": len(data), "records": rows["n"], "mb_per_s": mbs, "events_per_s": evs,
-            "ratio": ratio, "reference": ref_name}
+            "ratio": ratio, "reference": ref_name,
+            "csv_mb_per_s": Stats([mb / t for t in stats["pyarrow csv"].values]),
+            "csv_ratio": paired_ratios(stats["aiotrace"], stats["pyarrow csv"])}
+
+
+def csv_lines(data: bytes):
+    """The plain baseline: pyarrow's C CSV reader splitting the same bytes into one string column."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    return pacsv.read_csv(io.BytesIO(data), read_options=pacsv.ReadOptions(column_names=["line"], block_size=1 << 24,
+                                                                             use_threads=False),
+                          parse_options=pacsv.ParseOptions(delimiter="\x1f", quote_char=False, double_quote=False,
+                                                           escape_char=False, ignore_empty_lines=False,
+                                                           invalid_row_handler=lambda row: "skip"),
+                          convert_options=pacsv.ConvertOptions(column_types={"line": pa.string()}))
 
 
 def pyarrow_plain(data: bytes):
@@ -165,7 +184,8 @@ def main() -> int:
     for name, fmt, data, ref, ref_name in inputs:
         results.append(bench_format(name, fmt, data, reps, ref, ref_name))
         r = results[-1]
-        print(f"{name}: {r['bytes'] / 1e6:.1f} MB, {r['mb_per_s'].fmt('.1f')} MB/s", file=sys.stderr)
+        print(f"{name}: {r['bytes'] / 1e6:.1f} MB, {r['mb_per_s'].fmt('.1f')} MB/s, pyarrow CSV "
+              f"{r['csv_mb_per_s'].fmt('.1f')} MB/s (ours x{r['csv_ratio'].fmt('.2f')} its time)", file=sys.stderr)
     print("# Parser throughput\n")
     print("\n".join(f"- {k}: {v}" for k, v in info.items()) + f"\n- repetitions: {reps}\n")
     rows = []
@@ -174,10 +194,13 @@ def main() -> int:
             f"{r['ratio'].fmt('.2f')} x pyarrow time" if r["format"] == "events"
             else f"{r['ratio'].fmt('.1f')} x faster than {r['reference']}")
         rows.append([r["format"], f"{r['bytes'] / 1e6:.1f}", f"{r['records']:,}", r["mb_per_s"].fmt(".1f"),
-                     r["events_per_s"].fmt(".3g"), ratio])
-    print(md_table(["format", "MB", "records", "MB/s", "records/s", "ratio (same bytes, same run)"], rows))
+                     r["events_per_s"].fmt(".3g"), r["csv_mb_per_s"].fmt(".1f"), r["csv_ratio"].fmt(".2f"), ratio])
+    print(md_table(["format", "MB", "records", "MB/s", "records/s", "pyarrow CSV MB/s", "x CSV time",
+                    "ratio (same bytes, same run)"], rows))
     if args.json:
         args.json.write_text(json.dumps([{**r, "mb_per_s": r["mb_per_s"].values, "events_per_s": r["events_per_s"].values,
+                                           "csv_mb_per_s": r["csv_mb_per_s"].values,
+                                           "csv_ratio": r["csv_ratio"].values,
                                            "ratio": None if r["ratio"] is None else r["ratio"].values} for r in results],
                                          indent=1))
     return 0

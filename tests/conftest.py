@@ -32,6 +32,27 @@ def tracing_missing() -> str | None:
     return None
 
 
+# `make test-fast` runs `-m "not slow and not tracing"`; `make test` runs everything.
+# tracing: the test runs a tracer (bpftrace, strace) or a capture; every test that asks for the
+# `tracing` or `strace_bin` fixture is marked by that alone. slow: minutes of real workloads,
+# notebooks, benchmarks or a cross build. New files may mark tests themselves with
+# @pytest.mark.slow / @pytest.mark.tracing; these tables cover whole modules.
+TRACING_FIXTURES = {"tracing", "strace_bin"}
+TRACING_MODULES = {"test_capture_linux", "test_capture_faults", "test_capture_doctor", "test_dscripts_bpftrace",
+                   "test_tracefs", "test_notebooks", "test_bench_smoke"}
+SLOW_MODULES = {"test_workload_cli", "test_notebooks", "test_bench_smoke", "test_workload_build",
+                "test_capture_linux", "test_freebsd_model"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        module = getattr(item.module, "__name__", "").rsplit(".", 1)[-1]
+        if TRACING_FIXTURES & set(getattr(item, "fixturenames", ())) or module in TRACING_MODULES:
+            item.add_marker(pytest.mark.tracing)
+        if module in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture
 def tracing():
     """Use in tests that run bpftrace."""

@@ -87,3 +87,14 @@ def test_lossy_bundle_flags_every_row():
 def test_fixture_rows_say_they_are_not_measurements():
     assert (amplification.by_role(make_run(fixture=True))["source"] == "FreeBSD fixture (not a measurement)").all()
     assert (amplification.by_role(make_run(fixture=False))["source"] == "measured").all()
+
+
+def test_io_count_counts_ios_of_unknown_op_as_data_ios():
+    """A FreeBSD capture has no workload record (the standalone binary writes none), so the model's
+    ios come from the trace with op unknown: they are data I/Os, not the final fsync."""
+    from analysis_frames import make_run
+    from tracer.analysis.amplification import io_count
+
+    m = make_run("kevent", n=16)
+    m.ios = m.ios.assign(op=pd.array([pd.NA] * 15 + ["fsync"], dtype="string"))
+    assert io_count(m) == 15

@@ -84,8 +84,9 @@ def test_bundle_paths_finds_nested_bundles_and_skips_partial_ones(tmp_path):
     fixtures = Path(__file__).parent / "data" / "freebsd"
     found = bundle_paths([fixtures])
     assert len(found) == len(list(fixtures.rglob("manifest.json"))) > 6
+    real_manifest = next(fixtures.rglob("manifest.json")).read_text()
     (tmp_path / "a" / "b").mkdir(parents=True)
-    (tmp_path / "a" / "b" / "manifest.json").write_text("{}")
+    (tmp_path / "a" / "b" / "manifest.json").write_text(real_manifest)
     (tmp_path / ".x.partial").mkdir()
-    (tmp_path / ".x.partial" / "manifest.json").write_text("{}")
+    (tmp_path / ".x.partial" / "manifest.json").write_text(real_manifest)
     assert bundle_paths([tmp_path]) == [tmp_path / "a" / "b"]

@@ -65,9 +65,16 @@ def test_projection_of_a_kevent_run_predicts_the_measured_reap_run_of_the_same_s
              if m.manifest["spec"]["mode"] == "kevent" and key(m) in reap]
     assert pairs
     for kev, rp in pairs:
-        projected = reap_projection.projected_reap(kev).set_index("role").at["total", "reap_per_io"]
-        measured = compare.run_metrics(rp)["total_per_io"]
-        assert projected == pytest.approx(measured, abs=0.15), (kev.manifest["run_id"], rp.manifest["run_id"])
+        projected = reap_projection.projected_reap(kev).set_index("role")
+        measured = compare.run_metrics(rp)
+        for role in ("submit", "status", "result"):
+            assert projected.at[role, "reap_per_io"] == pytest.approx(measured[f"{role}_per_io"]), \
+                (role, kev.manifest["run_id"], rp.manifest["run_id"])
+        # The bundles are runs of the FreeBSD semantics model: a kevent() returns what is queued when
+        # it looks, so how many completions one call reaps varies from run to run; the projection
+        # assumes one call per observed batch, the reap run shows what its calls did. "other" (the
+        # workload's getrusage calls) depends on whether the reaper's first one lands in the window.
+        assert 0 < measured["wait_per_io"] <= 1 and projected.at["wait", "reap_per_io"] <= 1
 
 
 def test_not_applicable_bundles_give_an_empty_table(freebsd_models):

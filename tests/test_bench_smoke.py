@@ -108,6 +108,7 @@ def test_parsers_smoke_reports_every_format_and_both_references(parsers_result):
     assert _finite_positive(by["events"]["ratio"]) and by["events"]["reference"] == "pyarrow read_csv"
     assert _finite_positive(by["strace"]["ratio"]) and by["strace"]["reference"] == "strace-parser"
     assert all(_finite_positive(r["mb_per_s"]) for r in res["rows"])
+    assert all(_finite_positive(r["csv_mb_per_s"]) and _finite_positive(r["csv_ratio"]) for r in res["rows"])
     assert res["markdown"].startswith("| format |") and "ratio" in res["markdown"].splitlines()[0]
 
 

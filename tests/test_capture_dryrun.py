@@ -151,3 +151,27 @@ def test_hostile_file_value_never_reaches_program_text(tmp_path, name, flavour):
         assert argv[-2:] == ["4242", str(engine[0])] and not any(HOSTILE in t for t in argv)
     if name in ("ktrace", "truss"):  # the value is one argv element of the workload, never re-parsed
         assert argv[-len(workload):] == workload
+
+
+@pytest.mark.parametrize("backend", sorted(BACKENDS))
+def test_dry_run_bundle_comment_lines_quote_out_so_piping_to_a_shell_runs_nothing_extra(backend, tmp_path):
+    out = str(tmp_path / "a b;touch PWNED")
+    proc = subprocess.run([sys.executable, "-m", "tracer.cli", "capture", "--backend", backend, "--mode",
+                           "io_uring" if BACKENDS[backend].os_name == "Linux" else "kevent", "--dry-run",
+                           "--out", out], capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert proc.returncode == 0, proc.stderr
+    bundle_line = next(l for l in proc.stdout.splitlines() if l.startswith("# bundle: "))
+    path = shlex.split(bundle_line[len("# bundle: "):])[0]
+    assert path.startswith(out + "/") and shlex.quote(path) in bundle_line
+    # every line is a comment or a command whose words shlex splits with --out intact
+    for line in proc.stdout.splitlines():
+        if not line.startswith("#"):
+            assert all("PWNED" not in w or w.startswith(out) for w in shlex.split(line)), line
+
+
+@pytest.mark.parametrize("bad", ["runs\nrm -rf x", "runs\rx", "runs\x1b[2J"])
+def test_dry_run_refuses_control_characters_in_out(bad):
+    proc = subprocess.run([sys.executable, "-m", "tracer.cli", "capture", "--mode", "io_uring", "--dry-run",
+                           "--out", bad], capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert len(proc.stderr.strip().splitlines()) == 1 and "control character" in proc.stderr

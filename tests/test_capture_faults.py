@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, tracing_missing
+from conftest import REPO, need, tracing_missing
 from tracer.capture import manifest as mf
 from tracer.capture.backends import BACKENDS, Backend
 from tracer.capture.bundle import PARTIAL_SUFFIX
@@ -98,7 +99,8 @@ def test_crashed_workload_keeps_bundle_with_reason(strace_bin, standin_env, tmp_
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 2, err
     bundle = _only_bundle(tmp_path)
-    assert out.strip().splitlines()[-1] == str(bundle)  # the path is printed last
+    assert out == "" and f"(bundle kept: {bundle})" in err  # a failed capture names its bundle only in the error
+    assert len(err.strip().splitlines()[-1:]) == 1
     m = mf.read_manifest(bundle)
     assert m["status"] == "failed" and "SIGKILL" in m["reason"] and m["exit"]["workload"] == -9
     assert "crashing on purpose" in m["reason"]
@@ -124,7 +126,7 @@ def test_bpf_refused_keeps_bundle_with_bpftrace_error(tracing, tmp_path):
                           timeout=120)
     assert proc.returncode == 2, proc.stderr
     bundle = _only_bundle(tmp_path / "runs")
-    assert proc.stdout.strip().splitlines()[-1] == str(bundle)
+    assert proc.stdout == "" and f"(bundle kept: {bundle})" in proc.stderr
     m = mf.read_manifest(bundle)
     assert m["status"] == "failed" and "bpftrace exited with status 1 before attaching" in m["reason"]
     # which error depends on what bpftrace tries first (BTF, maps): its ERROR line is the reason
@@ -162,7 +164,7 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
 def test_ctrl_c_stops_workload_and_tracer_and_keeps_interrupted_bundle(strace_bin, standin_env, tmp_path, sig):
     proc = _cli(["--backend", "strace", "--mode", "io_uring", "--out", str(tmp_path)], env={"STANDIN": "sleep"})
     _wait_for(lambda: any((p / "raw" / "workload.stdout").exists() and "released" in
@@ -287,7 +289,10 @@ def test_lost_events_fail_the_capture_unless_allowed(tracing, lossy_bundles, all
     assert m["tracer_env"]["BPFTRACE_PERF_RB_PAGES"] == "1"
     assert m["losses"]["dropped_events"] > 0 and m["losses"]["allowed"] is allow
     assert m["losses"]["messages"][0].startswith("bpftrace: Lost ") and len(m["losses"]["messages"]) <= 51
-    assert proc.stdout.strip().splitlines()[-1] == str(bundle)
+    if allow:
+        assert proc.stdout.strip().splitlines() == [str(bundle)]
+    else:
+        assert proc.stdout == "" and f"(bundle kept: {bundle})" in proc.stderr
     if allow:
         assert proc.returncode == 0 and m["status"] == "ok" and "accepted with --allow-loss" in m["reason"]
     else:
@@ -296,8 +301,11 @@ def test_lost_events_fail_the_capture_unless_allowed(tracing, lossy_bundles, all
 
 
 def _without_tracefs(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
-    """Run `aiotrace capture ARGS` in a private mount namespace where tracefs is unmounted."""
-    script = "umount /sys/kernel/debug/tracing 2>/dev/null; umount /sys/kernel/tracing || exit 99; exec \"$@\""
+    """Run `aiotrace capture ARGS` in a private mount namespace where tracefs is unmounted and
+    cannot be mounted again (an empty read-only /sys/kernel: capture mounts tracefs when it can,
+    tests/test_tracefs.py)."""
+    script = ("umount /sys/kernel/debug/tracing 2>/dev/null; umount /sys/kernel/tracing || exit 99; "
+              "mount -t tmpfs -o ro,size=4k tmpfs /sys/kernel || exit 99; exec \"$@\"")
     return subprocess.run(["unshare", "-m", "sh", "-c", script, "sh", sys.executable, "-m", "tracer.cli", "capture",
                            "--mode", "libaio", "--count", "200", "--file", str(tmp_path / "w.dat"), "--file-size",
                            "1M", "--out", str(tmp_path / "runs"), *args],
@@ -306,12 +314,112 @@ def _without_tracefs(args: list[str], tmp_path: Path) -> subprocess.CompletedPro
 
 def test_without_tracefs_bpftrace_fails_with_the_fix_and_auto_uses_strace(tracing, strace_bin, tmp_path):
     proc = _without_tracefs(["--backend", "bpftrace"], tmp_path)
-    assert proc.returncode == 2, proc.stderr
-    m = mf.read_manifest(proc.stdout.strip().splitlines()[-1])
+    assert proc.returncode == 2 and proc.stdout == "", proc.stderr
+    m = mf.read_manifest(proc.stderr.rsplit("(bundle kept: ", 1)[1].split(")")[0])
     assert m["status"] == "failed" and "tracepoint not found" in m["reason"]
     assert "mount -t tracefs nodev /sys/kernel/tracing" in m["reason"]
+    assert "`mount -t tracefs nodev /sys/kernel/tracing` failed" in proc.stderr  # it tried, and says so
     proc = _without_tracefs([], tmp_path)  # --backend auto
     assert proc.returncode == 0, proc.stderr
     m = mf.read_manifest(proc.stdout.strip().splitlines()[-1])
     assert m["status"] == "ok" and m["backend"] == "strace" and "tracefs is not mounted" in m["backend_reason"]
     assert Path("/sys/kernel/tracing/available_events").exists()  # the machine's own mount is untouched
+
+
+def _in_small_tmpfs(args: list[str], tmp_path: Path, options: str, env: dict) -> subprocess.CompletedProcess:
+    """`aiotrace capture ARGS` in a private mount namespace, --out on a tmpfs mounted with OPTIONS."""
+    need(os.geteuid() == 0 and shutil.which("unshare") is not None, "root and unshare (private tmpfs mounts)")
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    script = f"mount -t tmpfs -o {options} tmpfs {mnt} || exit 99; exec \"$@\""
+    return subprocess.run(["unshare", "-m", "sh", "-c", script, "sh", sys.executable, "-m", "tracer.cli", "capture",
+                           *args, "--out", str(mnt / "runs")],
+                          env={**os.environ, "PYTHONPATH": str(REPO), **env}, capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_read_only_output_is_one_line_naming_path_and_errno(standin, tmp_path):
+    proc = _in_small_tmpfs(["--backend", "strace", "--mode", "io_uring", "--count", "10"], tmp_path, "ro",
+                           {"AIOTRACE_WORKLOAD_CMD": f"{sys.executable} {standin}"})
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.strip().splitlines() == [
+        f"aiotrace: error: cannot create output directory {tmp_path / 'mnt' / 'runs'}: "
+        "Read-only file system (EROFS)"]
+
+
+def test_full_disk_names_the_partial_bundle_and_prints_nothing_on_stdout(strace_bin, standin, tmp_path):
+    proc = _in_small_tmpfs(["--backend", "strace", "--mode", "io_uring", "--count", "50000"], tmp_path, "size=256k",
+                           {"AIOTRACE_WORKLOAD_CMD": f"{sys.executable} {standin}"})
+    assert proc.returncode == 2 and proc.stdout == "", proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("aiotrace: error: cannot write ") and "No space left on device (ENOSPC)" in last
+    assert "manifest.json" in last and last.endswith(".partial") and str(tmp_path / "mnt" / "runs" / ".") in last
+    assert "Traceback" not in proc.stderr
+
+
+SLOW_STRACE = r"""#!/bin/sh
+[ "$1" = -V ] && { echo "slow-strace 1.0"; exit 0; }
+out=""; pid=""
+while [ $# -gt 0 ]; do case "$1" in -o) out="$2"; shift;; -p) pid="$2"; shift;; esac; shift; done
+: > "$out"
+echo "strace: Process $pid attached" >&2
+trap 'exit 0' INT
+while kill -0 "$pid" 2>/dev/null; do sleep 0.02; done
+: > "$out.workload-exited"
+while :; do sleep 0.02; done
+"""
+
+
+def test_a_single_sigint_while_stopping_the_tracer_is_noted_not_called_again(standin_env, tmp_path, monkeypatch):
+    """The workload has finished; capture waits for the tracer to exit by itself when one SIGINT
+    arrives. The run is complete, so the bundle stays ok, and the reason says when the signal came
+    (not "while the workload ran", not "again")."""
+    import threading
+    fake = tmp_path / "slow-strace"
+    fake.write_text(SLOW_STRACE)
+    fake.chmod(0o755)
+    monkeypatch.setenv("AIOTRACE_STRACE", str(fake))
+    runs = tmp_path / "runs"
+
+    def send_sigint_when_the_workload_exited():
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if list(runs.glob(".*/raw/strace.txt.workload-exited")):
+                time.sleep(0.1)
+                os.kill(os.getpid(), signal.SIGINT)
+                return
+            time.sleep(0.02)
+
+    sender = threading.Thread(target=send_sigint_when_the_workload_exited, daemon=True)
+    sender.start()
+    res = run_capture(_spec(count=50), BACKENDS["strace"], "requested", "events", runs,
+                      timeouts=Timeouts(self_exit_s=3.0, stop_s=(5.0, 1.0, 1.0)))
+    sender.join(timeout=5)
+    m = res.manifest
+    assert m["status"] == "ok" and m["exit"]["workload"] == 0 and m["exit"]["tracer"] == 0
+    assert m["reason"] == "SIGINT received while the capture was stopping the tracer (noted; the capture went on " \
+                          "writing the bundle)"
+
+
+def test_interrupted_workload_keeps_its_record_and_summary(strace_bin, tmp_path):
+    """Ctrl-C in the middle of a real workload run: capture stops the workload with SIGINT, the
+    engine ends the run like a reached count (in-flight I/Os reaped), and the record so far is
+    written: ios.parquet, threads.parquet and a summary that says it was interrupted."""
+    need(bool(list((REPO / "workloads").glob("_engine*.so"))), "workloads/_engine*.so (built by pip install -e .)")
+    runs = tmp_path / "runs"
+    proc = _cli(["--backend", "strace", "--mode", "io_uring", "--duration", "120", "--file", str(tmp_path / "w.dat"),
+                 "--file-size", "4M", "--out", str(runs)])
+    _wait_for(lambda: any(p.stat().st_size > 200_000 for p in runs.glob(".*/raw/strace.txt")), timeout_s=90,
+              what="the workload to be released and doing I/O")
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    bundle = _only_bundle(runs)
+    m = mf.read_manifest(bundle)
+    assert m["status"] == "interrupted" and m["reason"].startswith("capture received SIGINT while the workload ran")
+    assert m["exit"]["workload"] == 128 + signal.SIGINT  # exited by itself after writing its record
+    summary = json.loads((bundle / "record" / "summary.json").read_text())
+    assert summary["interrupted"] == "SIGINT" and summary["ios"] > 0 and m["summary"] == "record/summary.json"
+    import pandas as pd
+    ios = pd.read_parquet(bundle / "record" / "ios.parquet")
+    assert len(ios) == summary["ios"] and (ios["result"] == 4096).all()

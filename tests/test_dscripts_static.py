@@ -24,9 +24,9 @@ BT_SCRIPTS = [p for p in dscripts.all_scripts() if p.suffix == ".bt"]
 
 def test_registry_covers_both_oses_and_flavours_with_existing_scripts():
     assert set(dscripts.SCRIPTS) == {(o, f) for o in dscripts.OSES for f in dscripts.FLAVOURS}
-    for path in [*dscripts.SCRIPTS.values(), dscripts.D33271_ADDON]:
+    for path in [*dscripts.SCRIPTS.values(), dscripts.D33271_ADDON, dscripts.PROC_SCRIPT]:
         assert path.is_file(), path
-    assert len(D_SCRIPTS) == 3 and len(BT_SCRIPTS) == 2
+    assert len(D_SCRIPTS) == 3 and len(BT_SCRIPTS) == 3
 
 
 @pytest.mark.parametrize("path", dscripts.all_scripts(), ids=lambda p: p.name)
@@ -144,7 +144,7 @@ def test_d_fbt_probes_that_may_be_inlined_are_named_in_the_script_header():
 def test_user_probes_are_the_workload_probe_functions(path):
     provider = "uprobe" if path.suffix == ".bt" else "pid$target"
     used = {d.parts[-1] if path.suffix == ".bt" else d.parts[1] for d in _descs(path, provider)}
-    if "-ru-" in path.name:
+    if "-ru-" in path.name or path == dscripts.PROC_SCRIPT:  # add-on; any program (no workload probes)
         assert not used
         return
     assert used == set(PROBE_FUNCTIONS.values())
@@ -311,6 +311,8 @@ def test_d_rule_2_first_assignment_types_the_variable_old_aq_job_was_int():
     assert any("this->k" in p for p in dscripts.check_d_rules(bad))
     declared = "int x;\nBEGIN { x = 0; } END { x = timestamp; }"
     assert dscripts.check_d_rules(declared) == []
+    keyed = "BEGIN { ts[(int64_t)args[0]] = 0; } END { ts[(int64_t)args[0]] = timestamp; }"
+    assert any("ts[]" in p for p in dscripts.check_d_rules(keyed)), "associative arrays are typed the same way"
 
 
 def test_d_rule_3_nullable_pointer_guarded_in_predicate_old_filt_aio_was_not():

@@ -77,3 +77,20 @@ def test_markers_stay_inside_or_between_syscalls():
     m.syscalls.loc[m.syscalls["name"] == "aio_read", "enter_ns"] += 300
     m.syscalls.loc[m.syscalls["name"] == "aio_read", "exit_ns"] += 300
     check_structure({"traceEvents": export_perfetto.trace_events(m)})
+
+
+def test_submit_and_reap_markers_of_one_thread_do_not_overlap():
+    """strace timestamps are coarse (1 us): a reap recorded 300 ns after a submit on the same thread,
+    with no syscall boundary between them, must not give two overlapping marker slices."""
+    m = make_run("kevent", threads="single", n=8, reap_batch=4)
+    ios = m.ios
+    ios.loc[1:, "fetched_ns"] = ios["submit_ns"].shift(-1).loc[1:] + 300  # each reap just after the next submit
+    ios["fetched_ns"] = ios["fetched_ns"].fillna(ios["submit_ns"] + 5000)
+    ios["reap_tid"] = ios["submit_tid"]
+    m.syscalls = m.syscalls.iloc[0:0]  # no boundary to clamp against: only the markers themselves
+    doc = {"traceEvents": export_perfetto.trace_events(m)}
+    check_structure(doc)
+    marks = sorted((e["ts"], e["ts"] + e["dur"]) for e in doc["traceEvents"]
+                   if e["ph"] == "X" and e["name"] in ("submit", "reap"))
+    assert len([s for s, _ in marks]) > len(ios)  # both labels present
+    assert all(a_end <= b_start + 1e-9 for (_, a_end), (b_start, _) in zip(marks, marks[1:]))

@@ -126,3 +126,16 @@ def test_reap_ios_join_their_own_kernel_events_not_the_probe_s(data_file, tmp_pa
     assert ios["kernel_done_ns"].notna().all() and (ios["kernel_done_ns"] >= ios["submit_ns"]).all()
     assert (ios["notified_ns"] <= ios["fetched_ns"]).all() and (ios["freed_ns"] <= ios["fetched_ns"]).all()
     assert m.summary["wait_calls"] == int((m.syscalls["in_window"] & (m.syscalls["name"] == "kevent")).sum())
+
+
+def test_the_reap_probe_s_rusage_charge_is_not_the_run_s(data_file, tmp_path):
+    """The availability probe's read is charged (D33271: to the submitter) before the window opens;
+    the attribution counts only the run's own blocks."""
+    from tracer.analysis import attribution
+
+    run = simulate(_spec("reap", "split", 4, "single", data_file), "d33144", tmp_path)
+    m = load_bundle(run.bundle, cache=False)
+    ru = m.events[m.events["ev"] == "ru_charge"]
+    assert ru["a0"].sum() > N  # the probe's charge is in the trace
+    summary = attribution.summarize(attribution.by_thread(m)).iloc[0]
+    assert summary["charged_blocks"] == N and summary["share_not_submitter"] == 0.0

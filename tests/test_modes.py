@@ -117,3 +117,10 @@ def test_doctor_lists_every_registry_mode_with_a_reason_when_unavailable():
     assert [r["mode"] for r in rows] == list(modes.ALL_MODES)
     assert all(r["reason"] for r in rows if not r["available"])
     assert next(r for r in rows if r["mode"] == "reap")["reason"] == "FreeBSD-only mode (this is Linux)"
+
+
+def test_legacy_freebsd_modes_are_those_the_kernel_does_not_free_at_completion():
+    from tracer.analysis import reap_projection
+    assert set(reap_projection.LEGACY_FREEBSD_MODES) == {"kevent", "kevent-error", "aio-poll", "aio-suspend",
+                                                         "waitcomplete"}
+    assert [m.name for m in modes.MODES if m.frees_at_completion] == ["reap"]

@@ -16,7 +16,7 @@ import pytest
 
 from conftest import REPO, need, tracing_missing
 from tracer.analysis import report
-from tracer.analysis.requires import FIXTURE_LABEL
+from tracer.analysis.requires import MODEL_LABEL
 from tracer.errors import AnalysisError
 
 FIXTURES = REPO / "tests" / "data" / "freebsd"
@@ -75,7 +75,7 @@ def built_report(linux_sweep, tmp_path_factory):
 def test_report_writes_html_figures_and_tables(built_report):
     out, index, _ = built_report
     html = index.read_text()
-    for text in ("Syscall amplification", "Per-thread rusage attribution", "Async-free timing", FIXTURE_LABEL,
+    for text in ("Syscall amplification", "Per-thread rusage attribution", "Async-free timing", MODEL_LABEL,
                  *LINUX_MODES):
         assert text in html, text
     for name in FIGURES:
@@ -111,7 +111,7 @@ def test_report_shows_reap_against_every_legacy_freebsd_mode(built_report):
     out, _, fixtures = built_report
     roles = pd.read_csv(out / "tables" / "amplification_by_role.csv")
     fb = roles[roles["os"] == "FreeBSD"]
-    assert (fb["source"] == FIXTURE_LABEL).all()
+    assert (fb["source"] == MODEL_LABEL).all()  # the fixtures are runs of the FreeBSD semantics model
     modes = set(fb["mode"])
     assert {"reap", "kevent", "aio-poll", "aio-suspend", "waitcomplete", "kevent-error"} <= modes
     per_mode = fb[fb["role"] == "result"].groupby("mode")["per_io"].max()

@@ -19,6 +19,7 @@ EXPECTED = {
     "bpftrace/04-cpuwalk-lhist.txt": ("bpftrace", {}),
     "bpftrace/07-syscount-two-maps.txt": ("bpftrace", {}),
     "bpftrace/10-lost-events-printf.txt": ("bpftrace", {}),
+    "bpftrace/11-bashreadline-uretprobe-printf-str.txt": ("bpftrace", {}),
     "dtrace/01-default-trace-exec-success.txt": ("dtrace", {}),
     "dtrace/03-count-agg-two-keys.txt": ("dtrace", {}),
     "dtrace/04-quantize-readch-per-execname.txt": ("dtrace", {}),
@@ -29,6 +30,7 @@ EXPECTED = {
     "dtrace/21-macos-jstack-hex-addresses-tick-60s.txt": ("dtrace", {}),
     "dtrace/22-freebsd-handbook-hotkernel-m-module-counts.txt": ("dtrace", {}),
     "dtrace/23-freebsd-handbook-procsystime-columns.txt": ("dtrace", {}),
+    "dtrace/24-solaris-toolkit-pfilestat-mixed-case-columns.txt": ("dtrace", {}),
     "kdump/02-freebsd12-uul-gio-multiline.txt": ("kdump", {}),
     "kdump/06-freebsd-b2-fstatat-nami.txt": ("kdump", {}),
     "kdump/09-freebsd-vlang-psig-sigreturn-threads.txt": ("kdump", {}),
@@ -46,6 +48,9 @@ EXPECTED = {
     "truss/05-freebsd11-dotnet-truss-f-d-H-kevent.txt": ("truss", {}),
     "truss/06-freebsd10-consul-truss-D-umtx-pwrite.txt": ("truss", {}),
     "truss/09-solaris-truss-c-summary-ls-nfs-2001.txt": ("truss", {}),
+    "truss/12-solaris-kaio-aiowrite-aiowait-lwp.txt": ("truss", {}),
+    "truss/13-solaris-dtruss-n-ksh-pid-lwp-return-errno.txt": ("truss", {}),
+    "truss/14-solaris-dtruss-eon-bash-elapsed-cpu-us.txt": ("truss", {}),
 }
 
 ELIDED = {"dtrace/04-quantize-readch-per-execname.txt": 1, "dtrace/08-macos105-error-on-enabled-probe-and-drops.txt": 1,

@@ -15,6 +15,7 @@ COMMANDS = {
     "modes": "tracer.commands.run:modes",
     "capture": "tracer.capture.cli:capture",
     "doctor": "tracer.capture.cli:doctor",
+    "freebsd-kit": "tracer.capture.cli:freebsd_kit",
     "parse": "tracer.parse.cli:parse",
     "sweep": "tracer.analysis.cli:sweep",
     "report": "tracer.analysis.cli:report",
@@ -51,22 +52,27 @@ def cli():
     """aiotrace: what an asynchronous I/O completion API costs, measured."""
 
 
+def _one_line(message: str) -> str:
+    """Messages (click's choice lists, C strerror text) folded onto one line."""
+    return " ".join(message.split())
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         # In non-standalone mode click returns ctx.exit(n)'s code instead of exiting.
         rv = cli.main(args=argv, prog_name="aiotrace", standalone_mode=False)
     except AiotraceError as exc:
-        click.echo(f"aiotrace: error: {exc}", err=True)
+        click.echo(f"aiotrace: error: {_one_line(str(exc))}", err=True)
         return 2
     except click.exceptions.Abort:
         click.echo("aiotrace: interrupted", err=True)
         return 130
     except click.UsageError as exc:  # click's own usage errors, in the same one-line form
         where = exc.ctx.command_path if exc.ctx is not None else "aiotrace"
-        click.echo(f"aiotrace: error: {where}: {exc.format_message()} (see '{where} --help')", err=True)
+        click.echo(f"aiotrace: error: {where}: {_one_line(exc.format_message())} (see '{where} --help')", err=True)
         return 2
     except click.ClickException as exc:
-        click.echo(f"aiotrace: error: {exc.format_message()}", err=True)
+        click.echo(f"aiotrace: error: {_one_line(exc.format_message())}", err=True)
         return exc.exit_code
     except OSError as exc:  # an output or input the OS refused, where no layer named it better
         click.echo(f"aiotrace: error: {describe_oserror(exc)}", err=True)

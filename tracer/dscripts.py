@@ -420,13 +420,13 @@ def count_conversions(fmt: str) -> int:
 def check_script_printfs(path: str | os.PathLike) -> list[str]:
     """Problems with the printf calls of one script (empty when all are valid):
     every printf whose format starts with ``E<TAB>`` must pass check_printf_against_schema and pass as
-    many arguments as it has conversions; in a per-event script (file name contains "-events" or is
+    many arguments as it has conversions; in a per-event script (file name contains "-events" or "-proc", or is
     a ``ru`` add-on) every other printf must be the header line or a ``#`` comment line; an aggregated
     script prints AGG_HEADER and never the event header."""
     path = Path(path)
     problems: list[str] = []
     calls = extract_printfs(path)
-    per_event = "-events" in path.name or "-ru-" in path.name
+    per_event = "-events" in path.name or "-ru-" in path.name or "-proc" in path.name
     dialect = "d" if path.suffix == ".d" else "bpftrace"
     for call in calls:
         where = f"{path.name}:{call.line}"
@@ -506,7 +506,8 @@ NULLABLE_AT_PROBE: dict[str, tuple[tuple[str, str], ...]] = {
 
 _LL_CONVERSION = re.compile(r"%[-+ #0-9.*@]*(l{1,2})([a-zA-Z])")
 # An assignment target: self->x, this->x, a global x, or an associative array x[...].
-_ASSIGN = re.compile(r"(?P<lhs>\b(?:self|this)->\w+|(?<![\w>.])[A-Za-z_]\w*)(?P<key>\s*\[[^\]]*\])?\s*=(?!=)")
+_ASSIGN = re.compile(r"(?P<lhs>\b(?:self|this)->\w+|(?<![\w>.])[A-Za-z_]\w*)"
+                     r"(?P<key>\s*\[(?:[^\[\]]|\[[^\]]*\])*\])?\s*=(?!=)")
 _DECL = re.compile(r"^\s*(?:unsigned\s+|signed\s+)?(?:int|long|uint\d+_t|int\d+_t|string|char|uintptr_t)\s+(\w+)\s*;", re.M)
 _INT_LITERAL = re.compile(r"^-?(?:0[xX][0-9a-fA-F]+|\d+)[uUlL]*$")
 _D_KEYWORDS = {"self", "this", "args", "arg0", "arg1", "arg2", "arg3", "arg4", "arg5", "timestamp", "pid", "tid",
@@ -615,6 +616,8 @@ def script_identity(script: str | os.PathLike) -> tuple[str, str]:
             return key
     if script == D33271_ADDON.resolve():
         return ("FreeBSD", "events")
+    if script == PROC_SCRIPT.resolve():
+        return ("Linux", "events")
     raise CaptureError(f"not a registered tracer script: {script}")
 
 

@@ -231,12 +231,21 @@ def build_model(result, manifest: dict, summary: dict, rec_ios: pd.DataFrame | N
     events = _time_ordered(events)
     offset = _record_offset(events)
     timed = clock != "none"
+    if foreign and task_io is not None and len(task_io) and len(events):
+        # strace knows threads, not processes (pid == tid on every line): /proc's (pid, tid) says
+        # which process each traced thread belonged to
+        tgid = task_io.drop_duplicates("tid").set_index("tid")["pid"]
+        own = events["pid"] == events["tid"]
+        mapped = events.loc[own, "tid"].map(tgid)
+        events.loc[own, "pid"] = mapped.fillna(events.loc[own, "pid"]).astype(events["pid"].dtype)
     syscalls = _syscalls(events, os_name, manifest, timed, foreign)
     aggregates = getattr(result, "aggregates", None)
     from_counts = len(syscalls) == 0 and os_name == "Linux" and _has_map(aggregates, "@syscalls")
     if from_counts:
         syscalls = _syscalls_from_counts(aggregates, os_name, manifest)
     window = _window(events, summary, offset)
+    if window is None and foreign:
+        window = _io_window(events, syscalls)
     if from_counts:
         pass  # in_window comes from the in-kernel window counts
     elif window is not None and len(syscalls):
@@ -266,8 +275,12 @@ def build_model(result, manifest: dict, summary: dict, rec_ios: pd.DataFrame | N
         messages = list(losses.get("messages", []))[:100] + list(side_messages or [])[:100]
         excess, unknown = int(losses.get("excess_lines") or 0), False
     all_losses = {"dropped_events": max(dropped, manifest_dropped), "unparsed_lines": int(len(unparsed)),
-                  "messages": messages, "excess_lines": max(int(excess), int(m_losses.get("excess_lines") or 0)),
-                  "unknown": bool(unknown or m_losses.get("unknown"))}
+                  "messages": messages}
+    excess = max(int(excess), int(m_losses.get("excess_lines") or 0))
+    if excess:  # more lines of a kind than bpftrace printed (duplicated lines)
+        all_losses["excess_lines"] = excess
+    if unknown or m_losses.get("unknown"):  # the trace cannot say what it lost (no @emitted trailer)
+        all_losses["unknown"] = True
     return Model(foreign=foreign, io_counts=counts, io_source=io_source, io_total=io_total,
                  events=events, syscalls=syscalls, ios=ios, threads=threads, unparsed=unparsed,
                  losses=all_losses, manifest=manifest, summary=summary, window=window,
@@ -442,6 +455,22 @@ def _window(events: pd.DataFrame, summary: dict, offset: int) -> tuple[float, fl
     if win.get("start_ns") is not None and win.get("stop_ns") is not None:
         return float(win["start_ns"]) + offset, float(win["stop_ns"]) + offset
     return None
+
+
+def _io_window(events: pd.DataFrame, syscalls: pd.DataFrame) -> tuple[float, float] | None:
+    """A foreign program's measurement window, which it does not mark: from its first I/O syscall
+    (submit/wait/status/result role, or a glibc helper's pread/pwrite) or io_uring request to its
+    last; None when it did no I/O the trace shows. Start-up and shutdown stay outside."""
+    io_calls = syscalls[syscalls["role"].isin(["submit", "wait", "status", "result"]) | syscalls["helper_io"]]
+    starts = [io_calls["enter_ns"].fillna(io_calls["exit_ns"])]
+    stops = [io_calls["exit_ns"].fillna(io_calls["enter_ns"])]
+    kernel = events.loc[events["ev"].isin(["job_queue", "job_done"]), "ts_ns"].astype("float64")
+    starts.append(kernel)
+    stops.append(kernel)
+    start, stop = pd.concat(starts).min(), pd.concat(stops).max()
+    if pd.isna(start) or pd.isna(stop):
+        return None
+    return float(start), float(stop)
 
 
 def _queue_markers(events: pd.DataFrame, syscalls: pd.DataFrame,

@@ -18,6 +18,8 @@ A row holds, per mode:
   roles not named are 0 (tracer.analysis.amplification's docstring explains each row);
 * ``release``: per OS, (kernel completion point, release point) a full trace of the mode sees
   (tracer.analysis.free_timing);
+* ``frees_at_completion``: the kernel frees the job at completion (D33144's REAP), so there is
+  nothing left to reap; every other mode holds it until aio_return/aio_waitcomplete;
 * ``needs``: why the mode may be unavailable on an OS where it builds (the C ``available`` hook
   checks it at run time; ``aiotrace modes`` prints the C side's exact reason).
 """
@@ -55,6 +57,7 @@ class Mode:
     release: dict[str, tuple[str, str]]
     needs: str = ""
     summary: str = ""
+    frees_at_completion: bool = False  # the kernel frees the job when it completes (REAP), not at the reap
 
 
 MODES: tuple[Mode, ...] = (
@@ -107,6 +110,7 @@ MODES: tuple[Mode, ...] = (
          floor={FREEBSD: {"submit": "1|1/b", "wait": "1/D"}},
          release={FREEBSD: _FB_RELEASE},
          needs="a kernel with D33144 (AIO_KEVENT_FLAG_REAP); a stock kernel refuses it with EINVAL",
+         frees_at_completion=True,
          summary="kevent carries the result in kev.data; the kernel frees the job at completion"),
 )
 
@@ -123,6 +127,8 @@ def modes_for(os_name: str) -> tuple[str, ...]:
 LINUX_MODES = modes_for(LINUX)
 FREEBSD_MODES = modes_for(FREEBSD)
 POSIX_MODES = tuple(m.name for m in MODES if m.posix)
+# FreeBSD modes that hold a completed job until the program reaps it (what REAP would change)
+LEGACY_FREEBSD_MODES = tuple(m.name for m in MODES if FREEBSD in m.oses and not m.frees_at_completion)
 LIO_MODES = tuple(m.name for m in MODES if m.lio)
 
 

@@ -58,7 +58,7 @@ EVENT_KINDS: dict[str, str] = {
     "reap": "workload probe per reaped I/O: id = I/O id, ret = result (bytes or -errno), a0 = reap batch size",
     "sync": "workload clock sync: a0 = workload CLOCK_MONOTONIC ns at the probe",
     "job_queue": "kernel job queued (FreeBSD fbt aio_aqueue/aio_queue_file): id = ujob, a0 = kaiocb",
-    "job_start": "kernel job starts executing (aio_process_rw): id = ujob, a0 = kaiocb",
+    "job_start": "kernel job starts executing (aio_process_rw; aio_process_sync for aio_fsync in the FreeBSD model): id = ujob, a0 = kaiocb",
     "job_done": "kernel job complete (aio_complete; Linux io_uring_complete/block_rq_complete): id = ujob or user_data, a0 = kaiocb, ret = status, err = error",
     "job_notify": "completion posted (aio_bio_done_notify / filt_aio): id = ujob, a0 = kaiocb",
     "job_free": "kernel job state released (aio_free_entry): id = ujob, a0 = kaiocb",

@@ -127,7 +127,7 @@ def simulate(spec: RunSpec, kernel: str, out_dir: Path | str, queue_per_proc: in
     from tracer.capture import manifest as mf
     from tracer.capture.bundle import Bundle
     from tracer.capture.probe import filesystem_of
-    from tracer.capture.runner import _version
+    from tracer.capture.manifest import _version
     from workloads import driver
 
     if kernel not in KERNELS:

@@ -6,6 +6,7 @@ EOF or anything else exits 3 without doing I/O. Bad input: one line on stderr, e
 """
 from __future__ import annotations
 
+import signal
 import sys
 
 import click
@@ -34,6 +35,8 @@ def main(hold: bool, record: str | None, as_json: bool, **options) -> None:
         click.echo(f"aiotrace: not released ({exc}); no I/O done", err=True)
         sys.exit(EXIT_NOT_RELEASED)
     print_summary(summary, as_json)
+    if summary.get("interrupted"):  # the record was written; the exit status says the run was cut short
+        sys.exit(128 + int(getattr(signal.Signals, summary["interrupted"])))
 
 
 def entry() -> int:

@@ -38,6 +38,7 @@ struct aiot_spec {
     int split;
     int lio;
     uint64_t lost_timeout_ns;
+    int verify;
 };
 struct aiot_io_record {
     uint64_t id;
@@ -79,8 +80,9 @@ struct aiot_result {
     uint32_t threads_dropped;
     struct aiot_thread_record threads[64];
     char message[512];
+    int interrupted;
 };
-int aiot_prepare_file(const char *path, uint64_t file_size, int direct, uint32_t bs, int writable,
+int aiot_prepare_file(const char *path, uint64_t file_size, int direct, uint32_t bs, int writable, int verify,
                       int *fd_out, char *msg, size_t msglen);
 const char *aiot_mode_name(int index);
 int aiot_mode_available(const char *mode, char *reason, size_t reasonlen);

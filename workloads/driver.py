@@ -12,6 +12,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +25,7 @@ from tracer.errors import OutputError, SpecError, WorkloadError
 from tracer.outputs import check_writable
 from tracer.schema import IO_RECORD_COLUMNS, THREAD_RECORD_COLUMNS
 from tracer import modes as mode_registry
-from workloads.spec import ALL_MODES, LIO_MODES, READY_LINE, RELEASE_WORD, RunSpec
+from workloads.spec import ALL_MODES, LIO_MODES, READY_LINE, RELEASE_WORD, RunSpec, default_data_file
 
 OP_CODES = {"read": 0, "write": 1, "write-fsync": 1}
 OP_NAMES = np.array(["read", "write", "fsync"], dtype=object)
@@ -126,10 +127,16 @@ class Prepared:
 def prepare(spec: RunSpec) -> Prepared:
     """Create or check the data file and open it the way the spec says."""
     ffi, lib = engine()
+    if spec.file == default_data_file():  # the default lives in the user's cache directory
+        try:
+            Path(spec.file).parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise SpecError(f"cannot create the data file's directory {Path(spec.file).parent}: {exc.strerror} "
+                            "(set XDG_CACHE_HOME or pass --file)") from None
     fd = ffi.new("int *")
     msg = ffi.new("char[]", 512)
     rc = lib.aiot_prepare_file(os.fsencode(spec.file), spec.file_size, int(spec.direct), spec.bs,
-                               int(spec.op != "read"), fd, msg, 512)
+                               int(spec.op != "read"), int(spec.verify), fd, msg, 512)
     if rc != 0:
         raise SpecError(ffi.string(msg).decode(errors="replace"))
     return Prepared(spec, fd[0])
@@ -229,7 +236,7 @@ def summarize(spec: RunSpec, res, ios: pd.DataFrame, threads: pd.DataFrame, os_n
         "ios": n,
         "errors": int(res.errors),
         "verified": bool(res.verified),
-        "verify": "data+completion" if spec.op == "read" else "completion",
+        "verify": "data+completion" if spec.op == "read" and spec.verify else "completion",
         "elapsed_ns": elapsed_ns,
         "iops": n / secs if n else 0.0,
         "mb_per_s": float(data["bytes"].sum()) / secs / 1e6 if n else 0.0,
@@ -300,6 +307,7 @@ def run(spec: RunSpec, *, record: str | os.PathLike | None = None, hold_for_trac
         cspec.seed = spec.seed
         cspec.split = int(spec.threads == "split")
         cspec.lio = int(spec.submit == "lio")
+        cspec.verify = int(spec.verify)
         cspec.lost_timeout_ns = int(float(spec.extra.get("lost_timeout_s", DEFAULT_LOST_TIMEOUT_S)) * 1e9)
         res = ffi.new("struct aiot_result *")
         status = lib.aiot_run(cspec, prepared.fd, res)  # cffi releases the GIL for the call
@@ -313,9 +321,12 @@ def run(spec: RunSpec, *, record: str | os.PathLike | None = None, hold_for_trac
             raise WorkloadError(message)
         ios = _ios_frame(ffi, res)
         threads = _threads_frame(ffi, res)
+        interrupted = int(getattr(res, "interrupted", 0))  # the FreeBSD model's result has no such field
     finally:
         lib.aiot_result_free(res)
     summary = summarize(spec, res, ios, threads, os_name)
+    if interrupted:  # a stop signal ended the run early: the record so far is kept, and says so
+        summary["interrupted"] = signal.Signals(interrupted).name
     if record_dir is not None:
         summary["record"] = str(record_dir)
         write_record(record_dir, ios, threads, summary)

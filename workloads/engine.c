@@ -17,6 +17,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,10 +28,18 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <sys/ioctl.h>
 #if defined(__linux__)
+#include <linux/fs.h> /* BLKGETSIZE64 */
 #include <sys/syscall.h>
 #endif
 #if defined(__FreeBSD__)
+#if defined(__has_include)
+#if __has_include(<sys/disk.h>) /* absent from the FreeBSD-semantics model build over glibc */
+#include <sys/disk.h>           /* DIOCGMEDIASIZE */
+#define AIOT_HAVE_DIOCGMEDIASIZE 1
+#endif
+#endif
 #include <pthread_np.h>
 #endif
 
@@ -237,7 +246,55 @@ static int dio_alignment(int fd, uint32_t *align)
     return 0;
 }
 
-int aiot_prepare_file(const char *path, uint64_t file_size, int direct, uint32_t bs, int writable,
+/* Size in bytes of the regular file or disk device `path` (stat'ed as `st`). */
+static int data_size(const char *path, const struct stat *st, uint64_t *size)
+{
+    if (S_ISREG(st->st_mode)) {
+        *size = (uint64_t)st->st_size;
+        return 0;
+    }
+    int fd = open(path, O_RDONLY);
+    if (fd < 0)
+        return -1;
+    int r = -1;
+#if defined(__linux__)
+    r = S_ISBLK(st->st_mode) ? ioctl(fd, BLKGETSIZE64, size) : (errno = ENODEV, -1);
+#elif defined(AIOT_HAVE_DIOCGMEDIASIZE)
+    off_t media; /* FreeBSD disks are character devices (sys/geom/geom_dev.c, DIOCGMEDIASIZE) */
+    r = S_ISCHR(st->st_mode) ? ioctl(fd, DIOCGMEDIASIZE, &media) : (errno = ENODEV, -1);
+    if (r == 0)
+        *size = (uint64_t)media;
+#else
+    errno = ENODEV;
+#endif
+    int e = errno;
+    close(fd);
+    errno = e;
+    return r;
+}
+
+/* 1 when the first `size` bytes of `path` carry aiotrace's offset stamps (probed at the start
+ * and the middle, with a plain descriptor: no alignment rules). */
+static int has_stamps(const char *path, uint64_t size)
+{
+    if (size < 8 || size % 8)
+        return 0;
+    int pfd = open(path, O_RDONLY);
+    if (pfd < 0)
+        return 0;
+    uint64_t probe[512];
+    uint64_t offs[2] = {0, (size / 2) & ~4095ull};
+    int ok = 1;
+    for (int i = 0; i < 2 && ok; i++) {
+        uint32_t n = size - offs[i] < sizeof probe ? (uint32_t)(size - offs[i]) : sizeof probe;
+        n -= n % 8;
+        ok = pread(pfd, probe, n, (off_t)offs[i]) == (ssize_t)n && !stamp_differs(probe, offs[i], n);
+    }
+    close(pfd);
+    return ok;
+}
+
+int aiot_prepare_file(const char *path, uint64_t file_size, int direct, uint32_t bs, int writable, int verify,
                       int *fd_out, char *msg, size_t msglen)
 {
     struct stat st;
@@ -248,6 +305,9 @@ int aiot_prepare_file(const char *path, uint64_t file_size, int direct, uint32_t
     if (stat(path, &st) != 0) {
         if (errno != ENOENT)
             return set_msg(msg, msglen, "cannot use %s: %s", path, strerror(errno));
+        if (!verify)
+            return set_msg(msg, msglen, "%s does not exist (--no-verify reads an existing file or device; "
+                                        "without it aiotrace creates its own data file)", path);
         char tmp[PATH_MAX];
         snprintf(tmp, sizeof tmp, "%s.tmp-%ld", path, (long)getpid());
         int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0644);
@@ -265,41 +325,40 @@ int aiot_prepare_file(const char *path, uint64_t file_size, int direct, uint32_t
             return set_msg(msg, msglen, "cannot create %s: %s", path, strerror(e));
         }
     } else {
-        if (!S_ISREG(st.st_mode))
-            return set_msg(msg, msglen, "%s is not a regular file", path);
-        if ((uint64_t)st.st_size < file_size) {
-            if (st.st_size % 8)
-                return set_msg(msg, msglen, "%s is not an aiotrace data file (size %lld is not a multiple of 8)",
-                               path, (long long)st.st_size);
+        int device = S_ISBLK(st.st_mode) || S_ISCHR(st.st_mode);
+        if (!S_ISREG(st.st_mode) && !device)
+            return set_msg(msg, msglen, "%s is not a regular file or a disk device", path);
+        uint64_t size;
+        if (data_size(path, &st, &size) != 0)
+            return set_msg(msg, msglen, "cannot size %s: %s", path, strerror(errno));
+        /* Decide whether the file is aiotrace's own from what is there now: nothing is written
+         * (not even the extension to file_size) to a file that is not. */
+        int ours = S_ISREG(st.st_mode) && has_stamps(path, size);
+        if (!ours && writable)
+            return set_msg(msg, msglen, "%s is not an aiotrace data file: writes are refused to a %s aiotrace "
+                                        "did not create", path, device ? "device" : "file");
+        if (!ours && verify && device)
+            return set_msg(msg, msglen, "%s is a device, not an aiotrace data file: read it with --no-verify", path);
+        if (!ours && verify)
+            return set_msg(msg, msglen, "%s is not an aiotrace data file (%s); remove it, choose another --file, "
+                                        "or read it with --no-verify",
+                           path, size % 8 ? "size not a multiple of 8" : "offset stamps missing");
+        if (size < file_size) {
+            if (!ours)
+                return set_msg(msg, msglen, "%s holds %llu bytes, less than --file-size %llu", path,
+                               (unsigned long long)size, (unsigned long long)file_size);
             int fd = open(path, O_WRONLY);
             if (fd < 0)
                 return set_msg(msg, msglen, "cannot extend %s: %s", path, strerror(errno));
-            int r = fill_range(fd, (uint64_t)st.st_size, file_size, msg, msglen, path);
+            int r = fill_range(fd, size, file_size, msg, msglen, path);
             close(fd);
             if (r != 0)
                 return -1;
         }
     }
-    /* Check the stamps with a plain descriptor (no alignment rules). */
-    {
-        int pfd = open(path, O_RDONLY);
-        if (pfd < 0)
-            return set_msg(msg, msglen, "cannot open %s: %s", path, strerror(errno));
-        uint64_t probe[512];
-        uint64_t offs[2] = {0, (file_size / 2) & ~4095ull};
-        for (int i = 0; i < 2; i++) {
-            uint32_t n = file_size - offs[i] < sizeof probe ? (uint32_t)(file_size - offs[i]) : sizeof probe;
-            n -= n % 8;
-            if (pread(pfd, probe, n, (off_t)offs[i]) != (ssize_t)n || stamp_differs(probe, offs[i], n)) {
-                close(pfd);
-                return set_msg(msg, msglen,
-                               "%s is not an aiotrace data file (offset stamps missing at %llu); "
-                               "remove it or choose another --file",
-                               path, (unsigned long long)offs[i]);
-            }
-        }
-        close(pfd);
-    }
+    if (verify && !has_stamps(path, file_size))
+        return set_msg(msg, msglen, "%s is not an aiotrace data file (offset stamps missing); "
+                                    "remove it or choose another --file", path);
     int flags = writable ? O_RDWR : O_RDONLY;
     if (direct)
         flags |= O_DIRECT;
@@ -696,7 +755,7 @@ static int reap_batch(struct run *r, unsigned min)
                 run_fail(r, "%s: I/O %llu (%s at offset %lld) transferred %lld bytes, expected %lld", s->mode,
                          (unsigned long long)slot->id, op_name(slot->op), (long long)slot->offset,
                          (long long)result, (long long)expected);
-        } else if (slot->op == AIOT_OP_READ && stamp_differs(slot->buf, (uint64_t)slot->offset, s->bs)) {
+        } else if (slot->op == AIOT_OP_READ && s->verify && stamp_differs(slot->buf, (uint64_t)slot->offset, s->bs)) {
             r->errors++;
             run_fail(r,
                      "%s: I/O %llu (read at offset %lld) returned the data of offset %lld: misdirected completion "
@@ -721,10 +780,22 @@ static unsigned umin(uint64_t a, uint64_t b)
     return (unsigned)(a < b ? a : b);
 }
 
+/* A stop signal during a run ends it like a reached count: nothing new is submitted, what is in
+ * flight is reaped, and the record and summary are still returned (res->interrupted says why). */
+static volatile sig_atomic_t stop_signal;
+
+static void on_stop_signal(int sig)
+{
+    stop_signal = sig;
+}
+
+static const int STOP_SIGNALS[] = {SIGINT, SIGTERM, SIGHUP};
+#define N_STOP_SIGNALS (sizeof STOP_SIGNALS / sizeof STOP_SIGNALS[0])
+
 /* How many new data I/Os may still be submitted (0 = stop). */
 static uint64_t remaining(struct run *r)
 {
-    if (atomic_load_explicit(&r->failed, memory_order_relaxed))
+    if (atomic_load_explicit(&r->failed, memory_order_relaxed) || stop_signal)
         return 0;
     if (r->spec->duration_ns) {
         if (aiot_now_ns() >= r->deadline_ns)
@@ -759,7 +830,7 @@ static void loop_single(struct run *r)
         }
         uint64_t inflight = atomic_load(&r->inflight);
         if (left == 0 && inflight == 0) {
-            if (fsync_pending && !atomic_load(&r->failed)) {
+            if (fsync_pending && !atomic_load(&r->failed) && !stop_signal) {
                 fsync_pending = 0;
                 if (submit_batch(r, 1, 1) != 0)
                     break;
@@ -818,7 +889,7 @@ static void loop_submitter(struct run *r)
             break;
         wake(r, &r->reap_sleeping);
     }
-    if (s->fsync_at_end && !atomic_load(&r->failed)) {
+    if (s->fsync_at_end && !atomic_load(&r->failed) && !stop_signal) {
         sleep_until(r, &r->sub_sleeping, all_free, 0); /* fsync after every write completed */
         if (!atomic_load(&r->failed) && submit_batch(r, 1, 1) == 0)
             wake(r, &r->reap_sleeping);
@@ -1049,6 +1120,13 @@ int aiot_run(const struct aiot_spec *spec, int fd, struct aiot_result *res)
     aiotrace_probe_window_start(spec->duration_ns ? 0 : spec->count + (spec->fsync_at_end ? 1 : 0));
     r->start_ns = aiot_now_ns();
     r->deadline_ns = r->start_ns + spec->duration_ns;
+    struct sigaction stop_action = {0}, saved[N_STOP_SIGNALS];
+    stop_action.sa_handler = on_stop_signal;
+    stop_action.sa_flags = SA_RESTART; /* waits go on: the in-flight I/Os must still be reaped */
+    sigemptyset(&stop_action.sa_mask);
+    stop_signal = 0;
+    for (size_t i = 0; i < N_STOP_SIGNALS; i++)
+        sigaction(STOP_SIGNALS[i], &stop_action, &saved[i]);
     if (split) {
         pthread_barrier_wait(&r->barrier); /* 1 */
         loop_submitter(r);
@@ -1056,6 +1134,9 @@ int aiot_run(const struct aiot_spec *spec, int fd, struct aiot_result *res)
     } else {
         loop_single(r);
     }
+    for (size_t i = 0; i < N_STOP_SIGNALS; i++)
+        sigaction(STOP_SIGNALS[i], &saved[i], NULL);
+    res->interrupted = stop_signal;
     uint64_t stop_ns = aiot_now_ns();
     take_rusage(&r->own[0].after);
     getrusage(RUSAGE_SELF, &self_after);

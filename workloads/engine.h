@@ -59,6 +59,7 @@ struct aiot_spec {
     int split;            /* submitter thread + separate reaper thread */
     int lio;              /* POSIX modes: lio_listio(LIO_NOWAIT) batches */
     uint64_t lost_timeout_ns; /* no completion for this long => lost completion */
+    int verify;           /* check every read's data against the file's offset stamps */
 };
 
 /* One I/O, kept in memory and written out once at the end. CLOCK_MONOTONIC ns. */
@@ -106,12 +107,16 @@ struct aiot_result {
     uint32_t threads_dropped;
     struct aiot_thread_record threads[AIOT_MAX_THREADS];
     char message[AIOT_MSG_LEN];
+    int interrupted;     /* the signal (SIGINT/SIGTERM/SIGHUP) that ended the run early, else 0 */
 };
 
 /* Create (temp name, then rename) or extend and check the data file: every 8-byte word
- * holds its own file offset. Opens it (O_DIRECT if asked) and checks the block size
- * against the filesystem's direct I/O alignment. Returns 0 and *fd_out, or -1 and msg. */
-int aiot_prepare_file(const char *path, uint64_t file_size, int direct, uint32_t bs, int writable,
+ * holds its own file offset. A file that exists and lacks the stamps is refused before
+ * anything is written to it. With verify == 0 an existing file or disk device that is not
+ * aiotrace's is used read-only (writes to it are refused) and must hold file_size bytes.
+ * Opens it (O_DIRECT if asked) and checks the block size against the direct I/O
+ * alignment. Returns 0 and *fd_out, or -1 and msg. */
+int aiot_prepare_file(const char *path, uint64_t file_size, int direct, uint32_t bs, int writable, int verify,
                       int *fd_out, char *msg, size_t msglen);
 /* Names of the modes compiled into this build, NULL after the last. */
 const char *aiot_mode_name(int index);
@@ -147,7 +152,7 @@ struct aiot_slot {
 #if defined(__linux__) || defined(__FreeBSD__)
         struct {
             struct aiocb cb;
-            _Atomic int posted; /* accepted by the kernel/library: safe to aio_error */
+            _Atomic int posted; /* > 0: accepted by the kernel/library and not yet reaped: safe to aio_error */
         } posix;
 #endif
 #if defined(__linux__)

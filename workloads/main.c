@@ -5,7 +5,7 @@
  * usage: aiotrace-workload --mode M [--op read|write|write-fsync] [--depth N] [--batch N]
  *          [--reap-batch N] [--bs BYTES] [--count N | --duration S] [--file PATH]
  *          [--file-size BYTES] [--direct] [--pattern rand|seq] [--seed N]
- *          [--threads single|split] [--submit single|lio] [--hold]
+ *          [--threads single|split] [--submit single|lio] [--no-verify] [--hold]
  *        aiotrace-workload --modes
  *
  * Prints one summary line of key=value pairs. With --hold it prints
@@ -68,11 +68,13 @@ int main(int argc, char **argv)
         {"pattern", required_argument, 0, 'p'}, {"seed", required_argument, 0, 'S'},
         {"threads", required_argument, 0, 't'}, {"submit", required_argument, 0, 'u'},
         {"hold", no_argument, 0, 'H'},         {"modes", no_argument, 0, 'M'},
+        {"verify", no_argument, 0, 'V'},       {"no-verify", no_argument, 0, 'X'},
         {0, 0, 0, 0},
     };
     struct aiot_spec spec = {
         .mode = NULL, .op = AIOT_OP_READ, .depth = 32, .batch = 1, .reap_batch = 1, .bs = 4096,
         .count = 10000, .file_size = 64ull << 20, .random = 1, .seed = 1, .lost_timeout_ns = 10000000000ull,
+        .verify = 1,
     };
     const char *file = "aiotrace.dat";
     int hold = 0, c;
@@ -101,6 +103,8 @@ int main(int argc, char **argv)
         case 't': spec.split = strcmp(optarg, "split") == 0; break;
         case 'u': spec.lio = strcmp(optarg, "lio") == 0; break;
         case 'H': hold = 1; break;
+        case 'V': spec.verify = 1; break;
+        case 'X': spec.verify = 0; break;
         case 'M': return list_modes();
         default: return usage("unknown option (see the header of workloads/main.c)");
         }
@@ -114,7 +118,7 @@ int main(int argc, char **argv)
         spec.reap_batch > spec.depth)
         return usage("depth must be >= 1 and batch, reap batch between 1 and depth");
     int fd;
-    if (aiot_prepare_file(file, spec.file_size, spec.direct, spec.bs, spec.op != AIOT_OP_READ, &fd, msg,
+    if (aiot_prepare_file(file, spec.file_size, spec.direct, spec.bs, spec.op != AIOT_OP_READ, spec.verify, &fd, msg,
                           sizeof msg) != 0)
         return usage(msg);
     if (hold) {

@@ -89,7 +89,7 @@ int aiot_kq_getevents(struct aiot_ctx *ctx, unsigned min, unsigned max, uint64_t
     for (unsigned i = 0; i < have; i++) {
         struct aiot_slot *slot = ks->kevs[i].udata;
         if (slot)
-            atomic_store_explicit(&slot->u.posix.posted, 0, memory_order_relaxed);
+            atomic_fetch_sub_explicit(&slot->u.posix.posted, 1, memory_order_relaxed); /* see post() */
     }
     ks->got = have;
     return (int)have;

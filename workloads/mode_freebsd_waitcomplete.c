@@ -38,7 +38,7 @@ static int wc_getevents(struct aiot_ctx *ctx, unsigned min, unsigned max, uint64
         }
         struct aiot_slot *slot =
             (struct aiot_slot *)((char *)cb - offsetof(struct aiot_slot, u.posix.cb));
-        atomic_store_explicit(&slot->u.posix.posted, 0, memory_order_relaxed);
+        atomic_fetch_sub_explicit(&slot->u.posix.posted, 1, memory_order_relaxed); /* see post() */
         ctx->events[have].slot = slot;
         ctx->events[have].result = r < 0 ? -(int64_t)errno : (int64_t)r;
         have++;

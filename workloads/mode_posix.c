@@ -75,9 +75,13 @@ int aiot_posix_prep(struct aiot_ctx *ctx, struct aiot_slot *slot)
     return 0;
 }
 
+/* posted counts "accepted and not yet reaped": +1 here, -1 by the reaper. With --threads split a
+ * waitcomplete or kevent reaper can receive the completion before the submitter gets here; a flag
+ * cleared first and set after would leave a freed job marked in flight (cleanup then polled
+ * aio_error on it forever: found by the FreeBSD model). */
 static void post(struct aiot_slot *slot)
 {
-    atomic_store_explicit(&slot->u.posix.posted, 1, memory_order_release);
+    atomic_fetch_add_explicit(&slot->u.posix.posted, 1, memory_order_release);
 }
 
 /* Wait until the accepted members of a failed lio_listio finished, so no request of it
@@ -147,13 +151,13 @@ static unsigned scan(struct aiot_ctx *ctx, unsigned have, unsigned max, uint64_t
     struct posix_state *ps = ctx->mode_data;
     for (uint32_t i = 0; i < ctx->depth && have < max; i++) {
         struct aiot_slot *slot = &ctx->slots[i];
-        if (!atomic_load_explicit(&slot->u.posix.posted, memory_order_acquire))
+        if (atomic_load_explicit(&slot->u.posix.posted, memory_order_acquire) <= 0)
             continue;
         int err = aio_error(&slot->u.posix.cb);
         (*calls)++;
         if (err == EINPROGRESS)
             continue;
-        atomic_store_explicit(&slot->u.posix.posted, 0, memory_order_relaxed);
+        atomic_fetch_sub_explicit(&slot->u.posix.posted, 1, memory_order_relaxed);
         ps->ready[have] = slot;
         ps->ready_err[have] = err;
         have++;
@@ -182,7 +186,7 @@ static int suspend_getevents(struct aiot_ctx *ctx, unsigned min, unsigned max, u
     while (have < min) {
         unsigned n = 0;
         for (uint32_t i = 0; i < ctx->depth; i++)
-            if (atomic_load_explicit(&ctx->slots[i].u.posix.posted, memory_order_acquire))
+            if (atomic_load_explicit(&ctx->slots[i].u.posix.posted, memory_order_acquire) > 0)
                 ps->list[n++] = &ctx->slots[i].u.posix.cb;
         uint64_t now = aiot_now_ns();
         if (now >= deadline)
@@ -219,7 +223,7 @@ void aiot_posix_cleanup(struct aiot_ctx *ctx)
     /* After a failure some requests may still run: let them finish before buffers go. */
     for (uint32_t i = 0; i < ctx->depth; i++) {
         struct aiot_slot *slot = &ctx->slots[i];
-        if (atomic_load(&slot->u.posix.posted))
+        if (atomic_load(&slot->u.posix.posted) > 0)
             settle_failed_list(ctx, &slot, 1);
     }
     free(ps->list);

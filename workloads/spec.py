@@ -4,6 +4,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
+from pathlib import Path
 from dataclasses import dataclass, field
 
 import click
@@ -31,6 +33,15 @@ USDT_PROVIDER = "aiotrace"
 # Start handshake: with --hold the workload loads everything, opens its file, then prints
 # READY_LINE.format(pid=...) on stdout (flushed) and blocks until a line arrives on stdin.
 # "go\n" releases it; EOF or anything else makes it exit 3 without doing I/O.
+def default_data_file() -> str:
+    """Where the data file lives when --file is not given: ``$XDG_CACHE_HOME/aiotrace/aiotrace.dat``,
+    or ``~/.cache/aiotrace/aiotrace.dat`` when XDG_CACHE_HOME is unset or not absolute (XDG Base
+    Directory spec). Never the current directory. The directory is made on first use (driver.prepare)."""
+    base = os.environ.get("XDG_CACHE_HOME", "")
+    root = Path(base) if os.path.isabs(base) else Path.home() / ".cache"
+    return str(root / "aiotrace" / "aiotrace.dat")
+
+
 U32, U64 = (1 << 32) - 1, (1 << 64) - 1
 OFF_MAX = (1 << 63) - 1  # off_t: the file size and every offset
 MAX_DURATION_S = U64 / 1e9 / 2  # duration_ns is a uint64; half its range keeps now + duration in it
@@ -49,13 +60,14 @@ class RunSpec:
     bs: int = 4096  # block size, bytes
     count: int = 10000  # I/Os to do (ignored when duration is set)
     duration: float | None = None  # seconds; overrides count
-    file: str = "aiotrace.dat"
+    file: str = field(default_factory=lambda: default_data_file())  # see default_data_file()
     file_size: int = 64 << 20
     direct: bool = False  # O_DIRECT
     pattern: str = "rand"
     seed: int = 1
     threads: str = "single"
     submit: str = "single"
+    verify: bool = True  # reads check the data's offset stamps; False: any existing file or device, read-only
     extra: dict = field(default_factory=dict)
 
     def validate(self, os_modes: tuple[str, ...] | None = None) -> "RunSpec":
@@ -118,6 +130,8 @@ class RunSpec:
                 "--threads", self.threads, "--submit", self.submit]
         args += ["--duration", str(self.duration)] if self.duration is not None else ["--count", str(self.count)]
         args.append("--direct" if self.direct else "--no-direct")
+        if not self.verify:
+            args.append("--no-verify")
         return args
 
 
@@ -146,7 +160,9 @@ def spec_options(func):
         click.option("--bs", type=str, default="4k", show_default=True, help="block size"),
         click.option("--count", "-n", type=int, default=10000, show_default=True, help="I/Os to do"),
         click.option("--duration", type=float, default=None, help="seconds to run (overrides --count)"),
-        click.option("--file", "-f", "file", type=str, default="aiotrace.dat", show_default=True),
+        click.option("--file", "-f", "file", type=str, default=lambda: default_data_file(),
+                     show_default="$XDG_CACHE_HOME/aiotrace/aiotrace.dat",
+                     help="data file (created with offset stamps), or with --no-verify an existing file or disk device"),
         click.option("--file-size", type=str, default="64M", show_default=True),
         click.option("--direct/--no-direct", default=False, show_default=True, help="O_DIRECT"),
         click.option("--pattern", type=click.Choice(PATTERNS), default="rand", show_default=True),
@@ -155,6 +171,8 @@ def spec_options(func):
                      help="single: one thread submits and reaps; split: submitter + reaper threads"),
         click.option("--submit", type=click.Choice(SUBMITS), default="single", show_default=True,
                      help="single: aio_read/aio_write per I/O; lio: lio_listio batches (POSIX modes)"),
+        click.option("--verify/--no-verify", default=True, show_default=True,
+                     help="check every read's data; --no-verify reads any existing file or device, read-only"),
     ]
     for opt in reversed(opts):
         func = opt(func)
@@ -162,7 +180,7 @@ def spec_options(func):
 
 
 SPEC_OPTION_NAMES = ("mode", "op", "depth", "batch", "reap_batch", "bs", "count", "duration", "file",
-                     "file_size", "direct", "pattern", "seed", "threads", "submit")
+                     "file_size", "direct", "pattern", "seed", "threads", "submit", "verify")
 
 
 def spec_from_options(**kw) -> RunSpec:

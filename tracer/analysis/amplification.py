@@ -64,7 +64,9 @@ def io_count(model: Any) -> int:
         return int(getattr(model, "io_total", 0) or 0)
     ios = getattr(model, "ios", None)
     if ios is not None and len(ios):
-        return int((ios["op"] != "fsync").sum()) if "op" in ios.columns else int(len(ios))
+        # op is unknown (NA) without the workload's record (FreeBSD's standalone binary writes none):
+        # such an I/O is a data I/O, not the final fsync
+        return int((ios["op"] != "fsync").fillna(True).sum()) if "op" in ios.columns else int(len(ios))
     return int((getattr(model, "summary", None) or {}).get("ios") or 0)
 
 

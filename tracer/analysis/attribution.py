@@ -62,6 +62,9 @@ def _traced_charges(model: Any) -> pd.DataFrame | None:
     if ev is None or len(ev) == 0 or "ev" not in ev.columns:
         return None
     ch = ev[ev["ev"] == "ru_charge"]
+    window = getattr(model, "window", None)
+    if window is not None:  # not the REAP availability probe's read, nor anything else outside the run
+        ch = ch[(ch["ts_ns"].astype("float64") >= window[0]) & (ch["ts_ns"].astype("float64") <= window[1])]
     if ch.empty:
         return None
     return (ch.assign(traced_blocks=ch["a0"].astype("int64") + ch["a1"].astype("int64"))

@@ -9,7 +9,7 @@ import click
 from tracer.errors import AnalysisError, SpecError
 from tracer.outputs import atomic_write, check_writable
 from tracer.modes import LINUX_MODES, modes_for
-from workloads.spec import OPS, PATTERNS, SUBMITS, THREADS, spec_from_options
+from workloads.spec import OPS, PATTERNS, SUBMITS, THREADS, default_data_file, spec_from_options
 
 
 def _ints(text: str, what: str) -> list[int]:
@@ -33,7 +33,8 @@ def _ints(text: str, what: str) -> list[int]:
 @click.option("--op", type=click.Choice(OPS), default="read", show_default=True)
 @click.option("--bs", default="4k", show_default=True)
 @click.option("--count", "-n", type=int, default=2000, show_default=True, help="I/Os per run")
-@click.option("--file", "-f", "file", default="aiotrace.dat", show_default=True)
+@click.option("--file", "-f", "file", default=lambda: default_data_file(),
+              show_default="$XDG_CACHE_HOME/aiotrace/aiotrace.dat")
 @click.option("--file-size", default="64M", show_default=True)
 @click.option("--direct/--no-direct", default=False, show_default=True, help="O_DIRECT")
 @click.option("--pattern", type=click.Choice(PATTERNS), default="rand", show_default=True)
@@ -137,9 +138,16 @@ def compare(paths, metrics, csv_path):
     console = Console()
     console.print(table)
     sources = set(summary["source"]) if "source" in summary else set()
-    from tracer.analysis.requires import FIXTURE_LABEL
-    if FIXTURE_LABEL in sources:
-        console.print(f"Columns with FreeBSD modes come from a {FIXTURE_LABEL}.")
+    from tracer.analysis.requires import NOT_MEASURED
+    for label in NOT_MEASURED:
+        if label in sources:
+            console.print(f"Columns with FreeBSD modes come from a {label}.")
+    from tracer.analysis.requires import unavailable_figures
+    foreign = [m for m in models if unavailable_figures(m)]
+    if foreign:  # say which figures a foreign program cannot have, instead of leaving '-' unexplained
+        console.print(f"{len(foreign)} column(s) trace a program other than aiotrace's workload: its I/Os are "
+                      "counted from kernel and syscall events over its I/O window; not available: "
+                      + "; ".join(f"{u['figure']} ({u['why']})" for u in unavailable_figures(foreign[0])) + ".")
     if "reap_projected_per_io" in wanted and (summary["metric"] == "reap_projected_per_io").any():
         console.print("reap_projected_per_io: the syscalls per I/O the same I/Os would need under REAP "
                       "(aio_error/aio_return removed, one kevent per observed reap batch), a projection "

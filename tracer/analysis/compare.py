@@ -67,6 +67,9 @@ def run_metrics(model: Any) -> dict[str, Any]:
     if can_run(latency.throughput, model)[0]:
         tp = latency.throughput(model).iloc[0]
         row["iops"], row["cpu_ns_per_io"] = tp["iops"], tp["cpu_ns_per_io"]
+    elif getattr(model, "foreign", False) and model.window and model.window[1] > model.window[0]:
+        # a foreign program: I/Os from kernel/syscall events over its I/O window (tracer.model._io_window)
+        row["iops"] = (model.io_total or 0) / ((model.window[1] - model.window[0]) / 1e9)
     if can_run(latency.percentiles, model)[0]:
         lat = latency.percentiles(model).set_index("stage")
         if "observed" in lat.index:

@@ -37,11 +37,20 @@ def _us(ns: np.ndarray | pd.Series, origin: float) -> np.ndarray:
     return np.round((np.asarray(ns, dtype="float64") - origin) / 1000.0, 3)
 
 
-def _markers(points: pd.DataFrame, tid_col: str, ts_col: str, sc: pd.DataFrame) -> pd.DataFrame:
-    """One marker per (thread, timestamp): ``tid``, ``ts_ns``, ``end_ns`` clamped to the thread's
-    next syscall boundary after ``ts_ns``."""
-    m = points[[tid_col, ts_col]].dropna().drop_duplicates().rename(columns={tid_col: "tid", ts_col: "ts_ns"})
-    m = m.sort_values(["tid", "ts_ns"]).reset_index(drop=True)
+def _markers(ios: pd.DataFrame, sc: pd.DataFrame) -> pd.DataFrame:
+    """Submit and reap markers together: one per (label, thread, timestamp), columns ``label``,
+    ``tid``, ``ts_ns``, ``end_ns``, with ``end_ns`` clamped to the thread's next syscall boundary
+    and to the next marker of ANY label on that thread. (Clamping each label on its own let a
+    submit marker overlap a reap marker on a single-threaded run, which Perfetto draws on an
+    overflow track.)"""
+    parts = [("submit", "submit_tid", "submit_ns"), ("reap", "reap_tid", "fetched_ns")]
+    frames = [ios[[tid_col, ts_col]].dropna().drop_duplicates().rename(columns={tid_col: "tid", ts_col: "ts_ns"})
+              .assign(label=label) for label, tid_col, ts_col in parts if tid_col in ios and ts_col in ios]
+    if not frames:
+        return pd.DataFrame({"label": pd.Series(dtype=str), "tid": pd.Series(dtype="int64"),
+                             "ts_ns": pd.Series(dtype=float), "end_ns": pd.Series(dtype=float)})
+    m = pd.concat(frames, ignore_index=True).astype({"ts_ns": "float64"})
+    m = m.sort_values(["tid", "ts_ns", "label"], kind="stable").reset_index(drop=True)
     m["end_ns"] = m["ts_ns"] + MARKER_NS
     if len(sc):
         bounds = pd.concat([sc[["tid", "enter_ns"]].rename(columns={"enter_ns": "b"}),
@@ -54,7 +63,7 @@ def _markers(points: pd.DataFrame, tid_col: str, ts_col: str, sc: pd.DataFrame) 
             idx = np.searchsorted(b, ts, side="right")
             nxt = np.where(idx < b.size, b[np.minimum(idx, b.size - 1)], np.inf)
             m.loc[grp, "end_ns"] = np.minimum(ts + MARKER_NS, nxt)
-    # markers of one thread must not overlap each other either
+    # markers of one thread, submit or reap, must not overlap each other either
     nxt_marker = m.groupby("tid")["ts_ns"].shift(-1)
     m["end_ns"] = np.minimum(m["end_ns"], nxt_marker.fillna(np.inf))
     return m
@@ -96,13 +105,12 @@ def trace_events(model: Any) -> list[dict]:
                     "ts": float(t), "dur": float(max(d, 0.0)), "args": {"role": role, "ret": int(ret), "err": int(err)}})
 
     # submit and reap markers on the thread tracks, and one flow per I/O between them
-    sub_m = _markers(ios, "submit_tid", "submit_ns", sc)
     has_reap = "reap_tid" in ios and "fetched_ns" in ios and ios["fetched_ns"].notna().any()
-    rea_m = _markers(ios, "reap_tid", "fetched_ns", sc) if has_reap else sub_m.iloc[0:0]
-    for label, m in (("submit", sub_m), ("reap", rea_m)):
-        for tid, t0, t1 in zip(m["tid"].astype(int), _us(m["ts_ns"], origin), _us(m["end_ns"], origin)):
-            out.append({"ph": "X", "name": label, "cat": "workload", "pid": pid, "tid": int(tid),
-                        "ts": float(t0), "dur": float(max(t1 - t0, 0.0))})
+    marks = _markers(ios, sc)
+    for label, tid, t0, t1 in zip(marks["label"], marks["tid"].astype(int), _us(marks["ts_ns"], origin),
+                                  _us(marks["end_ns"], origin)):
+        out.append({"ph": "X", "name": label, "cat": "workload", "pid": pid, "tid": int(tid),
+                    "ts": float(t0), "dur": float(max(t1 - t0, 0.0))})
     if has_reap:
         flows = ios.dropna(subset=["submit_ns", "fetched_ns", "reap_tid"])
         for io_id, stid, s_ts, rtid, r_ts in zip(flows["id"].astype(int), flows["submit_tid"].astype(int),

@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from tracer.analysis.requires import FIXTURE_LABEL  # noqa: E402
+from tracer.analysis.requires import NOT_MEASURED  # noqa: E402
 from tracer.schema import ROLES  # noqa: E402
 
 ROLE_COLORS = {"submit": "#4c72b0", "wait": "#55a868", "status": "#c44e52", "result": "#8172b2", "other": "#999999"}
@@ -32,8 +32,9 @@ def run_label(row: pd.Series | dict) -> str:
 
 def _title(ax, text: str, frame: pd.DataFrame) -> None:
     sources = set(frame["source"].dropna()) if "source" in frame else set()
-    if FIXTURE_LABEL in sources:
-        text += f"\n[{FIXTURE_LABEL}" + ("; mixed with measurements]" if len(sources) > 1 else "]")
+    shown = [lab for lab in NOT_MEASURED if lab in sources]
+    if shown:
+        text += f"\n[{'; '.join(shown)}" + ("; mixed with measurements]" if len(sources) > len(shown) else "]")
     if "lossy" in frame and frame["lossy"].any():
         text += "\n(* tracer reported losses: counts are lower bounds)"
     ax.set_title(text, fontsize=10)

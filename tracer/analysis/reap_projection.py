@@ -27,11 +27,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tracer import modes
 from tracer.analysis.amplification import _windowed, io_count
 from tracer.analysis.requires import provenance, requires, with_provenance
 from tracer.schema import ROLES
 
-LEGACY_FREEBSD_MODES = ("kevent", "kevent-error", "aio-poll", "aio-suspend", "waitcomplete")
+LEGACY_FREEBSD_MODES = modes.LEGACY_FREEBSD_MODES  # every FreeBSD mode but reap (tracer.modes)
 PROJECTION_LABEL = "projection for REAP (not a measurement)"
 COLUMNS = ["role", "syscalls", "ios", "measured_per_io", "reap_per_io", "saved_per_io",
            "observed_reap_batch", "batch_source", "source_note"]
@@ -75,7 +76,7 @@ def projected_reap(model: Any) -> pd.DataFrame:
         return with_provenance(pd.DataFrame(columns=COLUMNS), model)
     ios = io_count(model)
     counts = _windowed(model)["role"].fillna("other").value_counts().reindex(list(ROLES), fill_value=0)
-    measured = counts / ios if ios else counts * np.nan
+    measured = counts.astype("float64") / ios if ios else counts.astype("float64") * np.nan
     batch, source = observed_reap_batch(model)
     reap = {"submit": measured["submit"], "wait": 1.0 / max(batch, 1.0), "status": 0.0, "result": 0.0,
             "other": measured["other"]}

@@ -25,7 +25,7 @@ from typing import Any, Callable, Iterable
 
 import pandas as pd
 
-from tracer.analysis.requires import FIXTURE_LABEL, bundle_name, can_run
+from tracer.analysis.requires import FIXTURE_LABEL, MODEL_LABEL, bundle_name, can_run
 from tracer.errors import AnalysisError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -109,8 +109,14 @@ def sources_note(models: Iterable[Any]) -> str:
     if n_fix:
         parts.append(f"{n_fix} run(s) are a {FIXTURE_LABEL}: hand-written FreeBSD fixture bundles that show "
                      "what the analyses compute, not measurements of a FreeBSD kernel")
-    if n_fix < len(prov):
-        parts.append(f"{len(prov) - n_fix} run(s) measured on {', '.join(sorted(set(prov['os'].dropna())))}")
+    n_model = int((prov["source"] == MODEL_LABEL).sum())
+    if n_model:
+        parts.append(f"{n_model} run(s) come from the {MODEL_LABEL}: `aiotrace simulate` ran the FreeBSD modes "
+                     "against a user-space model of FreeBSD's AIO and kqueue rules (stock and D33144/D33271 "
+                     "kernels, workloads/fbsd_model); they show what those rules imply, not what a FreeBSD "
+                     "kernel measures")
+    if n_fix + n_model < len(prov):
+        parts.append(f"{len(prov) - n_fix - n_model} run(s) measured on {', '.join(sorted(set(prov['os'].dropna())))}")
     if any(runs_d33144_reap(row) for row in prov.to_dict("records")):
         parts.append(D33144_UAF_WARNING)
     lossy = prov[prov["lossy"]]

@@ -20,7 +20,9 @@ import pandas as pd
 from tracer.errors import AnalysisError
 
 FIXTURE_LABEL = "FreeBSD fixture (not a measurement)"
+MODEL_LABEL = "FreeBSD semantics model (not a measurement)"  # aiotrace simulate (tracer.simulate)
 MEASURED_LABEL = "measured"
+NOT_MEASURED = (FIXTURE_LABEL, MODEL_LABEL)
 ColumnSpec = "str | tuple[str, ...]"
 
 
@@ -128,8 +130,8 @@ def provenance(model: Any) -> dict[str, Any]:
     target = manifest.get("target") or {}
     if target.get("kind") in ("command", "pid") and not spec.get("mode"):
         # a foreign program: its name stands where the workload's mode would
-        spec = {"mode": "pid " + str(target.get("pid")) if target.get("kind") == "pid"
-                else " ".join(target.get("argv") or [])[:60]}
+        spec = {"mode": target.get("label") or (f"pid {target.get('pid')}" if target.get("kind") == "pid"
+                                                else " ".join(target.get("argv") or [])[:32])}
     return {
         "run_id": bundle_name(model),
         "os": manifest.get("os"),
@@ -143,7 +145,8 @@ def provenance(model: Any) -> dict[str, Any]:
         "threads": spec.get("threads"),
         "submit": spec.get("submit"),
         "direct": spec.get("direct"),
-        "source": FIXTURE_LABEL if manifest.get("fixture") else MEASURED_LABEL,
+        "source": (FIXTURE_LABEL if manifest.get("fixture") else
+                   (manifest.get("model") or {}).get("label", MODEL_LABEL) if manifest.get("model") else MEASURED_LABEL),
         "lossy": bool(note),
         "loss_note": note,
     }

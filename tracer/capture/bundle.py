@@ -14,6 +14,7 @@ never share a directory, even started in the same second.
 """
 from __future__ import annotations
 
+import errno
 import os
 import re
 import secrets
@@ -26,6 +27,11 @@ from tracer.errors import CaptureError
 PARTIAL_SUFFIX = ".partial"
 RUN_ID_RE = re.compile(r"^(\d{8}T\d{6}Z)-([a-z0-9_-]+)-([a-z]+)-([0-9a-f]{6})$")
 SUBDIRS = ("raw", "record", "cache")
+
+
+def _why(exc: OSError) -> str:
+    """``Read-only file system (EROFS)``: the message and the errno's name."""
+    return f"{exc.strerror} ({errno.errorcode.get(exc.errno, exc.errno)})"
 
 
 def make_run_id(mode: str, backend: str, when: float | None = None) -> str:
@@ -49,7 +55,7 @@ class Bundle:
         try:
             out.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise CaptureError(f"cannot create output directory {out}: {exc.strerror}") from None
+            raise CaptureError(f"cannot create output directory {exc.filename or out}: {_why(exc)}") from None
         if not out.is_dir():
             raise CaptureError(f"output path {out} is not a directory")
         for _ in range(tries):
@@ -62,9 +68,13 @@ class Bundle:
             except FileExistsError:
                 continue
             except OSError as exc:
-                raise CaptureError(f"cannot create bundle directory in {out}: {exc.strerror}") from None
-            for sub in SUBDIRS:
-                (tmp / sub).mkdir()
+                raise CaptureError(f"cannot create bundle directory in {out}: {_why(exc)}") from None
+            try:
+                for sub in SUBDIRS:
+                    (tmp / sub).mkdir()
+            except OSError as exc:
+                shutil.rmtree(tmp, ignore_errors=True)  # nothing worth keeping was written
+                raise CaptureError(f"cannot create {exc.filename}: {_why(exc)}") from None
             return cls(out, run_id, tmp)
         raise CaptureError(f"could not find a free run id in {out} after {tries} tries")
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from tracer.capture import tracefs
 from tracer.capture.backends import (AGGREGATE_BACKENDS, BACKENDS, REPO, Backend, Context, choose_backend)
 from tracer.capture.bundle import make_run_id
 from tracer.errors import CaptureError
@@ -64,7 +65,8 @@ def dry_run_lines(spec: RunSpec | None, backend: Backend, why: str, flavour: str
                      "detach at --duration, Ctrl-C or its exit; the process is never stopped")
         lines.append(f"mkdir -p {q(raw)}")
         redirect = f" > {q(trace)}" if backend.stdout_is_trace else ""
-        lines.append(_render(cmds[0], backend.env(ctx)) + redirect + f" 2> {q(raw / 'tracer.stderr')}")
+        rel = REPO if backend.os_name == "FreeBSD" else None  # the run kit runs from the repository root
+        lines.append(_render(cmds[0], backend.env(ctx), rel) + redirect + f" 2> {q(raw / 'tracer.stderr')}")
         for i, post in enumerate(cmds[1:]):
             last = i == len(cmds) - 2
             lines.append(_render(post, None, REPO) + (f" > {q(trace)}" if last else ""))
@@ -113,19 +115,24 @@ def dry_run_lines(spec: RunSpec | None, backend: Backend, why: str, flavour: str
 @click.option("--pid", "-p", "pid", type=int, default=None,
               help="trace this running process (and its children) instead of the workload; ends at "
                    "--duration, Ctrl-C, or its exit")
+@click.option("--label", default=None, help="name of a traced command or pid in reports (default: the program "
+              "and its first words)")
 @spec_options
 @click.option("--dry-run", is_flag=True, help="print the exact command lines and exit")
 @click.option("--allow-loss", is_flag=True, help="keep a capture whose tracer lost events as ok")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
-def capture(backend: str, aggregate: bool, out: str, pid: int | None, dry_run: bool, allow_loss: bool,
-            command: tuple[str, ...], **spec_kw):
+def capture(backend: str, aggregate: bool, out: str, pid: int | None, label: str | None, dry_run: bool,
+            allow_loss: bool, command: tuple[str, ...], **spec_kw):
     """Run the workload (or `-- COMMAND ARGS...`, or attach to `-p PID`) under a tracer and write a
     run bundle; print its path on stdout when the capture is ok (or interrupted)."""
     flavour = "aggregate" if aggregate else "events"
     os_name = platform.system()
-    target = _target(command, pid, spec_kw)
+    target = _target(command, pid, spec_kw, label)
     spec = spec_from_options(**spec_kw) if target is None else None
     check_out_path(out)
+    log = lambda msg: _echo(f"aiotrace: {msg}", err=True)  # noqa: E731
+    if not dry_run and os_name == "Linux" and backend in ("auto", "bpftrace"):
+        tracefs.ensure_mounted(log)  # before choosing: auto picks bpftrace only with tracefs
     chosen, why = choose_backend(backend, os_name, foreign=target is not None)
     if backend == "auto" and aggregate and chosen.name not in AGGREGATE_BACKENDS:
         raise CaptureError(f"--aggregate needs {' or '.join(AGGREGATE_BACKENDS)}, and {why}")
@@ -142,9 +149,11 @@ def capture(backend: str, aggregate: bool, out: str, pid: int | None, dry_run: b
         raise CaptureError(f"backend {chosen.name} runs on {chosen.os_name}, this is {os_name} "
                            "(--dry-run prints its command lines)")
     from tracer.capture.runner import run_capture
+    if target is not None and target.kind == "pid":
+        from tracer.capture.target import check_pid
+        check_pid(target.pid, chosen.needs_root)  # refused before any bundle is made
 
-    result = run_capture(spec, chosen, why, flavour, Path(out), allow_loss, target=target,
-                         log=lambda msg: click.echo(f"aiotrace: {msg}", err=True))
+    result = run_capture(spec, chosen, why, flavour, Path(out), allow_loss, target=target, log=log)
     m = result.manifest
     what = spec.mode if spec is not None else " ".join(shlex.quote(w) for w in (target.argv or [f"pid {target.pid}"]))
     cut = (m.get("target") or {}).get("window_cut")
@@ -170,7 +179,7 @@ def _echo(text: str, err: bool = False) -> None:
         pass
 
 
-def _target(command: tuple[str, ...], pid: int | None, spec_kw: dict):
+def _target(command: tuple[str, ...], pid: int | None, spec_kw: dict, label: str | None = None):
     """The foreign target (command or pid), or None for the workload. Refuses mixtures."""
     from tracer.capture.target import Target, command_target
 
@@ -178,6 +187,8 @@ def _target(command: tuple[str, ...], pid: int | None, spec_kw: dict):
     if command and pid is not None:
         raise CaptureError("give either -p PID or -- COMMAND, not both")
     if not command and pid is None:
+        if label is not None:
+            raise CaptureError("--label names a traced command or pid; the workload is named by its spec")
         if not spec_kw.get("mode"):
             raise CaptureError("--mode is required to run the workload (or trace -- COMMAND ARGS... / -p PID)")
         return None
@@ -185,9 +196,11 @@ def _target(command: tuple[str, ...], pid: int | None, spec_kw: dict):
         raise CaptureError("--mode describes aiotrace's workload; a command or pid is traced as it is")
     if duration is not None and not (0 < duration < float("inf")):
         raise CaptureError(f"--duration must be a positive number of seconds, got {duration}")
+    if label is not None and (not label.strip() or any(ord(c) < 32 for c in label)):
+        raise CaptureError(f"--label {label!r}: give a non-empty name without control characters")
     if pid is not None:
-        return Target("pid", pid=pid, duration_s=duration)
-    return command_target(list(command), duration)
+        return Target("pid", pid=pid, duration_s=duration, name=label)
+    return command_target(list(command), duration, label)
 
 
 def check_out_path(out: str) -> None:
@@ -209,6 +222,7 @@ def doctor(as_json: bool):
     """What this machine can capture, and the exact fix for each missing piece."""
     from tracer.capture.doctor import diagnose, render
 
+    tracefs.ensure_mounted(lambda msg: click.echo(f"aiotrace: {msg}", err=True))
     report = diagnose()
     if as_json:
         click.echo(json.dumps(report, indent=2, sort_keys=True))
@@ -216,3 +230,25 @@ def doctor(as_json: bool):
         click.echo(render(report))
     if not report["can_capture"]:
         raise CaptureError("this machine cannot capture with any backend (fixes above)")
+
+
+def _spec_options_but_mode(func):
+    """spec_options without --mode (the kit runs every FreeBSD mode)."""
+    holder = spec_options(lambda **kw: None)
+    params = [p for p in holder.__click_params__ if p.name != "mode"]
+    func.__click_params__ = getattr(func, "__click_params__", []) + params
+    return func
+
+
+@click.command("freebsd-kit")
+@click.option("--out", required=True, type=click.Path(file_okay=False),
+              help="directory to write (must not exist or be empty)")
+@_spec_options_but_mode
+def freebsd_kit(out: str, **spec_kw):
+    """Write a self-contained run kit to copy to a FreeBSD host: the cross-built workload, the D
+    scripts and run.sh (host checks, then every mode x backend, with capture's command lines)."""
+    from tracer.capture.kit import build_kit
+
+    path = build_kit(out, **spec_kw)
+    click.echo(f"aiotrace: FreeBSD run kit written; on the host run: sh {path}/run.sh", err=True)
+    click.echo(str(path))

@@ -66,7 +66,7 @@ def _linux_checks(checks: list[dict], euid: int) -> None:
                          "(a container needs --privileged or --cap-add=BPF --cap-add=PERFMON)"))
     checks.append(_check("tracefs", _tracefs_mounted() and (TRACEFS / "available_events").exists(),
                          f"{TRACEFS} " + ("mounted" if _tracefs_mounted() else "not mounted"),
-                         f"mount -t tracefs nodev {TRACEFS}"))
+                         ("" if euid == 0 else "sudo ") + f"mount -t tracefs nodev {TRACEFS}"))
     bpftrace = BACKENDS["bpftrace"].program()
     if bpftrace is None:
         checks.append(_check("bpf", False, "bpftrace not installed", "apt-get install bpftrace"))

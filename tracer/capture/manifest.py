@@ -107,7 +107,7 @@ KEYS: dict[str, tuple] = {
 }
 
 
-OPTIONAL_KEYS: dict[str, tuple[type, ...]] = {"target": (dict,)}
+OPTIONAL_KEYS: dict[str, tuple[type, ...]] = {"target": (dict,), "model": (dict,)}
 
 
 def assemble(session, summary: dict | None, loss_report) -> dict[str, Any]:

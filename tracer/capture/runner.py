@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import IO
 
 from tracer.capture import manifest as mf
+from tracer.capture.manifest import _version  # noqa: F401  (tracer.simulate imports it from here)
 from tracer.capture.backends import FREEBSD_WORKLOAD, Backend, Context, Losses
 from tracer.capture.bundle import Bundle
 from tracer.capture.launch import CANNOT_EXEC
@@ -59,6 +60,7 @@ class Timeouts:
     ready_s: float = READY_TIMEOUT_S
     attach_s: float = ATTACH_TIMEOUT_S
     stop_s: tuple[float, float, float] = STOP_WAITS_S
+    self_exit_s: float = 10.0  # a tracer that exits with its target (strace): how long to let it
 
 
 @dataclass
@@ -522,6 +524,7 @@ class CaptureSession:
         if self.guard.phase != "starting" and self.guard.phase != "attaching":
             self.guard.phase = "stopping"
         b = self.backend
+        stopped_by_sigint = False
         if self.workload is not None and self.workload.poll() is None and self.workload is not self.tracer:
             if self.released_ns is None and self.workload.stdin is not None:
                 try:
@@ -538,15 +541,20 @@ class CaptureSession:
         if self.tracer is not None and self.tracer.poll() is None and b.attach == "pid":
             if b.self_exits and not self._target_alive() and self.released_ns is not None:
                 try:
-                    self.tracer.wait(timeout=10)
+                    self.tracer.wait(timeout=self.timeouts.self_exit_s)
                 except subprocess.TimeoutExpired:
                     pass
-            elif b.stdout_is_trace and self.released_ns is not None:
-                _wait_quiet(self.trace_path, self.tracer)
+            elif b.stdout_is_trace and self.released_ns is not None and not self._target_alive():
+                _wait_quiet(self.trace_path, self.tracer)  # (a live pid target keeps it growing)
             note = _terminate(self.tracer, signal.SIGINT, self.timeouts.stop_s)
             if note:
                 self.losses.add(f"{b.name}: {note} (output may be incomplete)")
-        if self.tracer is not None and self.tracer.returncode not in (0, None) and self.released_ns is not None:
+            else:
+                stopped_by_sigint = True
+        # strace detaches on our SIGINT and then dies of it: that exit is ours, not a fault
+        ours = stopped_by_sigint and self.tracer is not None and self.tracer.returncode == -signal.SIGINT
+        if self.tracer is not None and self.tracer.returncode not in (0, None) and self.released_ns is not None \
+                and not ours:
             why = f"{b.name} {_describe_exit(self.tracer.returncode)}: {_tracer_error(self.raw / 'tracer.stderr')}"
             if b.attach == "wrap":
                 self.fail(why)  # for wrap backends this is also how a crashed workload shows
@@ -596,9 +604,10 @@ class CaptureSession:
                 self.sampler.write(raw / "task_io.tsv")
             except OSError as exc:
                 self.fail(f"cannot write {raw / 'task_io.tsv'}: {exc.strerror} ({errno.errorcode.get(exc.errno, '?')})")
+        # cache=False: the bundle has no manifest yet, so a cache would land beside the trace in raw/
         report, _ = bundle_losses(self.trace_path if self.released_ns is not None else None,
                                   self.backend.raw_format(self.flavour), raw / "tracer.stderr",
-                                  self.backend.name, self.flavour)
+                                  self.backend.name, self.flavour, cache=False)
         for m in report.messages:
             self.losses.add(f"{self.backend.name}: {m}" if not m.startswith(self.backend.name) else m)
         self.losses.dropped_events += report.dropped_events
@@ -613,7 +622,12 @@ class CaptureSession:
             else:
                 self.status, self.reason = "failed", \
                     f"{what}: {'; '.join(self.losses.messages[:3])} (rerun with --allow-loss to accept)"
-        summary = self._summary() if self.target.kind == "workload" else None
+        try:
+            summary = self._summary() if self.target.kind == "workload" else None
+        except OSError as exc:  # a full disk: the manifest may still fit, and says why
+            summary = None
+            self.fail(f"cannot write {exc.filename or self.record}: {exc.strerror} "
+                      f"({errno.errorcode.get(exc.errno, exc.errno)})")
         manifest = mf.assemble(self, summary, report)
         note = self.guard.late_note()
         if note:
@@ -626,10 +640,10 @@ class CaptureSession:
         return CaptureResult(final, manifest, manifest["status"], manifest["reason"], self.losses)
 
     def _unwritable(self, exc: OSError) -> str:
-        where = exc.filename or self.bundle.path
+        where = exc.filename or self.bundle.path / "manifest.json"
         code = errno.errorcode.get(exc.errno, str(exc.errno))
-        return (f"cannot write {where}: {exc.strerror} ({code}); the capture's partial bundle is "
-                f"{self.bundle.path}")
+        return (f"cannot write {where}: {exc.strerror} ({code}); the capture's partial bundle, without "
+                f"a manifest, is {self.bundle.path}")
 
     def _summary(self) -> dict | None:
         summary_path = self.record / "summary.json"
@@ -662,6 +676,9 @@ class CaptureSession:
                 self.interrupted(str(exc))
             except CaptureError as exc:
                 self.fail(str(exc))
+            except OSError as exc:  # our own files: a full disk, a read-only directory
+                self.fail(f"cannot write {exc.filename or self.out_dir}: {exc.strerror} "
+                          f"({errno.errorcode.get(exc.errno, exc.errno)})")
             except Exception as exc:  # a bug here must not lose the bundle: record it and go on
                 if self.bundle is None:
                     raise

@@ -42,6 +42,7 @@ class Target:
     argv: list[str] = field(default_factory=list)  # workload argv, or the user's command
     pid: int | None = None  # the pid to attach to (kind "pid")
     duration_s: float | None = None  # end the window after this long (command, pid)
+    name: str | None = None  # what reports call it (--label); default: the program and its first words
 
     @property
     def foreign(self) -> bool:
@@ -57,15 +58,23 @@ class Target:
         name = re.sub(r"[^a-z0-9_]+", "_", name.lower()).strip("_")[:24]
         return name or self.kind
 
+    def display_name(self) -> str:
+        if self.name:
+            return self.name
+        if self.kind == "pid":
+            return f"{comm_of(self.pid) or 'pid'} (pid {self.pid})"
+        text = " ".join([Path(self.argv[0]).name, *self.argv[1:]])
+        return text if len(text) <= 32 else text[:31] + "…"
+
     def manifest(self) -> dict:
         return {"kind": self.kind, "argv": list(self.argv) if self.kind == "command" else None,
-                "pid": self.pid, "duration_s": self.duration_s}
+                "pid": self.pid, "duration_s": self.duration_s, "label": self.display_name()}
 
 
-def command_target(argv: list[str], duration_s: float | None = None) -> Target:
+def command_target(argv: list[str], duration_s: float | None = None, name: str | None = None) -> Target:
     if not argv:
         raise CaptureError("no command after --")
-    return Target("command", argv=list(argv), duration_s=duration_s)
+    return Target("command", argv=list(argv), duration_s=duration_s, name=name)
 
 
 def resolve_command(argv0: str) -> str | None:
@@ -102,8 +111,9 @@ def check_pid(pid: int, needs_root: bool) -> str:
     """Refuse a pid this user cannot trace, naming why; return its comm."""
     if pid <= 0:
         raise CaptureError(f"-p {pid}: a pid is a positive integer")
-    if pid in (os.getpid(), os.getppid()):
-        raise CaptureError(f"-p {pid}: that is aiotrace itself (or its parent shell)")
+    if pid in ancestors(os.getpid()):
+        raise CaptureError(f"-p {pid}: that is aiotrace itself or one of its parents (the shell that "
+                           "started it): tracing it would trace aiotrace too")
     try:
         comm, fields = _stat_fields(pid)
     except FileNotFoundError:
@@ -122,6 +132,18 @@ def check_pid(pid: int, needs_root: bool) -> str:
             raise CaptureError(f"-p {pid}: process {pid} ({comm}) belongs to {_user(uid)}, not to you "
                                f"({_user(os.getuid())}): tracing another user's process needs root")
     return comm
+
+
+def ancestors(pid: int) -> list[int]:
+    """``pid`` and every parent up to (not including) pid 0."""
+    out = []
+    while pid > 0 and pid not in out:
+        out.append(pid)
+        try:
+            pid = int(_stat_fields(pid)[1][1])
+        except (OSError, ValueError, IndexError):
+            break
+    return out
 
 
 def process_uid(pid: int) -> int | None:
@@ -243,7 +265,7 @@ def read_task_io_file(path: Path):
     import pandas as pd
     if not Path(path).is_file():
         return None
-    return pd.read_csv(path, sep="\t", comment="#", dtype={"comm": "string"}, keep_default_na=False)
+    return pd.read_csv(path, sep="\t", skiprows=1, dtype={"comm": "string"}, keep_default_na=False)
 
 
 def launcher_argv(argv: list[str]) -> list[str]:

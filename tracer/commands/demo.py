@@ -43,6 +43,7 @@ def demo(out: str, count: int, reap_batches: str, repeat: int, attribution: bool
     """Sweep every Linux completion mode under a tracer, then write the report; print its path."""
     from tracer.analysis.report import build_report
     from tracer.analysis.sweep import run_sweep
+    from tracer.capture import tracefs
     from tracer.capture.backends import choose_backend
     from tracer.errors import CaptureError, SpecError, writing
     from tracer.outputs import check_writable
@@ -60,6 +61,9 @@ def demo(out: str, count: int, reap_batches: str, repeat: int, attribution: bool
     base = spec_from_options(mode=LINUX_MODES[0], count=count, depth=max(32, max(reaps)), batch=1, reap_batch=1,
                              file=file or str((root / "demo.dat").absolute()), file_size=file_size)
     check_writable(root, is_dir=True)
+    log = lambda msg: click.echo(f"aiotrace: {msg}", err=True)  # noqa: E731
+    if backend in ("auto", "bpftrace"):
+        tracefs.ensure_mounted(log)  # before choosing: auto picks bpftrace only with tracefs
     chosen, why = choose_backend(backend, "Linux")
     if not chosen.available()[0]:
         raise CaptureError(f"no usable tracer: {why}")
@@ -69,7 +73,6 @@ def demo(out: str, count: int, reap_batches: str, repeat: int, attribution: bool
         raise SpecError("no completion mode runs here: " + "; ".join(f"{r['mode']}: {r['reason']}" for r in status))
     with writing(root):
         root.mkdir(parents=True, exist_ok=True)
-    log = lambda msg: click.echo(f"aiotrace: {msg}", err=True)  # noqa: E731
     skipped = [f"{r['mode']} ({r['reason']})" for r in status if not r["available"]]
     log(f"demo: backend {chosen.name} ({why}); modes {', '.join(modes)}"
         + (f"; not available here: {', '.join(skipped)}" if skipped else ""))

@@ -18,6 +18,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 from tracer.errors import ParseError
@@ -67,9 +68,12 @@ def aggregates_frame(parts: list[pd.DataFrame | list[dict]]) -> pd.DataFrame | N
     frames = [pd.DataFrame(p) if isinstance(p, list) else p for p in parts if len(p)]
     if not frames:
         return None
+    frames = [_agg_columns(f) for f in frames]
     df = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-    df = df.reindex(columns=list(AGG_TYPES))
+    df = df[list(AGG_TYPES)]
     for col, typ in AGG_TYPES.items():
+        if str(df[col].dtype) == ("str" if typ == "string" else typ) or str(df[col].dtype) == typ:
+            continue  # already of that type (bulk-built columns)
         if typ == "Int64":
             df[col] = pd.to_numeric(df[col], errors="coerce").astype("Int64")
         elif typ == "float64":
@@ -77,6 +81,24 @@ def aggregates_frame(parts: list[pd.DataFrame | list[dict]]) -> pd.DataFrame | N
         elif typ == "string":
             df[col] = df[col].astype("string")
     return df.sort_values("line", kind="stable").reset_index(drop=True)
+
+
+def _agg_columns(df: pd.DataFrame) -> pd.DataFrame:
+    """Add the AGG_TYPES columns ``df`` lacks, already typed and empty (NA), without a Python
+    object per row."""
+    import pyarrow as pa
+
+    n = len(df)
+    for col, typ in AGG_TYPES.items():
+        if col in df.columns:
+            continue
+        if typ == "string":
+            df[col] = pd.Series(pd.arrays.ArrowStringArray(pa.nulls(n, pa.large_string())), index=df.index)
+        elif typ == "Int64":
+            df[col] = pd.Series(pd.arrays.IntegerArray(np.zeros(n, np.int64), np.ones(n, bool)), index=df.index)
+        else:
+            df[col] = np.nan
+    return df
 
 
 def empty_events() -> pd.DataFrame:
@@ -123,6 +145,53 @@ def split_lines(data: bytes) -> list[str]:
     return [ln[:-1] if ln.endswith("\r") else ln for ln in lines]
 
 
+class Lines:
+    """The lines of ``data`` by index, decoded only when asked for (as split_lines decodes them):
+    the bulk parsers need the text of their rare lines only."""
+
+    def __init__(self, data: bytes):
+        import numpy as np
+
+        self.data = data
+        nl = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 10)
+        self.starts = np.concatenate(([0], nl + 1))
+        self.ends = np.concatenate((nl, [len(data)]))
+        if len(data) == 0 or data.endswith(b"\n"):
+            self.starts, self.ends = self.starts[:-1], self.ends[:-1]
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def __getitem__(self, i: int) -> str:
+        text = self.data[self.starts[i]:self.ends[i]].decode("utf-8", errors="replace")
+        return text[:-1] if text.endswith("\r") else text
+
+
+def line_array(data: bytes):
+    """Every line of ``data`` as one pyarrow string array (newline and a CR before it dropped),
+    built over the bytes without a Python object per line: what the bulk classifiers run on.
+    Invalid UTF-8 is replaced (U+FFFD) first, as split_lines does. Length == count_lines(data)."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not data.isascii():
+        try:  # arrow's own UTF-8 check, no Python str built
+            pa.Array.from_buffers(pa.large_string(), 1, [None, pa.py_buffer(np.array([0, len(data)], np.int64)),
+                                                         pa.py_buffer(data)]).validate(full=True)
+        except pa.ArrowInvalid:
+            data = data.decode("utf-8", errors="replace").encode("utf-8")
+    buf = np.frombuffer(data, dtype=np.uint8)
+    nl = np.flatnonzero(buf == 10)
+    starts = np.concatenate(([0], nl + 1))
+    if len(data) == 0 or data.endswith(b"\n"):
+        starts = starts[:-1]
+    offsets = np.concatenate((starts, [len(data)])).astype(np.int64)
+    arr = pa.Array.from_buffers(pa.large_string(), len(starts), [None, pa.py_buffer(offsets), pa.py_buffer(data)])
+    arr = pc.utf8_rtrim(arr, characters="\n")
+    return pc.utf8_rtrim(arr, characters="\r") if b"\r" in data else arr
+
+
 def count_lines(data: bytes) -> int:
     """Lines in the file: newlines, plus one for a final line without a newline."""
     return data.count(b"\n") + (1 if data and not data.endswith(b"\n") else 0)
@@ -148,7 +217,8 @@ class Collector:
         self.lines: list[str] = []  # the input lines, once each_line has split them
 
     def count(self, kind: str, n: int = 1) -> None:
-        self.counts[kind] = self.counts.get(kind, 0) + n
+        if n:
+            self.counts[kind] = self.counts.get(kind, 0) + n
 
     def event(self, ts_ns, pid, tid, ev, name, id_=0, a0=0, a1=0, a2=0, ret=0, err=0, line=0) -> None:
         self.rows.append((int(ts_ns), int(pid), int(tid), ev, name, int(id_), int(a0), int(a1), int(a2),
@@ -229,6 +299,8 @@ _NUM = re.compile(r"^-?(0x[0-9a-fA-F]+|\d+)$")
 def to_int(text: str) -> int | None:
     """A C-style number (decimal or 0x hex) -> int, or None."""
     t = text.strip()
+    if t.isdigit() and t.isascii():
+        return clamp64(int(t))
     if not _NUM.match(t):
         return None
     return clamp64(int(t, 16) if "x" in t else int(t, 10))

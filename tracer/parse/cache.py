@@ -18,7 +18,7 @@ import pandas as pd
 
 from tracer.parse.base import ParseResult
 
-PARSER_VERSION = 4  # 2: @emitted also counts excess (duplicated) lines; strace ERESTART_* errnos; 4: parser rewrite (stacks, printa, diagnostics)
+PARSER_VERSION = 6  # 2: @emitted also counts excess (duplicated) lines; strace ERESTART_* errnos; 4: parser rewrite (stacks, printa, diagnostics); 5: strace <detached ...>; 6: C line scanners, strace -r, Solaris truss/dtruss, DTraceToolkit columns
 META_KEYS = {"format", "lines", "counts", "losses"}
 
 

@@ -13,8 +13,12 @@ _STRACE_C = re.compile(r"^% time +seconds +usecs/call +calls +errors +syscall")
 _TRUSS = re.compile(r"^(\s*\d+( +\d+)?: )?(-?\d+\.\d{9} )*[a-z_0-9.]+\(.*\)\s+(= -?\d+ \(0x[0-9a-f]+\)|ERR#\d+ '|ERESTART|EJUSTRETURN)")
 _TRUSS_C = re.compile(r"^syscall +seconds +calls +errors")
 _DTRACE = re.compile(r"^(dtrace: |CPU +ID +FUNCTION:NAME|(Tracing|Sampling)\.\.\. Hit Ctrl-C)")
+_DTRUSS = re.compile(r"^\s*(PID/(LWP|THRD)\s+.*SYSCALL\(args\)\s+= return|\d+/(0x)?[0-9a-f]+:\s+(\d+\s+)*"
+                     r"[a-z_0-9]+\(.*\)\s+= \S+ -?\d+)\s*$")
+_SOLARIS_DETAIL = re.compile(r"^\d*/\d+:\s+(timeout|argv|envp|siginfo): ")  # truss detail lines
+_COLUMN_HEAD = re.compile(r"^\s*[A-Z%][A-Z0-9%_()/.:#-]+(?:\s+(?:[A-Z%][A-Za-z0-9%_()/.:#-]*|\([a-z%/]+\)))+\s*$")
 _DTRACE_FRAME = re.compile(r"^\s+[^\s`]+`\S")  # module`function of a stack()/ustack() key
-_SOLARIS_TRUSS = re.compile(r"^(\d+/\d+:\s+)?(\d+\.\d+\s+)*[a-z_0-9]+\(.*\)\s+(= -?\d+( \[0x[0-9a-fA-F]+\])?|Err#\d+ E[A-Z0-9]+)\s*$")
+_SOLARIS_TRUSS = re.compile(r"^(\d*/\d+:\s+)?(\d+\.\d+\s+)*[a-z_0-9]+\(.*\)\s+(= -?\d+( \[0x[0-9a-fA-F]+\])?|Err#\d+ E[A-Z0-9]+)\s*$")
 _BPFTRACE = re.compile(r"^(Attaching \d+ probes|Attached \d+ probes|@[A-Za-z_0-9]*(\[.*\])?: |Lost \d+ events)")
 
 
@@ -40,7 +44,7 @@ def detect_format(head: bytes) -> str:
     for ln in lines:
         if _KDUMP.match(ln):
             score["kdump"] += 2
-        if _TRUSS.match(ln) or _TRUSS_C.match(ln.strip()) or ln.strip().startswith("<new thread") \
+        if _TRUSS.match(ln) or _TRUSS_C.match(ln.strip()) or _SOLARIS_DETAIL.match(ln) or _DTRUSS.match(ln) or ln.strip().startswith("<new thread") \
                 or ln.strip().startswith("process exit, rval"):
             score["truss"] += 2
         if _STRACE_C.match(ln.strip()) or ("<unfinished ...>" in ln) or ("resumed>" in ln):
@@ -49,9 +53,9 @@ def detect_format(head: bytes) -> str:
             score["strace"] += 1
         if _DTRACE.match(ln.strip()) or "------------- Distribution -------------" in ln:
             score["dtrace"] += 2
-        elif _DTRACE_FRAME.match(ln):
-            score["dtrace"] += 1
-        if _SOLARIS_TRUSS.match(ln) and ("\t" in ln or "Err#" in ln or re.match(r"^\d+/\d+:", ln)):
+        elif _DTRACE_FRAME.match(ln) or _COLUMN_HEAD.match(ln):
+            score["dtrace"] += 1  # a stack frame, or a DTraceToolkit column header
+        if _SOLARIS_TRUSS.match(ln) and ("\t" in ln or "Err#" in ln or re.match(r"^\d*/\d+:", ln)):
             score["truss"] += 2  # Solaris truss pads the result with tabs; errors read Err#N ENAME
         if _BPFTRACE.match(ln):
             score["bpftrace"] += 2

@@ -42,14 +42,16 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tracer.parse import messages
-from tracer.parse.base import ELISION, Collector, aggregates_frame, ParseResult, count_lines, split_lines
+from tracer.parse import messages, scan
+from tracer.parse.base import ELISION, Collector, Lines, ParseResult, aggregates_frame, count_lines, line_array
 from tracer.parse.events import events_into
 
-DIST_HEAD = re.compile(r"^\s*value\s+-+ Distribution -+\s+count\s*$")
-DIST_ROW_RX = r"^\s*(?P<label>-?\d+|< ?-?\d+|>= ?-?\d+)\s+(?P<bar>[|@ ]*\|[@ ]*)\s+(?P<count>-?\d+)\s*$"
-PACK_HEAD = re.compile(r"^\s*key\s+min\s+\.-+\.\s+max\s+\|\s+count\s*$")
-PACK_ROW = re.compile(r"^\s*(?P<key>\S+)\s+(?P<min><\s*-?\d+|-?\d+)\s+:\s(?P<bars>.*?)\s*:\s+(?P<max>>=\s*-?\d+|-?\d+)\s+\|\s+(?P<count>-?\d+)\s*$")
+# (a number of 19 or more digits is no histogram row's: it would not fit int64)
+DIST_ROW_RX = (r"^\s*(?P<label>-?\d{1,18}|< ?-?\d{1,18}|>= ?-?\d{1,18})\s+(?P<bar>[|@ ]*\|[@ ]*)\s+"
+               r"(?P<count>-?\d{1,18})\s*$")
+PACK_ROW_RX = (r"^\s*(?P<key>\S+)\s+(?P<min><\s*-?\d{1,18}|-?\d{1,18})\s+:\s(?P<bars>.*?)\s*:\s+"
+               r"(?P<max>>=\s*-?\d{1,18}|-?\d{1,18})\s+\|\s+(?P<count>-?\d{1,18})\s*$")
+HEAD_RX = r"^\s*value\s+-+ Distribution -+\s+count\s*$|^\s*key\s+min\s+\.-+\.\s+max\s+\|\s+count\s*$"
 DEFAULT_HEAD = re.compile(r"^CPU\s+ID\s+FUNCTION:NAME\s*$")
 DEFAULT_ROW = re.compile(r"^\s*(?P<cpu>\d+)\s+(?P<id>\d+)\s+(?P<fn>\S*:\S+)(?: (?P<text>.*))?$")
 AGG_ROW = re.compile(r"^\s+\S.*\s(-?\d+)\s*$")
@@ -58,13 +60,15 @@ AGG_ROW = re.compile(r"^\s+\S.*\s(-?\d+)\s*$")
 FRAME_RX = r"^\s+(?:[^\s`][^`]*`\S.*|0x[0-9a-fA-F]+|[A-Za-z_$][\w$]*(?:[/.][\w$<>]+)+\(.*\)\S*)\s*$"
 VALUES_RX = r"^\s+-?\d+(?:\s+-?\d+)*\s*$"
 TRAILING_INTS = re.compile(r"(?:\s+-?\d+)+(?P<pct>\s+\d+(?:\.\d+)?%)?\s*$")  # hotkernel: `COUNT  PCNT%`
-_COL = r"(?:[A-Z%][A-Z0-9%_()/.:#-]*|\([a-z%/]+\))"
-COLUMN_HEAD = re.compile(rf"^\s*[A-Z%][A-Z0-9%_()/.:#-]*(?:\s+{_COL})+\s*$")
-PROMPT = re.compile(r"^[#$] +(\./|/|dtrace\b|sudo\b|\w+\.d\b|\w+ -)")
+# a column header: an upper-case first name, then names that start upper-case (STATE FDNUM Time Filename,
+# KB/s, %CPU) or a unit in parentheses (TIME (ns))
+_COL = r"(?:[A-Z%][A-Za-z0-9%_()/.:#-]*|\([a-z%/]+\))"
+COLUMN_HEAD = re.compile(rf"^\s*[A-Z%][A-Z0-9%_()/.:#-]+(?:\s+{_COL})+\s*$")
+PROMPT = re.compile(r"^\s*[#$] +(\./|/|dtrace\b|sudo\b|\w+\.d\b|\w+ -)")
 TOOLKIT_BANNER = re.compile(r"^(Tracing|Sampling)\b.*(Ctrl-C|\.\.\.).*$")
 
 # line classes, computed in bulk
-(OTHER, BLANK, EVENT, HIST_ROW, FRAME, VALUES) = range(6)
+(OTHER, BLANK, EVENT, HIST_ROW, FRAME, VALUES, PACK_ROW, HEAD) = range(8)
 
 
 def agg_value(text: str) -> int | None:
@@ -86,59 +90,151 @@ def _value_row(**row) -> dict:
     return row
 
 
-def _bound(label: str) -> tuple[float, float]:
-    label = label.replace(" ", "")
-    if label.startswith("<"):
-        return float("-inf"), float(label[1:])
-    if label.startswith(">="):
-        return float(label[2:]), float("inf")
-    v = float(label)
-    return v, v
+def _classify(arr: pa.Array) -> np.ndarray:
+    """One class code per line. Cheap substring tests pick the candidates of each class, and only
+    those go through that class's regex (pyarrow RE2 kernels, no Python call per line)."""
+    def hits(a, rx):
+        return pc.match_substring_regex(a, rx).to_numpy(zero_copy_only=False)
 
+    def hits_at(idx, rx):  # the regex over lines idx: on the whole array when they are most of it (no copy)
+        if len(idx) * 2 > len(arr):
+            return hits(arr, rx)[idx]
+        return hits(arr.take(idx), rx)
 
-def _classify(lines: list[str]) -> np.ndarray:
-    """One class code per line (pyarrow RE2 kernels over all lines at once)."""
-    arr = pa.array(lines, pa.string())
-    codes = np.full(len(lines), OTHER, dtype=np.int8)
-    for code, rx in ((FRAME, FRAME_RX), (VALUES, VALUES_RX), (HIST_ROW, DIST_ROW_RX), (EVENT, r"^E\t"),
-                     (BLANK, r"^\s*$")):  # later ones win
-        hit = pc.match_substring_regex(arr, rx).to_numpy(zero_copy_only=False)
-        if code == FRAME:  # `unix`cpu_halt   12345[  0.1%]` is a printa row of @[func(arg0)], not a frame
-            hit &= ~pc.match_substring_regex(arr, r"\s-?\d+(\s+\d+(\.\d+)?%)?\s*$").to_numpy(zero_copy_only=False)
-        codes[hit] = code
+    codes = np.full(len(arr), OTHER, dtype=np.int8)
+    bar = pc.match_substring(arr, "|").to_numpy(zero_copy_only=False)
+    idx = np.flatnonzero(bar)
+    if len(idx):
+        hist = hits_at(idx, DIST_ROW_RX)
+        codes[idx[hist]] = HIST_ROW
+        idx = idx[~hist]  # aggpack rows (`key  min : bars : max | count`) and their `key min .-. max` header
+        if len(idx):
+            sub = arr.take(idx)
+            codes[idx[hits(sub, PACK_ROW_RX)]] = PACK_ROW
+            codes[idx[hits(sub, HEAD_RX)]] = HEAD
+    idx = np.flatnonzero(pc.match_substring(arr, " Distribution ").to_numpy(zero_copy_only=False))
+    if len(idx):
+        codes[idx[hits(arr.take(idx), HEAD_RX)]] = HEAD
+    maybe_frame = ~bar & (pc.match_substring(arr, "`").to_numpy(zero_copy_only=False)
+                          | pc.match_substring(arr, "(").to_numpy(zero_copy_only=False)
+                          | hits(arr, r"^\s+0x"))
+    idx = np.flatnonzero(maybe_frame)
+    if len(idx):
+        sub = arr.take(idx)
+        # `unix`cpu_halt   12345[  0.1%]` is a printa row of @[func(arg0)], not a frame
+        frame = hits(sub, FRAME_RX) & ~hits(sub, r"\s-?\d+(\s+\d+(\.\d+)?%)?\s*$|^\s*[#$] ")  # not a shell prompt
+        codes[idx[frame]] = FRAME
+    idx = np.flatnonzero(codes == OTHER)
+    if len(idx):
+        codes[idx[hits(arr.take(idx), VALUES_RX)]] = VALUES
+    codes[pc.starts_with(arr, "E\t").to_numpy(zero_copy_only=False)] = EVENT
+    blank = pc.or_(pc.utf8_is_space(arr), pc.equal(pc.utf8_length(arr), 0))
+    codes[blank.to_numpy(zero_copy_only=False)] = BLANK
     return codes
 
 
-def _hist_rows(lines: list[str], idx: list[int], keys: list[tuple[str, str]]) -> pd.DataFrame:
-    """Histogram rows at ``idx`` (0-based) -> frame, labels and counts converted in bulk."""
-    arr = pa.array([lines[i] for i in idx], pa.string())
-    parts = pc.extract_regex(arr, DIST_ROW_RX)
-    label = pc.replace_substring(parts.field("label"), " ", "")
+def _block_rows(codes: np.ndarray, row: int) -> tuple[np.ndarray, np.ndarray]:
+    """(mask, head): rows of class ``row`` in an unbroken run that starts right after a header
+    line (HEAD), and for each line the index of the last line of another class before it."""
+    idx = np.arange(len(codes))
+    other = codes != row
+    head = np.maximum.accumulate(np.where(other, idx, -1))  # last non-row line at or before i
+    head = np.where(other, -1, head)
+    ok = ~other & (head >= 0)
+    ok[ok] = codes[head[ok]] == HEAD
+    return ok, head
+
+
+def _bound_arrays(label: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """Histogram labels (``16``, ``< 0``, ``>= 40``) -> (lo, hi) float arrays, in bulk."""
+    label = pc.replace_substring(label, " ", "")
     below = pc.starts_with(label, "<").to_numpy(zero_copy_only=False)
     above = pc.starts_with(label, ">=").to_numpy(zero_copy_only=False)
     num = pc.cast(pc.replace_substring_regex(label, r"^(<|>=)", ""), pa.float64()).to_numpy(zero_copy_only=False)
-    lo = np.where(below, -np.inf, num)
-    hi = np.where(above, np.inf, num)
-    counts = pc.cast(parts.field("count"), pa.int64()).to_numpy(zero_copy_only=False)
-    return pd.DataFrame({"kind": "hist", "map": [k[0] for k in keys], "key": [k[1] for k in keys], "lo": lo, "hi": hi,
-                         "count": counts, "line": np.asarray(idx, dtype=np.int64) + 1})
+    return np.where(below, -np.inf, num), np.where(above, np.inf, num)
+
+
+def _block_frame(rows_of, idx: np.ndarray, heads: np.ndarray, head_keys: dict, kind: str,
+                 known: dict | None = None) -> pd.DataFrame:
+    """Histogram (kind "hist") or aggpack ("pack") rows at ``idx`` -> frame, converted in bulk;
+    map and key come from the header each row follows. ``rows_of(idx)``: those lines as an arrow
+    array; ``known``: label kind/number and count the C classifier already read, per line."""
+    uniq, which = np.unique(heads, return_inverse=True)
+    labels = [head_keys.get(h, ("", "")) for h in uniq.tolist()]
+    n = len(idx)
+    if kind == "hist":
+        lo, hi, counts = np.empty(n), np.empty(n), np.empty(n, np.int64)
+        have = known["mask"][idx] if known is not None else np.zeros(n, bool)
+        if have.any():
+            at = idx[have]
+            lk, num = known["label_kind"][at], known["label"][at].astype(np.float64)
+            lo[have] = np.where(lk == 1, -np.inf, num)
+            hi[have] = np.where(lk == 2, np.inf, num)
+            counts[have] = known["count"][at]
+        if (~have).any():
+            rows = rows_of(idx[~have])
+            lo[~have], hi[~have] = _bound_arrays(pc.extract_regex(rows, r"^\s*(?P<label>(?:< ?|>= ?)?-?\d+)").field("label"))
+            counts[~have] = pc.cast(pc.extract_regex(rows, r"(?P<count>-?\d+)\s*$").field("count"),
+                                    pa.int64()).to_numpy(zero_copy_only=False)
+        names = _by_code(which, [k for _, k in labels])
+    else:
+        parts = pc.extract_regex(rows_of(idx), PACK_ROW_RX)
+        lo = _bound_arrays(parts.field("min"))[0]
+        hi = _bound_arrays(parts.field("max"))[1]
+        counts = pc.cast(parts.field("count"), pa.int64()).to_numpy(zero_copy_only=False)
+        names = scan.string_series(parts.field("key"))
+    maps = _by_code(which, [m for m, _ in labels])
+    return pd.DataFrame({"kind": scan.string_series(pa.repeat(pa.scalar(kind, pa.large_string()), n)) if n else kind,
+                         "map": maps, "key": names, "lo": lo, "hi": hi, "count": pd.array(counts, dtype="Int64"),
+                         "line": idx.astype(np.int64) + 1})
+
+
+def _by_code(codes: np.ndarray, values: list[str]) -> pd.Series:
+    """values[codes[i]] for every i, as an arrow string Series (no Python object per row)."""
+    return scan.string_series(pc.take(pa.array(values, pa.large_string()), pa.array(codes)))
 
 
 def parse_dtrace(data: bytes) -> ParseResult:
     c = Collector("dtrace")
-    lines = split_lines(data)
-    codes = _classify(lines).tolist()
+    lines = Lines(data)
     n = len(lines)
+    known = None
+    fast = scan.classify("dtrace", data, n)
+    if fast is not None:  # the C classifier; the lines it leaves go through the arrow one
+        codes_np = fast.kind.copy()
+        punt = np.flatnonzero(codes_np == -1)
+        if len(punt):
+            codes_np[punt] = _classify(pa.array([lines[i] for i in punt.tolist()], pa.large_string()))
+        known = {"mask": fast.kind == HIST_ROW, "label_kind": fast.a0, "label": fast.a1, "count": fast.ret}
+
+        def rows_of(idx):
+            return pa.array([lines[i] for i in idx.tolist()], pa.large_string())
+
+        def texts(idx):
+            return [lines[i] for i in idx.tolist()]
+    else:
+        arr = line_array(data)
+        codes_np = _classify(arr)
+
+        def rows_of(idx):
+            return arr.take(pa.array(idx))
+
+        def texts(idx):
+            return arr.take(pa.array(idx)).to_pylist()
     truncated_at = n - 1 if data and not data.endswith(b"\n") else -1
+    hist_ok, hist_head = _block_rows(codes_np, HIST_ROW)
+    pack_ok, pack_head = _block_rows(codes_np, PACK_ROW)
+    bulk = hist_ok | pack_ok
+    if truncated_at >= 0:
+        bulk[truncated_at] = hist_ok[truncated_at] = pack_ok[truncated_at] = False
+    codes = codes_np.tolist()
+    head_keys: dict[int, tuple[str, str]] = {}  # header line index -> (map, key) of its rows
     key, hist_map = None, ""  # the key (and map) of the histogram that follows
-    in_dist = in_pack = False
     stack: list[str] | None = None  # frames of an open stack key ("--" marks a blank line inside)
     stack_prefix = ""  # a non-frame key line printed before the frames
     columns: str | None = None  # the open column header
     prev_probe_error_wrapped = False
     event_lines: list[int] = []
-    hist_idx: list[int] = []
-    hist_keys: list[tuple[str, str]] = []
 
     def close_stack():
         nonlocal stack, stack_prefix
@@ -147,15 +243,11 @@ def parse_dtrace(data: bytes) -> ParseResult:
         stack, stack_prefix = None, ""
 
     stack_line = 0
-    for i in range(n):
+    c.count("aggregation", int(bulk.sum()))
+    others = np.flatnonzero(~bulk)
+    for i, raw in zip(others.tolist(), texts(others)):
         code = codes[i]
         ln = i + 1
-        if code == HIST_ROW and in_dist and i != truncated_at:
-            hist_idx.append(i)
-            hist_keys.append((hist_map, key or ""))
-            c.count("aggregation")
-            continue
-        raw = lines[i]
         if i == truncated_at:
             c.bad(ln, raw, "truncated last line (no newline at end of file)")
             c.loss(1, f"truncated last line {ln}")
@@ -165,7 +257,6 @@ def parse_dtrace(data: bytes) -> ParseResult:
             continue
         if code == BLANK:
             c.count("blank")
-            in_dist = in_pack = False
             columns = None
             if stack is not None and stack[-1:] != ["--"]:
                 stack.append("--")
@@ -188,8 +279,9 @@ def parse_dtrace(data: bytes) -> ParseResult:
             stack, stack_prefix = None, ""
             continue
         s = raw.strip()
-        if stack is not None and DIST_HEAD.match(raw):  # a histogram keyed by a stack
-            key, in_dist = _stack_key(stack_prefix, stack), True
+        if stack is not None and code == HEAD:  # a histogram keyed by a stack
+            key = _stack_key(stack_prefix, stack)
+            head_keys[i] = (hist_map, key)
             stack, stack_prefix = None, ""
             c.count("aggregation")
             continue
@@ -232,23 +324,10 @@ def parse_dtrace(data: bytes) -> ParseResult:
             hist_map, key = (f[1] if len(f) > 1 else ""), ",".join(f[2:])
             c.count("aggregation")
             continue
-        if DIST_HEAD.match(raw):
-            in_dist = True
+        if code == HEAD:  # value/Distribution/count or aggpack's key/min/max/count
+            head_keys[i] = (hist_map, key or "")
             c.count("aggregation")
             continue
-        in_dist = False
-        if PACK_HEAD.match(raw):
-            in_pack = True
-            c.count("aggregation")
-            continue
-        if in_pack:
-            m = PACK_ROW.match(raw)
-            if m:
-                c.agg_rows.append(dict(kind="pack", map=hist_map, key=m["key"], lo=_bound(m["min"])[0],
-                                       hi=_bound(m["max"])[1], count=int(m["count"]), line=ln))
-                c.count("aggregation")
-                continue
-            in_pack = False
         if DEFAULT_HEAD.match(s):
             c.count("header")
             columns = None
@@ -259,7 +338,7 @@ def parse_dtrace(data: bytes) -> ParseResult:
             c.count("probe_output")
             continue
         j = _next_nonblank(codes, i)
-        if j is not None and (DIST_HEAD.match(lines[j]) or PACK_HEAD.match(lines[j])):
+        if j is not None and codes[j] == HEAD:
             key = s  # the key line(s) of a histogram
             c.count("aggregation")
             continue
@@ -298,8 +377,10 @@ def parse_dtrace(data: bytes) -> ParseResult:
         c.count("printf")
     close_stack()
     result = c.result(count_lines(data))
-    if hist_idx:
-        result.aggregates = aggregates_frame([c.agg_rows, _hist_rows(lines, hist_idx, hist_keys)])
+    blocks = [_block_frame(rows_of, np.flatnonzero(ok), head[ok], head_keys, kind, known)
+              for kind, ok, head in (("hist", hist_ok, hist_head), ("pack", pack_ok, pack_head)) if ok.any()]
+    if blocks:
+        result.aggregates = aggregates_frame([c.agg_rows, *blocks])
     events_into(result, data, event_lines)
     result.clock = "monotonic"
     return result

@@ -17,6 +17,8 @@ from pathlib import Path
 from tracer.parse import messages
 
 STDERR_FREE_TEXT_IS_WARNING = ("strace",)  # backends whose stderr has no other kind of line
+# backends whose stderr may report drops ("Lost N events", "dtrace: N drops"); None: unknown (a bare file)
+STDERR_DROP_REPORTERS = ("bpftrace", "dtrace", None)
 STDERR_MESSAGE_KINDS = ("probe_error",)  # not counted as drops, but kept as loss messages
 MAX_MESSAGES = 100
 
@@ -50,11 +52,11 @@ def stderr_losses(path: Path, backend: str | None, report: LossReport | None = N
         if not line.strip():
             continue
         hit = messages.classify(line)
-        if hit is not None and hit[0] in messages.LOSS_KINDS:
+        if hit is not None and hit[0] in messages.LOSS_KINDS and backend in STDERR_DROP_REPORTERS:
             report.add(line, hit[1])
         elif hit is not None and hit[0] in STDERR_MESSAGE_KINDS:
             report.add(line)
-        elif hit is None and backend in STDERR_FREE_TEXT_IS_WARNING:
+        elif backend in STDERR_FREE_TEXT_IS_WARNING and (hit is None or hit[0] != "attach"):
             report.add(line)
     return report
 
