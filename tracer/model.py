@@ -235,6 +235,7 @@ def build_model(result, manifest: dict, summary: dict, rec_ios: pd.DataFrame | N
         # strace knows threads, not processes (pid == tid on every line): /proc's (pid, tid) says
         # which process each traced thread belonged to
         tgid = task_io.drop_duplicates("tid").set_index("tid")["pid"]
+        events = events.copy()  # the parse result's columns may be read-only (never copied above)
         own = events["pid"] == events["tid"]
         mapped = events.loc[own, "tid"].map(tgid)
         events.loc[own, "pid"] = mapped.fillna(events.loc[own, "pid"]).astype(events["pid"].dtype)
