@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
-SYS_PKGS := liburing-dev libaio-dev bpftrace strace fio systemtap-sdt-dev shellcheck chromium chromium-driver
+SYS_PKGS := liburing-dev libaio-dev bpftrace strace fio systemtap-sdt-dev shellcheck chromium chromium-driver clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev
 ZIGCC := $(PY) -m ziglang cc -target x86_64-freebsd
 FREEBSD_OUT := workloads/out/aiotrace-workload.x86_64-freebsd
 
@@ -27,6 +27,8 @@ $(VENV)/.stamp: pyproject.toml setup.py workloads/build_engine.py $(wildcard wor
 	@touch $@
 
 setup: sysdeps $(VENV)/.stamp
+	@# the libbpf backend's consumer (cached by source hash; skipped with a note when tools or BTF are missing)
+	@$(PY) -m tracer.capture.libbpf >/dev/null || echo "aiotrace: libbpf backend not built (see aiotrace doctor)" >&2
 
 test: setup
 	$(PY) -m pytest -q tests

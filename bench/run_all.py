@@ -2,7 +2,7 @@
 """`make bench`: every benchmark in one run, then bench/results.md, bench/results.json and
 bench/results.png, and the results block of bench/README.md.
 
-USAGE:   python bench/run_all.py [--smoke] [--only fio,capture,parsers,scale] [--out DIR]
+USAGE:   python bench/run_all.py [--smoke] [--only fio,capture,free-lag,parsers,scale] [--out DIR]
 ORDER:   workload vs fio, capture overhead, parsers (bench/bench_parsers.py, run as a child),
          scale. Each section prints ratios measured side by side in this run (alternating
          repetitions, median [min–max]); nothing here is a pass/fail threshold.
@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from common import BENCH_DIR, PY, REPO, Stats, kv_text, machine_info  # noqa: E402
 
-SECTIONS = ("fio", "capture", "parsers", "scale")
+SECTIONS = ("fio", "capture", "free-lag", "parsers", "scale")
 README_START = "<!-- results:start (written by bench/run_all.py) -->"
 README_END = "<!-- results:end -->"
 
@@ -50,6 +50,9 @@ def run_section(name: str, smoke: bool) -> dict:
     if name == "capture":
         import bench_capture
         return bench_capture.run(smoke)
+    if name == "free-lag":
+        import bench_free_lag
+        return bench_free_lag.run(smoke=smoke)
     if name == "parsers":
         return run_parsers(smoke)
     if name == "scale":
@@ -61,6 +64,7 @@ def run_section(name: str, smoke: bool) -> dict:
 TITLES = {
     "fio": "1. Workload vs fio (same engine, file, block size 4 KiB, depth, batching; page cache, random reads)",
     "capture": "2. Capture overhead (`aiotrace capture`, workload IOPS over its window; slowdown = untraced / traced)",
+    "free-lag": "2b. Free lag per Linux mode (libbpf per-event capture, O_DIRECT, depth 32, batch 1/1 and 8/8)",
     "parsers": "3. Parsers (MB/s and records/s beside a plain pyarrow CSV read of the same bytes; event lines vs typed pyarrow CSV; strace vs PyPI strace-parser)",
     "scale": "4. Scale (build the model + run every analysis, fresh process per size)",
 }

@@ -31,7 +31,7 @@ def test_linux_falls_back_to_the_reap_the_workload_observed():
     m.ios["freed_ns"] = np.nan
     lag = free_timing.per_io(m)
     assert (lag["free_lag_ns"] == 25_000).all()
-    assert lag["release_point"].iloc[0] == "io_uring_complete tracepoint (CQE posted) -> CQ reap observed by the workload"
+    assert lag["release_point"].iloc[0] == "io_uring_complete (CQE posted) -> CQ head advanced (the workload's reap)"
     assert np.isnan(free_timing.percentiles(m).iloc[0]["limit"])
 
 

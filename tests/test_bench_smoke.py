@@ -85,6 +85,21 @@ def test_capture_smoke_has_every_condition_and_slowdown(tracing, capture_result)
     assert len(lines) == 2 + len(bench_capture.CONDITIONS)
 
 
+def test_free_lag_smoke_has_a_row_per_linux_mode_and_batch():
+    from tracer.capture.backends import BACKENDS
+    from workloads.spec import LINUX_MODES
+    ok, why = BACKENDS["libbpf"].available()
+    need(ok, f"the libbpf backend ({why})")
+    import bench_free_lag
+
+    res = bench_free_lag.run(smoke=True)
+    assert [(r["mode"], r["batch"]) for r in res["rows"]] == [(m, b) for m in LINUX_MODES for b in (1, 8)]
+    for r in res["rows"]:
+        assert r["status"] == "ok" and r["dropped"] == 0 and r["n"] >= 0.95 * 500
+        assert 0 <= r["p50_us"] <= r["p99_us"] <= r["max_us"]
+    assert res["markdown"].count("\n|") == 1 + len(res["rows"])
+
+
 def test_parsers_smoke_reports_every_format_and_both_references(parsers_result):
     res = parsers_result
     formats = [r["format"] for r in res["rows"]]
@@ -123,7 +138,8 @@ def test_results_files_carry_every_ratio(tmp_path, tracing, fio_result, capture_
         assert f"**{key}**: {info[key]}" in md
     ratios = run_all.ratio_lines(RESULTS)
     assert sum("IOPS ours/fio" in x for x in ratios) == 1
-    assert sum("capture slowdown" in x for x in ratios) == 3
+    import bench_capture
+    assert sum("capture slowdown" in x for x in ratios) == len(bench_capture.CONDITIONS) - 1
     csv = [x for x in ratios if x.startswith("- parser ") and "beside a plain pyarrow CSV read" in x]
     assert sum(x.startswith("- parser ") for x in ratios) - len(csv) == 2  # events vs pyarrow, strace vs strace-parser
     assert len(csv) == len(parsers_result["rows"])  # every format beside the plain CSV read of its bytes

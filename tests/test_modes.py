@@ -103,7 +103,7 @@ def test_floor_comes_from_the_row_terms():
 
 def test_release_points_and_unavailable_reasons():
     assert free_timing.FREEBSD_RELEASE == ("aio_complete (job_done)", "aio_free_entry (job_free)")
-    assert modes.release_point("libaio", "Linux")[1] == "io_getevents return observed by the workload"
+    assert modes.release_point("libaio", "Linux")[1] == "io_getevents return that harvested it (ring slot freed)"
     assert modes.release_point("nope", "Linux") is None
     assert modes.unavailable_reason("reap", "Linux") == "FreeBSD-only mode (this is Linux)"
     assert modes.unavailable_reason("aio-poll", "Linux") == ""

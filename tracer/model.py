@@ -263,12 +263,14 @@ def _build_bundle(bundle: Path, manifest: dict, cache: bool) -> Model:
                                    manifest.get("flavour"), cache=cache)
     rec_ios = _read_parquet(bundle / "record" / "ios.parquet")
     rec_threads = _read_parquet(bundle / "record" / "threads.parquet")
+    extents = _read_json(bundle / "raw" / "extents.json") or None  # libbpf bundles: data file layout
     task_io = None
     task_io_rel = (manifest.get("target") or {}).get("task_io")
     if task_io_rel:
         from tracer.capture.target import read_task_io_file
         task_io = read_task_io_file(bundle / task_io_rel)
-    return build_model(result, manifest, summary, rec_ios, rec_threads, loss_report=report, task_io=task_io)
+    return build_model(result, manifest, summary, rec_ios, rec_threads, loss_report=report, task_io=task_io,
+                       extents=extents)
 
 
 def model_from_trace(path, format: str = "auto", os_name: str | None = None, cache: bool = True) -> Model:
@@ -302,36 +304,45 @@ def is_foreign(manifest: dict) -> bool:
 
 def build_model(result, manifest: dict, summary: dict, rec_ios: pd.DataFrame | None,
                 rec_threads: pd.DataFrame | None, side_drops: int = 0, side_messages: list | None = None,
-                loss_report=None, task_io: pd.DataFrame | None = None) -> Model:
+                loss_report=None, task_io: pd.DataFrame | None = None, extents: dict | None = None) -> Model:
     os_name = manifest.get("os") or summary.get("os") or "Linux"
     foreign = is_foreign(manifest)
     if result is None:
         events, unparsed, clock = empty("events"), empty("unparsed"), "monotonic"
         losses = {"dropped_events": 0, "messages": []}
     else:
-        events, unparsed, clock, losses = result.events.copy(), result.unparsed, result.clock, result.losses
-    events = _to_monotonic(events, clock, manifest)
-    events = events.sort_values(["ts_ns", "line"], kind="stable").reset_index(drop=True)
+        events, unparsed, clock, losses = result.events, result.unparsed, result.clock, result.losses
+    events = _to_monotonic(events, clock, manifest)  # a new frame when it shifts, never in place
+    events = _time_ordered(events)
     offset = _record_offset(events)
     timed = clock != "none"
     if foreign and task_io is not None and len(task_io) and len(events):
         # strace knows threads, not processes (pid == tid on every line): /proc's (pid, tid) says
         # which process each traced thread belonged to
         tgid = task_io.drop_duplicates("tid").set_index("tid")["pid"]
+        events = events.copy()  # the parse result's columns may be read-only (never copied above)
         own = events["pid"] == events["tid"]
         mapped = events.loc[own, "tid"].map(tgid)
         events.loc[own, "pid"] = mapped.fillna(events.loc[own, "pid"]).astype(events["pid"].dtype)
     syscalls = _syscalls(events, os_name, manifest, timed, foreign)
+    aggregates = getattr(result, "aggregates", None)
+    from_counts = len(syscalls) == 0 and os_name == "Linux" and _has_map(aggregates, "@syscalls")
+    if from_counts:
+        syscalls = _syscalls_from_counts(aggregates, os_name, manifest)
     window = _window(events, summary, offset)
     if window is None and foreign:
         window = _io_window(events, syscalls)
-    if window is not None and len(syscalls):
+    if from_counts:
+        pass  # in_window comes from the in-kernel window counts
+    elif window is not None and len(syscalls):
         start, stop = window
         syscalls["in_window"] = (syscalls["enter_ns"].fillna(syscalls["exit_ns"]) >= start) & \
                                 (syscalls["enter_ns"].fillna(syscalls["exit_ns"]) <= stop)
     elif len(syscalls):
         syscalls["in_window"] = True
     ios = _ios(events, syscalls, rec_ios, offset, window if timed else None)
+    if os_name == "Linux" and rec_ios is not None and len(ios) and not foreign:
+        _linux_free_points(ios, events, syscalls, (manifest.get("spec") or {}).get("mode") or "", extents)
     if foreign:
         threads = _foreign_threads(task_io, events, syscalls)
         counts = foreign_io_counts(events, syscalls, os_name)
@@ -363,6 +374,22 @@ def build_model(result, manifest: dict, summary: dict, rec_ios: pd.DataFrame | N
                  aggregates=getattr(result, "aggregates", None), counts=dict(getattr(result, "counts", {}) or {}))
 
 
+def _time_ordered(events: pd.DataFrame) -> pd.DataFrame:
+    """Events sorted by (ts_ns, line) with a fresh RangeIndex. Traces mostly arrive in that order:
+    then the frame is returned as is (sorting 10 M rows copies every column)."""
+    ts, line = events["ts_ns"].to_numpy(), events["line"].to_numpy()
+    if len(events) < 2:
+        return events.reset_index(drop=True)
+    dts = np.diff(ts.astype("int64", copy=False))  # ns fit in int64 for centuries
+    ordered = bool(np.all((dts > 0) | ((dts == 0) & (np.diff(line) >= 0))))
+    del dts
+    if ordered and isinstance(events.index, pd.RangeIndex) and events.index.start == 0 and events.index.step == 1:
+        return events
+    if ordered:
+        return events.reset_index(drop=True)
+    return events.sort_values(["ts_ns", "line"], kind="stable").reset_index(drop=True)
+
+
 def _to_monotonic(events: pd.DataFrame, clock: str, manifest: dict) -> pd.DataFrame:
     clocks = manifest.get("clocks") or {}
     if clock == "realtime" and "realtime_minus_monotonic_ns" in clocks:
@@ -371,8 +398,7 @@ def _to_monotonic(events: pd.DataFrame, clock: str, manifest: dict) -> pd.DataFr
         shift = int(clocks["trace_origin_monotonic_ns"])
     else:
         return events
-    events["ts_ns"] = (events["ts_ns"].astype("int64") + shift).astype("uint64")
-    return events
+    return events.assign(ts_ns=(events["ts_ns"].astype("int64") + shift).astype("uint64"))
 
 
 def _record_offset(events: pd.DataFrame) -> int:
@@ -447,6 +473,60 @@ def _syscalls(events: pd.DataFrame, os_name: str, manifest: dict, timed: bool, f
     # a foreign program's mode is unknown: glibc's AIO helpers are never a process's main thread
     out["helper_io"] = helper & (out["tid"] != out["pid"]) if foreign else helper & mode.startswith("aio-")
     out["in_window"] = True
+    cols = list(MODEL_TABLES["syscalls"]) + ["id", "helper_io", "line"]
+    return out[cols].astype({"a0": "int64", "a1": "int64", "a2": "int64", "id": "int64", "tid": "int64",
+                             "pid": "int64", "in_window": "bool"})
+
+
+def _has_map(aggregates: pd.DataFrame | None, name: str) -> bool:
+    return aggregates is not None and len(aggregates) > 0 and bool((aggregates["map"] == name).any())
+
+
+def _map_counts(aggregates: pd.DataFrame, name: str) -> pd.DataFrame:
+    """A keyed count map ("tid,nr" or "tid" keys) -> columns tid, nr (-1 when absent), n."""
+    rows = aggregates[(aggregates["map"] == name) & (aggregates["kind"] == "map")]
+    keys = rows["key"].astype(str).str.split(",", expand=True)
+    return pd.DataFrame({"tid": pd.to_numeric(keys[0]).astype("int64").to_numpy(),
+                         "nr": (pd.to_numeric(keys[1]).astype("int64").to_numpy() if keys.shape[1] > 1
+                                else np.full(len(rows), -1)),
+                         "n": rows["value"].astype("int64").to_numpy()})
+
+
+def _syscalls_from_counts(aggregates: pd.DataFrame, os_name: str, manifest: dict) -> pd.DataFrame:
+    """The syscalls table of an aggregate bundle (in-kernel counts per thread and syscall): one row
+    per counted call, without times (enter/exit/dur NaN), so the amplification analyses run on it
+    unchanged. ``in_window`` rows come from @window_syscalls, the rest of @syscalls is outside.
+    io_uring_enter calls get a1 = 1 (submit role) for the in-window ones counted in
+    @window_iou_enter_submit, else 0 (wait)."""
+    import tracer.data
+    total = _map_counts(aggregates, "@syscalls")
+    inwin = _map_counts(aggregates, "@window_syscalls") if _has_map(aggregates, "@window_syscalls") \
+        else total.assign(n=0)
+    both = total.merge(inwin, on=["tid", "nr"], how="outer", suffixes=("", "_win")).fillna(0)
+    both["n_win"] = np.minimum(both["n_win"], both["n"]).astype("int64")
+    rep_win, rep_out = both["n_win"].to_numpy(), (both["n"] - both["n_win"]).astype("int64").to_numpy()
+    names_tbl = tracer.data.linux_syscall_names()
+    names = np.array([names_tbl.get(int(n), f"nr{int(n)}") for n in both["nr"]], dtype=object)
+    tid, nr = both["tid"].to_numpy(), both["nr"].to_numpy()
+    in_window = np.concatenate([np.ones(rep_win.sum(), bool), np.zeros(rep_out.sum(), bool)])
+    out = pd.DataFrame({"tid": np.concatenate([np.repeat(tid, rep_win), np.repeat(tid, rep_out)]),
+                        "name": np.concatenate([np.repeat(names, rep_win), np.repeat(names, rep_out)]),
+                        "in_window": in_window})
+    out["a1"] = 0
+    if _has_map(aggregates, "@window_iou_enter_submit"):
+        sub = _map_counts(aggregates, "@window_iou_enter_submit").set_index("tid")["n"]
+        enter = out["in_window"] & (out["name"] == "io_uring_enter")
+        rank = out[enter].groupby("tid").cumcount()
+        out.loc[rank.index, "a1"] = (rank < out.loc[rank.index, "tid"].map(sub).fillna(0)).astype("int64")
+    n = len(out)
+    pid = manifest.get("workload_pid")
+    out = out.assign(pid=int(pid) if pid else 0, enter_ns=np.nan, exit_ns=np.nan, dur_ns=np.nan,
+                     ret=pd.array([pd.NA] * n, dtype="Int64"), err=pd.array([pd.NA] * n, dtype="Int64"),
+                     a0=0, a2=0, id=0, line=0)
+    out["name"] = out["name"].astype("string")
+    out["role"] = roles(out["name"], out["a1"], os_name)
+    mode = ((manifest.get("spec") or {}).get("mode") or "")
+    out["helper_io"] = out["name"].isin(HELPER_IO) & mode.startswith("aio-")
     cols = list(MODEL_TABLES["syscalls"]) + ["id", "helper_io", "line"]
     return out[cols].astype({"a0": "int64", "a1": "int64", "a2": "int64", "id": "int64", "tid": "int64",
                              "pid": "int64", "in_window": "bool"})
@@ -563,10 +643,14 @@ def _ios(events: pd.DataFrame, syscalls: pd.DataFrame, rec: pd.DataFrame | None,
         agg = got.groupby("io")["ts"].min() if first else got.groupby("io")["ts"].max()
         return agg.reindex(ios.index)
 
-    ev = events.assign(ts=events["ts_ns"].astype("float64"))
-    ios["kernel_done_ns"] = by_io(ev[(ev["ev"] == "job_done") & (ev["id"] != 0)], "ts")
-    ios["notified_ns"] = by_io(ev[(ev["ev"] == "job_notify") & (ev["id"] != 0)], "ts")
-    ios["freed_ns"] = by_io(ev[(ev["ev"] == "job_free") & (ev["id"] != 0)], "ts")
+    def kind(name: str) -> pd.DataFrame:  # the rows of one kind with an id, ts as float (no full copy)
+        rows = events[(events["ev"] == name).to_numpy() & (events["id"] != 0).to_numpy()]
+        return pd.DataFrame({"id": rows["id"].to_numpy(), "ts": rows["ts_ns"].to_numpy(dtype="float64"),
+                             "line": rows["line"].to_numpy()})
+
+    ios["kernel_done_ns"] = by_io(kind("job_done"), "ts")
+    ios["notified_ns"] = by_io(kind("job_notify"), "ts")
+    ios["freed_ns"] = by_io(kind("job_free"), "ts")
     fetch_calls = syscalls[syscalls["name"].isin(["aio_return", "aio_waitcomplete"]) & (syscalls["id"] != 0)
                            & syscalls["exit_ns"].notna()]
     from_calls = by_io(fetch_calls, "exit_ns")
@@ -586,6 +670,68 @@ def _ios(events: pd.DataFrame, syscalls: pd.DataFrame, rec: pd.DataFrame | None,
         else:
             out[c] = out[c].astype("string")
     return out
+
+
+def _linux_free_points(ios: pd.DataFrame, events: pd.DataFrame, syscalls: pd.DataFrame, mode: str,
+                       extents: dict | None) -> None:
+    """Fill ``kernel_done_ns`` (and ``freed_ns`` for libaio) of Linux I/Os from kernel events alone,
+    with no per-I/O probe: the workload's record gives each I/O's offset, threads and the time it
+    learned of the completion (``fetched_ns``). In place.
+
+    * libaio: kernel done = the ``blk_done`` of the I/O's sector (offset -> sector through the data
+      file's extents, raw/extents.json; O_DIRECT only, buffered I/O has no block request), first
+      after its submit; freed = the return of the reaping thread's last ``io_getevents`` at or before
+      the record's completion time: the call that harvested its io_event (ring slot freed).
+    * glibc POSIX AIO (aio-*): kernel done = the return of the helper thread's pread64/pwrite64 at the
+      I/O's offset (``id`` holds the offset in libbpf traces), last at or before the completion time;
+      release = ``aio_return`` as the workload saw it (user-space state, no kernel object).
+    * io_uring: kernel done = ``io_uring_complete`` (already joined by user_data); release = the
+      workload's reap, after which it advances the CQ head (the record's completion time).
+    """
+    want = ios["fetched_ns"].notna()
+    if mode == "libaio" and extents and extents.get("extents"):
+        ext = pd.DataFrame(extents["extents"]).sort_values("logical")
+        off = ios["offset"].astype("int64").to_numpy()
+        i = np.searchsorted(ext["logical"].to_numpy(), off, side="right") - 1
+        ok = (i >= 0) & want.to_numpy()
+        i = np.clip(i, 0, None)
+        phys = ext["physical"].to_numpy()[i] + off - ext["logical"].to_numpy()[i]
+        sector = phys // 512 + int(extents.get("partition_start_sector") or 0)
+        done = events[(events["ev"] == "blk_done")]
+        if len(done):
+            d = pd.DataFrame({"sector": done["a1"].to_numpy(), "ts": done["ts_ns"].astype("float64").to_numpy()})
+            q = pd.DataFrame({"row": np.flatnonzero(ok), "sector": sector[ok],
+                              "ts": ios["submit_ns"].to_numpy()[ok]}).dropna()
+            if len(q):
+                got = pd.merge_asof(q.sort_values("ts"), d.sort_values("ts").rename(columns={"ts": "done"}),
+                                    left_on="ts", right_on="done", by="sector", direction="forward")
+                col = ios["kernel_done_ns"].to_numpy(copy=True)
+                col[got["row"].to_numpy()] = got["done"].to_numpy()
+                ios["kernel_done_ns"] = col
+        waits = syscalls[syscalls["name"].isin(["io_getevents", "io_pgetevents"]) & syscalls["exit_ns"].notna()
+                         & (syscalls["ret"].fillna(0) > 0)]
+        if len(waits):
+            ios["freed_ns"] = _last_before(ios, waits["tid"], waits["exit_ns"], "reap_tid")
+    elif mode.startswith("aio-"):
+        helper = syscalls[syscalls["helper_io"] & syscalls["exit_ns"].notna() & (syscalls["ret"].fillna(-1) >= 0)]
+        if len(helper):
+            ios["kernel_done_ns"] = ios["kernel_done_ns"].fillna(
+                _last_before(ios, helper["id"], helper["exit_ns"], "offset"))
+
+
+def _last_before(ios: pd.DataFrame, keys: pd.Series, times: pd.Series, io_key: str) -> pd.Series:
+    """Per I/O: the latest ``times`` with ``keys`` equal to the I/O's ``io_key`` at or before its
+    ``fetched_ns`` (NaN when none)."""
+    cand = pd.DataFrame({"key": keys.astype("int64").to_numpy(), "t": times.astype("float64").to_numpy()})
+    q = pd.DataFrame({"row": np.arange(len(ios)), "key": pd.array(ios[io_key]).astype("Int64"),
+                      "fetched": ios["fetched_ns"].astype("float64").to_numpy()}).dropna()
+    out = np.full(len(ios), np.nan)
+    if len(q) and len(cand):
+        q["key"] = q["key"].astype("int64")
+        got = pd.merge_asof(q.sort_values("fetched"), cand.sort_values("t"), left_on="fetched", right_on="t",
+                            by="key", direction="backward")
+        out[got["row"].to_numpy()] = got["t"].to_numpy()
+    return pd.Series(out, index=ios.index)
 
 
 def _threads(rec: pd.DataFrame | None, events: pd.DataFrame, manifest: dict, summary: dict) -> pd.DataFrame:

@@ -40,8 +40,10 @@ _FB_KEVENT = {"kevent": "wait", "compat11.kevent": "wait"}
 # Where a FreeBSD job is completed and freed: aio_complete() and aio_free_entry() in
 # sys/kern/vfs_aio.c (the dscripts' job_done / job_free probes).
 _FB_RELEASE = ("aio_complete (job_done)", "aio_free_entry (job_free)")
-_BLOCK_DONE = "block_rq_complete of the request's sector"
-_URING_RELEASE = ("io_uring_complete tracepoint (CQE posted)", "CQ reap observed by the workload")
+# Linux release points (tracer.model._linux_free_points joins them with no per-I/O probe).
+_URING_RELEASE = ("io_uring_complete (CQE posted)", "CQ head advanced (the workload's reap)")
+_LIBAIO_RELEASE = ("block completion of the I/O's sector", "io_getevents return that harvested it (ring slot freed)")
+_GLIBC_RELEASE = ("glibc helper pread/pwrite return", "aio_return (user-space state, no kernel object)")
 
 
 @dataclass(frozen=True)
@@ -62,18 +64,18 @@ MODES: tuple[Mode, ...] = (
     Mode("aio-poll", (LINUX, FREEBSD), posix=True, lio=True,
          roles={LINUX: {}, FREEBSD: {**_FB_SUBMIT, **_FB_STATUS, **_FB_RESULT}},
          floor={LINUX: {"other": "1"}, FREEBSD: {"submit": "1|1/b", "status": "1", "result": "1"}},
-         release={LINUX: (_BLOCK_DONE, "aio_return observed by the workload"), FREEBSD: _FB_RELEASE},
+         release={LINUX: _GLIBC_RELEASE, FREEBSD: _FB_RELEASE},
          summary="poll aio_error until a request is done, then aio_return"),
     Mode("aio-suspend", (LINUX, FREEBSD), posix=True, lio=True,
          roles={LINUX: {}, FREEBSD: {**_FB_SUBMIT, "aio_suspend": "wait", **_FB_STATUS, **_FB_RESULT}},
          floor={LINUX: {"other": "1"},
                 FREEBSD: {"submit": "1|1/b", "wait": "1/D", "status": "1", "result": "1"}},
-         release={LINUX: (_BLOCK_DONE, "aio_return observed by the workload"), FREEBSD: _FB_RELEASE},
+         release={LINUX: _GLIBC_RELEASE, FREEBSD: _FB_RELEASE},
          summary="aio_suspend over the in-flight aiocbs, then aio_error + aio_return"),
     Mode("libaio", (LINUX,), posix=False, lio=False,
          roles={LINUX: {"io_submit": "submit", "io_getevents": "wait", "io_pgetevents": "wait"}},
          floor={LINUX: {"submit": "1/b", "wait": "1/D"}},
-         release={LINUX: (_BLOCK_DONE, "io_getevents return observed by the workload")},
+         release={LINUX: _LIBAIO_RELEASE},
          needs="an io context (io_setup; fs.aio-max-nr not exhausted)",
          summary="io_submit batches, io_getevents(min_nr=r)"),
     Mode("io_uring", (LINUX,), posix=False, lio=False,

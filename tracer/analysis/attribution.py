@@ -35,6 +35,28 @@ BLOCK_BYTES = 512  # Linux's rusage block
 OWN_ROLES = ("main", "submitter", "reaper", "both")
 
 
+def _traced_block_starts(model: Any) -> pd.DataFrame | None:
+    """Linux: 512-byte blocks of the block requests each thread started inside the window, like
+    the workload's rusage (``blk_queue`` events, or an aggregate bundle's in-kernel @blk_bytes per
+    thread, counted in the window by the libbpf backend); None when the trace has neither."""
+    ev = getattr(model, "events", None)
+    if ev is not None and len(ev) and "ev" in ev.columns:
+        bq = ev[ev["ev"] == "blk_queue"]
+        window = getattr(model, "window", None)
+        if window is not None:  # reads outside it (Python importing after the run) are not the I/O's
+            ts = bq["ts_ns"].astype("float64")
+            bq = bq[(ts >= window[0]) & (ts <= window[1])]
+        if len(bq):
+            return (bq.assign(traced_blocks=bq["a2"].astype("int64") / BLOCK_BYTES)
+                      .groupby("tid")["traced_blocks"].sum().reset_index())
+    agg = getattr(model, "aggregates", None)
+    if agg is not None and len(agg) and (agg["map"] == "@blk_bytes").any():
+        rows = agg[agg["map"] == "@blk_bytes"]
+        return pd.DataFrame({"tid": pd.to_numeric(rows["key"]).astype("int64").to_numpy(),
+                             "traced_blocks": rows["value"].astype("float64").to_numpy() / BLOCK_BYTES})
+    return None
+
+
 def _traced_charges(model: Any) -> pd.DataFrame | None:
     ev = getattr(model, "events", None)
     if ev is None or len(ev) == 0 or "ev" not in ev.columns:
@@ -79,8 +101,9 @@ def by_thread(model: Any) -> pd.DataFrame:
     th = th.rename(columns={"name": "thread", "role": "thread_role"})[
         ["tid", "thread", "thread_role", "rusage_blocks", "proc_io_blocks"]]
     out = th.merge(sub, on="tid", how="outer").merge(reaped, on="tid", how="outer")
-    traced = _traced_charges(model)
-    out = out.merge(traced, on="tid", how="outer") if traced is not None else out.assign(traced_blocks=np.nan)
+    traced = _traced_charges(model)  # FreeBSD ru_charge: the kernel's own charge, used as the charge
+    started = traced if traced is not None else _traced_block_starts(model)  # Linux: blocks started
+    out = out.merge(started, on="tid", how="outer") if started is not None else out.assign(traced_blocks=np.nan)
     out["thread"] = out["thread"].fillna("(not in thread record)")
     out["thread_role"] = out["thread_role"].fillna("other")
     for col in ("submitted_ios", "submitted_bytes", "reaped_ios"):

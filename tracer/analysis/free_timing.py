@@ -7,11 +7,14 @@ bundle can see (column ``release_point``, per mode in the registry's ``release``
   free at ``aio_return``/``aio_waitcomplete``, so the lag includes the program's reap delay; with
   ``AIO_KEVENT_FLAG_REAP`` (D33144) the kernel frees at completion, so the lag is ~0.
 * Linux io_uring: kernel completion = the ``io_uring_complete`` tracepoint (CQE posted); the CQE
-  slot is released when the program advances the CQ head, observed as the workload's reap.
-* Linux libaio: kernel completion = ``block_rq_complete`` of the request's sector (O_DIRECT only);
-  the io_event is consumed at ``io_getevents`` return, observed as the workload's reap.
-* Linux glibc POSIX AIO: the request lives in user space; kernel completion = ``block_rq_complete``
-  (O_DIRECT), release = ``aio_return`` observed by the workload.
+  slot is released when the program advances the CQ head, which it does right after the reap its
+  own record times (no per-I/O probe).
+* Linux libaio: kernel completion = the block completion of the I/O's sector (O_DIRECT only;
+  offset -> sector through the file's extents); released = the return of the ``io_getevents`` that
+  harvested it (its io_event ring slot is freed), from the trace (tracer.model).
+* Linux glibc POSIX AIO: the request is user-space state (glibc's ``struct requestlist``); "kernel"
+  completion = the return of the helper thread's ``pread``/``pwrite`` at the I/O's offset; release
+  = the ``aio_return`` the workload's record times. The label says so: nothing in the kernel is freed.
 
 Jobs alive over time (:func:`jobs_alive`) counts per-process kernel jobs between submit and
 release, against FreeBSD's ``vfs.aio.max_aio_queue_per_proc`` (256 by default): a completed but
@@ -37,10 +40,14 @@ REAP_OBSERVED = ("job_done", "reap observed by the workload")
 def release_point(model: Any) -> tuple[str, str]:
     """(kernel completion point, release point) this bundle's free timing measures."""
     p = provenance(model)
-    if model.has("ios", "freed_ns"):
-        return FREEBSD_RELEASE if p["os"] == "FreeBSD" else ("job_done", "job_free")
+    if p["os"] == modes.FREEBSD and model.has("ios", "freed_ns"):
+        return FREEBSD_RELEASE
     if p["os"] == modes.FREEBSD:  # no job_free events (ktrace, truss): the reap is the release seen
         return REAP_OBSERVED
+    if modes.release_point(p["mode"], p["os"]):  # Linux: libaio's freed_ns is its io_getevents
+        return modes.release_point(p["mode"], p["os"])
+    if model.has("ios", "freed_ns"):
+        return ("job_done", "job_free")
     return modes.release_point(p["mode"], p["os"]) or REAP_OBSERVED
 
 
@@ -162,3 +169,33 @@ def histogram(model: Any) -> pd.DataFrame:
     hist = log2_histogram(lag["free_lag_ns"])
     hist["release_point"] = " -> ".join(release_point(model))
     return with_provenance(hist, model)
+
+
+KERNEL_HISTOGRAMS = {"libaio": "@libaio_free_lag_ns"}  # mode -> in-kernel free-lag histogram map
+
+
+@requires(tables={"aggregates": ("map", "count")})
+def kernel_histogram(model: Any) -> pd.DataFrame:
+    """The free-lag histogram an aggregate bundle computed in the kernel (libbpf backend, libaio:
+    block completion -> the io_getevents return that harvests it), in :func:`log2_histogram`'s
+    shape: ``lo_ns``, ``hi_ns``, ``count``, ``release_point`` and provenance. Empty when the mode
+    has no in-kernel histogram (io_uring's CQ head and glibc's aio_return are user-space stores)."""
+    mode = provenance(model)["mode"]
+    agg = model.aggregates
+    rows = agg[(agg["kind"] == "hist") & (agg["map"] == KERNEL_HISTOGRAMS.get(mode, ""))]
+    out = pd.DataFrame({"lo_ns": rows["lo"].astype("float64").to_numpy(),
+                        "hi_ns": rows["hi"].astype("float64").to_numpy() + 1,
+                        "count": rows["count"].astype("int64").to_numpy()})
+    out = out.sort_values("lo_ns").reset_index(drop=True)
+    out["release_point"] = " -> ".join(release_point(model))
+    return with_provenance(out, model)
+
+
+def histogram_percentile(hist: pd.DataFrame, q: float) -> float:
+    """The ``q`` percentile (0-100) of a log2 histogram, as the upper edge of the bucket holding it
+    (an upper bound: that is all a histogram knows)."""
+    if len(hist) == 0 or hist["count"].sum() == 0:
+        return float("nan")
+    cum = hist["count"].cumsum().to_numpy()
+    i = int(np.searchsorted(cum, q / 100 * cum[-1]))
+    return float(hist["hi_ns"].iloc[min(i, len(hist) - 1)])

@@ -114,10 +114,17 @@ class Backend:
     env: Callable[[Context], dict[str, str]] = lambda ctx: {}
     needs_root: bool = True
     self_exits: bool = False  # exits by itself when the workload does (else SIGINT it)
+    # Backends whose program is built, not installed (libbpf): where it is, what else the machine
+    # needs ((ok, why)), and its version line.
+    locate: Callable[[], str | None] | None = None
+    check: Callable[[], tuple[bool, str]] | None = None
+    describe_version: Callable[[], str | None] | None = None
 
     def program(self, name: str | None = None) -> str | None:
         """Absolute path of the binary (or of a helper such as kdump), or None if missing."""
         name = name or self.binary
+        if self.locate is not None and name == self.binary:
+            return self.locate()
         override = os.environ.get(f"AIOTRACE_{name.upper()}")
         if override:
             return override if os.access(override, os.X_OK) else None
@@ -127,6 +134,10 @@ class Backend:
         """Can this machine run the backend? (ok, reason or what was found)."""
         if platform.system() != self.os_name:
             return False, f"{self.name} is a {self.os_name} backend; this is {platform.system()}"
+        if self.check is not None:
+            ok, why = self.check()
+            if not ok:
+                return False, why
         path = self.program()
         if path is None:
             return False, f"{self.binary} not found on PATH (or AIOTRACE_{self.binary.upper()})"
@@ -142,6 +153,8 @@ class Backend:
 
     def version(self) -> str | None:
         """The tracer's version line, or None when it cannot be run."""
+        if self.describe_version is not None:
+            return self.describe_version()
         path = self.program()
         if path is None:
             return None
@@ -332,8 +345,21 @@ BACKENDS: dict[str, Backend] = {
         traces_foreign=True),
 }
 
-AUTO_ORDER = {"Linux": ("bpftrace", "strace"), "FreeBSD": ("dtrace", "ktrace")}
-AGGREGATE_BACKENDS = ("bpftrace", "dtrace")  # the others have no in-kernel aggregation
+
+def _libbpf():
+    from tracer.capture import libbpf  # imports this module: load it on first use
+    return libbpf
+
+
+# libbpf: the consumer is built from dscripts/linux/ on first use (tracer/capture/libbpf.py)
+BACKENDS["libbpf"] = Backend(
+    name="libbpf", os_name="Linux", binary="aiotrace-bpf", attach="pid",
+    raw_file=lambda flavour, *argv: _libbpf().RAW[flavour][1], raw_format=lambda flavour: _libbpf().RAW[flavour][0],
+    stdout_is_trace=False, build=lambda b, ctx: _libbpf().build_argv(b, ctx),
+    ready=lambda *a: _libbpf().ready(*a), scan_losses=lambda *a: _libbpf().scan_losses(*a), self_exits=True,
+    locate=lambda: _libbpf().program(), check=lambda: _libbpf().check(), describe_version=lambda: _libbpf().version())
+AUTO_ORDER = {"Linux": ("libbpf", "bpftrace", "strace"), "FreeBSD": ("dtrace", "ktrace")}
+AGGREGATE_BACKENDS = ("libbpf", "bpftrace", "dtrace")  # the others have no in-kernel aggregation
 
 
 def get_backend(name: str) -> Backend:
@@ -343,8 +369,9 @@ def get_backend(name: str) -> Backend:
         raise CaptureError(f"unknown backend '{name}' (known: auto, {', '.join(BACKENDS)})") from None
 
 
-def choose_backend(requested: str, os_name: str | None = None) -> tuple[Backend, str]:
-    """Resolve ``auto`` (or check an explicit name). Returns (backend, why)."""
+def choose_backend(requested: str, os_name: str | None = None, foreign: bool = False) -> tuple[Backend, str]:
+    """Resolve ``auto`` (or check an explicit name). Returns (backend, why). ``foreign``: the target
+    is -- COMMAND / -p PID, so only backends that trace any program qualify."""
     os_name = os_name or platform.system()
     if requested != "auto":
         return get_backend(requested), "requested"
@@ -353,6 +380,8 @@ def choose_backend(requested: str, os_name: str | None = None) -> tuple[Backend,
         raise CaptureError(f"no capture backend for {os_name} (aiotrace captures on Linux and FreeBSD)")
     refused = []
     for name in order:
+        if foreign and not BACKENDS[name].traces_foreign:
+            continue  # e.g. libbpf: its windows and joins are the workload's
         ok, why = BACKENDS[name].available()
         if ok:
             prefix = f"auto: {'; '.join(refused)}; " if refused else "auto: "

@@ -108,7 +108,7 @@ def dry_run_lines(spec: RunSpec | None, backend: Backend, why: str, flavour: str
 
 @click.command(context_settings={"allow_interspersed_args": False})
 @click.option("--backend", type=click.Choice(["auto", *BACKENDS]), default="auto", show_default=True,
-              help="tracer; auto: bpftrace else strace (Linux), dtrace else ktrace (FreeBSD)")
+              help="tracer; auto: libbpf (the workload) else bpftrace else strace (Linux), dtrace else ktrace (FreeBSD)")
 @click.option("--aggregate", is_flag=True, help="in-kernel counts and histograms printed at exit (low overhead)")
 @click.option("--out", "out", type=click.Path(file_okay=False), default="runs", show_default=True,
               help="directory that receives the run bundle")
@@ -133,7 +133,7 @@ def capture(backend: str, aggregate: bool, out: str, pid: int | None, label: str
     log = lambda msg: _echo(f"aiotrace: {msg}", err=True)  # noqa: E731
     if not dry_run and os_name == "Linux" and backend in ("auto", "bpftrace"):
         tracefs.ensure_mounted(log)  # before choosing: auto picks bpftrace only with tracefs
-    chosen, why = choose_backend(backend, os_name)
+    chosen, why = choose_backend(backend, os_name, foreign=target is not None)
     if backend == "auto" and aggregate and chosen.name not in AGGREGATE_BACKENDS:
         raise CaptureError(f"--aggregate needs {' or '.join(AGGREGATE_BACKENDS)}, and {why}")
     if spec is not None:

@@ -123,10 +123,30 @@ def _freebsd_checks(checks: list[dict], euid: int) -> None:
     checks.append(_check("dtrace modules", loaded, "dtrace " + ("loaded" if loaded else "not loaded"), "kldload dtraceall"))
 
 
+def _libbpf_fix() -> str:
+    from tracer.capture import libbpf
+    return (f"apt-get install {' '.join(libbpf.PACKAGES)} (or `make setup` as root); the consumer is then "
+            "built on first use (python -m tracer.capture.libbpf builds it now)")
+
+
+def _libbpf_check(checks: list[dict]) -> None:
+    """What the libbpf backend needs, each with how to get it, and whether this machine has it."""
+    from tracer.capture import libbpf
+    missing = libbpf.missing_tools()
+    btf = libbpf.VMLINUX_BTF.exists()
+    built = libbpf.built_binary().exists()
+    detail = (f"needs: {'; '.join(libbpf.requirements())}. Here: "
+              f"{'tools missing: ' + ', '.join(missing) if missing else 'build tools present'}, "
+              f"BTF {'present' if btf else 'absent'}, consumer {'built' if built else 'not built yet'}")
+    fix = _libbpf_fix() if missing else (None if btf else "boot a kernel built with CONFIG_DEBUG_INFO_BTF=y")
+    checks.append(_check("libbpf build", not missing and btf, detail, fix))
+
+
 def _fix(backend: str, why: str, missing: bool) -> str:
     """The command or step that makes ``backend`` usable, given why it is not."""
     if missing:
         return {"bpftrace": "apt-get install bpftrace", "strace": "apt-get install strace",
+                "libbpf": _libbpf_fix(),
                 "dtrace": "dtrace is in the base system; kldload dtraceall",
                 "ktrace": "ktrace is in the base system (kernel option KTRACE)",
                 "truss": "truss is in the base system"}[backend]
@@ -170,6 +190,7 @@ def diagnose() -> dict:
                              _fix(name, why, b.program() is None)))
     if uname.system == "Linux":
         _linux_checks(checks, euid)
+        _libbpf_check(checks)
     elif uname.system == "FreeBSD":
         _freebsd_checks(checks, euid)
     odirect, detail = o_direct_works(Path.cwd() / ".aiotrace-doctor-probe")

@@ -14,7 +14,7 @@ kernel                 str          kernel release (``uname -r``)
 machine                str          ``uname -m`` (``x86_64``, ``amd64``)
 cpus                   int          online CPUs (``os.cpu_count()``)
 hostname               str          ``uname -n``
-backend                str          ``bpftrace`` | ``strace`` | ``dtrace`` | ``ktrace`` | ``truss`` | ``none`` |
+backend                str          ``libbpf`` | ``bpftrace`` | ``strace`` | ``dtrace`` | ``ktrace`` | ``truss`` | ``none`` |
                                     ``model`` (``aiotrace simulate``: the FreeBSD semantics model)
 backend_reason         str          why this backend: ``"requested"`` or what ``auto`` found
 backend_version        str|null     the tracer's own version line (``bpftrace v0.17.0``)
@@ -53,8 +53,9 @@ losses                 dict         ``dropped_events`` (int, events the tracer r
                                     ``allowed`` (bool: ``--allow-loss`` given)
 raw                    dict         ``trace``: bundle-relative path of the tracer's output
                                     (``raw/events.txt``...), ``format``: ``events`` | ``bpftrace`` |
-                                    ``strace`` | ``kdump`` | ``truss`` | ``dtrace``, ``stderr``:
-                                    ``raw/tracer.stderr``; ``lines``: lines in the trace file
+                                    ``strace`` | ``kdump`` | ``truss`` | ``dtrace`` | ``libbpf``
+                                    (binary records), ``stderr``: ``raw/tracer.stderr``; ``lines``:
+                                    lines in the trace file (records for ``libbpf``)
 workload_pid           int|null     the workload's pid (its READY line, else its summary)
 tracer_pid             int|null     the tracer's pid
 summary                str|null     ``record/summary.json`` when the workload wrote its summary
@@ -87,10 +88,10 @@ from typing import Any
 from tracer.errors import CaptureError
 
 SCHEMA = "aiotrace.manifest/1"
-BACKENDS = ("bpftrace", "strace", "dtrace", "ktrace", "truss", "none", "model")
+BACKENDS = ("libbpf", "bpftrace", "strace", "dtrace", "ktrace", "truss", "none", "model")
 FLAVOURS = ("events", "aggregate")
 STATUSES = ("ok", "failed", "interrupted")
-RAW_FORMATS = ("events", "bpftrace", "strace", "kdump", "truss", "dtrace")
+RAW_FORMATS = ("events", "bpftrace", "strace", "kdump", "truss", "dtrace", "libbpf")
 
 # key -> allowed Python types (None means the key may be null)
 KEYS: dict[str, tuple] = {
@@ -156,7 +157,7 @@ def assemble(session, summary: dict | None, loss_report) -> dict[str, Any]:
                  **({"post": s.post_exit} if s.post_exit else {})},
         "status": s.status, "reason": s.reason, "losses": losses,
         "raw": {"trace": s.bundle.rel(trace), "format": b.raw_format(s.flavour),
-                "stderr": "raw/tracer.stderr", "lines": _count_lines(trace)},
+                "stderr": "raw/tracer.stderr", "lines": _count_lines(trace, b.raw_format(s.flavour))},
         "workload_pid": s.target_pid, "tracer_pid": s.tracer.pid if s.tracer is not None else None,
         "summary": "record/summary.json" if summary_path.exists() else None,
         "fixture": False, "aiotrace_version": _version(), "target": target,
@@ -168,9 +169,12 @@ def _utc_now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds")
 
 
-def _count_lines(path: Path) -> int:
+def _count_lines(path: Path, fmt: str = "") -> int:
     if not Path(path).exists():
         return 0
+    if fmt == "libbpf":  # binary: its records are its lines
+        from tracer.capture import libbpf
+        return max(Path(path).stat().st_size - libbpf.HEADER_BYTES, 0) // libbpf.RECORD_DTYPE.itemsize
     n = 0
     with open(path, "rb") as fh:
         while block := fh.read(8 << 20):

@@ -431,7 +431,7 @@ class CaptureSession:
         if t.kind == "workload":
             self.commands.append(list(t.argv))
             self._start_held(t.argv, _workload_env(), "workload")
-            if b.name == "bpftrace":
+            if b.name in ("bpftrace", "libbpf"):  # their uprobes attach to the engine object
                 self.ctx.engine_so = engine_object(self.target_pid)
         else:
             argv = launcher_argv(t.argv)

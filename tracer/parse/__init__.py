@@ -19,6 +19,7 @@ PARSERS = {
     "kdump": "tracer.parse.kdump:parse_kdump",
     "truss": "tracer.parse.truss:parse_truss",
     "strace": "tracer.parse.strace:parse_strace",
+    "libbpf": "tracer.parse.libbpf:parse_libbpf",
 }
 
 

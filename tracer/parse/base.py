@@ -24,7 +24,7 @@ import pandas as pd
 from tracer.errors import ParseError
 from tracer.schema import EVENT_FIELDS, FIELD_NAMES, MODEL_TABLES
 
-FORMATS = ("events", "dtrace", "bpftrace", "kdump", "truss", "strace")
+FORMATS = ("events", "dtrace", "bpftrace", "kdump", "truss", "strace", "libbpf")
 EVENT_COLUMNS = (*FIELD_NAMES, "line")
 # The marks people put in abridged output (``...``, ``[...]``, ``....``, ``(snip)``): counted as
 # "elision" by every text parser, so a shared excerpt is not mistaken for unknown tool output.

@@ -25,6 +25,8 @@ _BPFTRACE = re.compile(r"^(Attaching \d+ probes|Attached \d+ probes|@[A-Za-z_0-9
 
 def detect_format(head: bytes) -> str:
     """'events' | 'bpftrace' | 'dtrace' | 'kdump' | 'truss' | 'strace'; ParseError if none fits."""
+    if head[:8] == b"AIOTBPF1":  # the libbpf backend's binary records
+        return "libbpf"
     text = head[:65536].decode("utf-8", errors="replace")
     lines = [ln.rstrip("\r") for ln in text.split("\n")[:400]]
     if any(ln.startswith(HEADER_TAG + "\t") or ln.startswith(EVENT_TAG + "\t") for ln in lines):
