@@ -54,6 +54,7 @@ BAD_VALUE = {
     "freebsd-kit": (["--out", "{tmp}/kit", "--depth", "0"], "--depth 0 is out of range"),
     "simulate": (["--kernel", "stock", "-m", "kevent", "--seed", "-5", "--out", "{tmp}/sim"], "--seed -5 is out of range"),
     "parse": (["/dev/null"], "is a character device"),
+    "summary": (["{tmp}"], "not a run bundle"),
     "sweep": (["--backend", "foo", "--out", "{tmp}/s"], "unknown backend 'foo'"),
     "report": (["{tmp}", "--out", "{tmp}/r"], "neither a run bundle"),
     "compare": (["{tmp}"], "neither a run bundle"),
@@ -225,7 +226,7 @@ def test_parse_names_what_a_non_file_is(capsys, tmp_path, kind):
 def _cache_entry(bundle: Path) -> Path:
     from tracer.model import load_bundle
     load_bundle(bundle)
-    entries = [p for p in (bundle / "cache").iterdir() if not p.name.startswith(".")]
+    entries = [p for p in (bundle / "cache").iterdir() if not p.name.startswith((".", "model-"))]
     assert len(entries) == 1, entries
     return entries[0]
 
@@ -248,5 +249,5 @@ def test_a_corrupt_cache_entry_is_replaced_after_one_reparse(bundle):
     assert parse_file(trace).cached is False
     again = parse_file(trace)
     assert again.cached is True and len(again.events) > 0
-    assert [p.name for p in (bundle / "cache").iterdir() if not p.name.startswith(".")] == [entry.name]
+    assert [p.name for p in (bundle / "cache").iterdir() if not p.name.startswith((".", "model-"))] == [entry.name]
     assert not [p for p in (bundle / "cache").iterdir() if p.name.startswith(".") and p.name != ".keep"]

@@ -169,7 +169,11 @@ def compare(paths, metrics, csv_path, wide):
         keys, differ = cmp.matching_keys(a, b)
         if csv_path:
             _write_csv(ch, csv_path)
-        console.print(f"[bold]A[/] = {paths[0]}  ({len(a)} runs)\n[bold]B[/] = {paths[1]}  ({len(b)} runs)"
+        def what(side):  # the configurations on one side, e.g. 'Linux fio io_uring' beside 'Linux io_uring read q32 ...'
+            return "; ".join(sorted({f"{r['os']} {r['mode']} {configuration(r)}".strip() for r in side.to_dict("records")}))
+
+        console.print(f"[bold]A[/] = {paths[0]}  ({len(a)} runs: {what(a)})\n"
+                      f"[bold]B[/] = {paths[1]}  ({len(b)} runs: {what(b)})"
                       + (f"\nA and B differ in: {', '.join(differ)}" if differ else ""))
         for cfg, g in ch.groupby([k for k in keys if k in ch.columns], sort=False) if keys else [((), ch)]:
             row = dict(zip(keys, cfg if isinstance(cfg, tuple) else (cfg,)))

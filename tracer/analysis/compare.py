@@ -173,17 +173,19 @@ def select_bundles(paths: Iterable[str | Path], note: Callable[[str], None] | No
     ``status`` (failed, interrupted, unreadable...) and ``reason``, to be listed, never averaged in.
     A ``manifest.json`` that is not a run manifest (not JSON, not an object) is listed as
     ``not a bundle``."""
+    from tracer.errors import ParseError
+    from tracer.model import read_manifest
+
+    paths = [Path(p) for p in paths]
     ok, others = [], []
     for bundle in bundle_paths(paths, note):
         try:
-            manifest = json.loads((bundle / "manifest.json").read_text())
-        except (OSError, ValueError) as exc:
+            manifest = read_manifest(bundle)
+        except ParseError as exc:
+            if bundle in paths:  # named on the command line: say what is wrong with it
+                raise
             others.append({"bundle": str(bundle), "run_id": bundle.name, "status": "not a bundle",
-                           "reason": f"manifest.json unreadable: {exc}"})
-            continue
-        if not isinstance(manifest, dict):
-            others.append({"bundle": str(bundle), "run_id": bundle.name, "status": "not a bundle",
-                           "reason": "manifest.json is not a JSON object"})
+                           "reason": str(exc)})
             continue
         status = manifest.get("status")
         if status == "ok":
