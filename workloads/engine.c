@@ -1118,10 +1118,8 @@ int aiot_run(const struct aiot_spec *spec, int fd, struct aiot_result *res)
             return res->status = 1;
         }
     }
-#if defined(__linux__)
-    char caller_name[16] = "";
-    pthread_getname_np(pthread_self(), caller_name, sizeof caller_name); /* restored after the run */
-#endif
+    char caller_name[16] = ""; /* glibc, and FreeBSD >= 12.2; restored after the run */
+    pthread_getname_np(pthread_self(), caller_name, sizeof caller_name);
     name_thread("submitter");
     static struct task_snap before_tasks[MAX_TASKS], after_tasks[MAX_TASKS];
     int nb = snap_tasks(before_tasks, MAX_TASKS);
@@ -1186,10 +1184,8 @@ int aiot_run(const struct aiot_spec *spec, int fd, struct aiot_result *res)
         r->chunks[c] = NULL;
     }
     fill_threads(r, before_tasks, nb, after_tasks, na);
-#if defined(__linux__)
     if (caller_name[0])
         pthread_setname_np(pthread_self(), caller_name);
-#endif
     int failed = atomic_load(&r->failed);
     if (!failed && completed != r->submitted) {
         snprintf(res->message, sizeof res->message, "%s: %llu I/Os submitted but %llu completed", spec->mode,
