@@ -235,19 +235,26 @@ class Collector:
         self.lines = lines
         last = len(lines) - 1 if ends_truncated(data) else -1
         for i, raw in enumerate(lines):
-            ln = i + 1
-            if i == last:
-                self.bad(ln, raw, "truncated last line (no newline at end of file)")
-                self.loss(1, f"truncated last line {ln}")
-                continue
-            stripped = raw.strip()
-            if skip_blank and not stripped:
-                self.count("blank")
-                continue
-            if stripped[:1] in ".[(<\u2026" and ELISION.match(stripped):
-                self.count("elision")
-                continue
-            yield ln, raw, stripped
+            stripped = self.plain_line(i + 1, raw, i == last, skip_blank)
+            if stripped is not None:
+                yield i + 1, raw, stripped
+
+    def plain_line(self, line_no: int, raw: str, truncated: bool, skip_blank: bool = True) -> str | None:
+        """The stripped text of a line the caller must read, or None when it is accounted for here:
+        a cut-off last line (unparsed plus a loss), a blank line ("blank", unless ``skip_blank`` is
+        False), an elision mark of abridged output ("elision"). One place for every text reader."""
+        if truncated:
+            self.bad(line_no, raw, "truncated last line (no newline at end of file)")
+            self.loss(1, f"truncated last line {line_no}")
+            return None
+        stripped = raw.strip()
+        if skip_blank and not stripped:
+            self.count("blank")
+            return None
+        if stripped[:1] in ".[(<\u2026" and ELISION.match(stripped):
+            self.count("elision")
+            return None
+        return stripped
 
     def bad(self, line_no: int, text: str, reason: str) -> None:
         self.unparsed.append((line_no, text[:500], reason))

@@ -32,7 +32,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tracer.parse import scan
-from tracer.parse.base import (ELISION, Collector, Lines, ParseResult, count_lines, ends_truncated, seconds_ns, to_int,
+from tracer.parse.base import (Collector, Lines, ParseResult, count_lines, ends_truncated, seconds_ns, to_int,
                                type_events)
 from tracer.parse.truss import SYMBOLS, arg_int  # kdump prints the same symbols as truss
 
@@ -134,16 +134,8 @@ class _State:
 def _read_line(c: Collector, cols: scan.LineColumns, st: _State, i: int, raw: str, truncated: bool) -> None:
     ln = i + 1
     cols.kind[i] = scan.DONE
-    if truncated:
-        c.bad(ln, raw, "truncated last line (no newline at end of file)")
-        c.loss(1, f"truncated last line {ln}")
-        return
-    s = raw.strip()
-    if not s:
-        c.count("blank")
-        return
-    if ELISION.match(s):
-        c.count("elision")
+    s = c.plain_line(ln, raw, truncated)
+    if s is None:
         return
     m = LINE.match(raw)
     if m is None:

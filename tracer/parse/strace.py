@@ -24,7 +24,7 @@ import pandas as pd
 import pyarrow as pa
 
 from tracer.parse import scan
-from tracer.parse.base import (ELISION, Collector, Lines, ParseResult, count_lines, ends_truncated, seconds_ns, to_int,
+from tracer.parse.base import (Collector, Lines, ParseResult, count_lines, ends_truncated, seconds_ns, to_int,
                                type_events)
 from tracer.parse.truss import split_args
 
@@ -97,16 +97,8 @@ def _read_line(c: Collector, cols: scan.LineColumns, i: int, raw: str, truncated
     line's columns, or counts/reports the line itself (kind DONE)."""
     ln = i + 1
     cols.kind[i] = scan.DONE
-    if truncated:
-        c.bad(ln, raw, "truncated last line (no newline at end of file)")
-        c.loss(1, f"truncated last line {ln}")
-        return
-    s = raw.strip()
-    if not s:
-        c.count("blank")
-        return
-    if ELISION.match(s):
-        c.count("elision")
+    s = c.plain_line(ln, raw, truncated)
+    if s is None:
         return
     if BACKTRACE.match(raw):
         c.count("backtrace")

@@ -39,7 +39,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tracer.parse import scan
-from tracer.parse.base import (ELISION, Collector, Lines, ParseResult, count_lines, ends_truncated, seconds_ns, to_int,
+from tracer.parse.base import (Collector, Lines, ParseResult, count_lines, ends_truncated, seconds_ns, to_int,
                                type_events)
 
 # FreeBSD "pid[ tid]: ", Solaris "pid/lwp: " or "/lwp: " (truss -f, threads)
@@ -155,16 +155,8 @@ def _read_line(c: Collector, cols: scan.LineColumns, extra: _Extra, i: int, raw:
     Returns whether a -c summary table is open."""
     ln = i + 1
     cols.kind[i] = scan.DONE
-    if truncated:
-        c.bad(ln, raw, "truncated last line (no newline at end of file)")
-        c.loss(1, f"truncated last line {ln}")
-        return in_summary
-    s = raw.strip()
-    if not s:
-        c.count("blank")
-        return in_summary
-    if ELISION.match(s):
-        c.count("elision")
+    s = c.plain_line(ln, raw, truncated)
+    if s is None:
         return in_summary
     if SUMMARY_HEAD.match(s):
         c.count("summary")
