@@ -10,32 +10,11 @@ from cffi import FFI
 HERE = Path(__file__).resolve().parent
 
 ffibuilder = FFI()
-ffibuilder.cdef("""
-struct scan_out {
-    int64_t n;
-    int8_t *kind;
-    int8_t *tkind;
-    int8_t *has_ret;
-    int64_t *pid, *tid, *ts, *dur, *a0, *a1, *a2, *ret, *id, *err, *x0, *x1;
-    char *name_buf;
-    int64_t name_pos;
-    int64_t *name_off;
-    int32_t *name_len;
-    char *aux_buf;
-    int64_t aux_pos;
-    int64_t *aux_off;
-    int32_t *aux_len;
-    int64_t note_cap, note_n; /* kevent AIO events (truss): one row each */
-    int64_t *note_line, *note_ident, *note_data, *note_err, *note_udata, *note_flags;
-    const char *sym_names; /* the readers' symbol table: NUL-separated names, their values */
-    const int64_t *sym_values;
-    int64_t n_sym;
-};
-int64_t scan_strace(const char *buf, int64_t len, struct scan_out *o);
-int64_t scan_truss(const char *buf, int64_t len, struct scan_out *o);
-int64_t scan_kdump(const char *buf, int64_t len, struct scan_out *o);
-int64_t scan_dtrace(const char *buf, int64_t len, struct scan_out *o);
-""")
+# The declarations are scan.h's own, without its include guard and #include (cffi's cdef takes
+# plain declarations and integer #defines).
+ffibuilder.cdef("\n".join(line for line in (HERE / "scan.h").read_text().splitlines()
+                           if not line.startswith(("#ifndef", "#include", "#endif", "#define AIOTRACE_SCAN_H"))))
+
 ffibuilder.set_source(
     "tracer.parse._scan",
     '#include "scan.h"',
