@@ -182,6 +182,15 @@ static int64_t arg_value(const char *p, const char *e)
 /* Walk an argument list from p (just after '('), nesting (), [], {} and skipping "strings";
  * stores the first three top-level arguments' values; returns the ')' that closes the list, or
  * NULL when the line ends first (an unfinished call) or a ']'/'}' closes nothing. */
+/* From an opening '"', the closing quote (backslash escapes skipped), or e when it is unterminated. */
+static const char *end_of_quoted(const char *p, const char *e)
+{
+    for (p++; p < e && *p != '"'; p++)
+        if (*p == '\\')
+            p++;
+    return p < e ? p : e;
+}
+
 static const char *walk_args(const char *p, const char *e, int64_t a[3], int *nargs)
 {
     int depth = 0;
@@ -191,12 +200,7 @@ static const char *walk_args(const char *p, const char *e, int64_t a[3], int *na
     while (p < e) {
         char c = *p;
         if (c == '"') {
-            p++;
-            while (p < e && *p != '"') {
-                if (*p == '\\')
-                    p++;
-                p++;
-            }
+            p = end_of_quoted(p, e);
             if (p >= e)
                 return NULL;
         } else if (c == '(' || c == '[' || c == '{') {
@@ -473,12 +477,7 @@ int64_t scan_strace(const char *buf, int64_t len, struct scan_out *o)
                 for (; q < stop; q++) {
                     char c = *q;
                     if (c == '"') {
-                        q++;
-                        while (q < stop && *q != '"') {
-                            if (*q == '\\')
-                                q++;
-                            q++;
-                        }
+                        q = end_of_quoted(q, stop);
                     } else if (c == '(' || c == '[' || c == '{') depth++;
                     else if (c == ')' || c == ']' || c == '}') depth--;
                     else if (c == ',' && depth == 0) {
@@ -788,12 +787,7 @@ int64_t scan_truss(const char *buf, int64_t len, struct scan_out *o)
         for (q = args; q < e; q++) {
             char c = *q;
             if (c == '"') {
-                q++;
-                while (q < e && *q != '"') {
-                    if (*q == '\\')
-                        q++;
-                    q++;
-                }
+                q = end_of_quoted(q, e);
                 if (q >= e)
                     goto done;
             } else if (c == '(' || c == '[' || c == '{') {

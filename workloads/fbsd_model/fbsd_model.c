@@ -695,6 +695,27 @@ int aio_error(const struct aiocb *cb)
     return (int)v;
 }
 
+/* The part kern_aio_return and kern_aio_waitcomplete share, for a job on kaio_done, with K held:
+ * take its status and error; on stock, charge job->inblock/outblock to the CALLING thread (D33271
+ * charged the submitter at completion); free it (aio_free_entry); on stock, store error/status in
+ * the user aiocb after the free (ops->store_error/store_status). */
+static void reap_done_job_locked(struct job *j, int64_t tid, long *status, long *error, long *inb, long *oub)
+{
+    struct aiocb *ujob = j->ujob;
+    *status = j->status;
+    *error = j->error;
+    if (!kernel_d33144) {
+        *inb = j->inblock;
+        *oub = j->outblock;
+        ru_add(tid, *inb, *oub);
+    }
+    free_entry_locked(j);
+    if (!kernel_d33144) {
+        ujob->_aiocb_private.error = *error;
+        ujob->_aiocb_private.status = *status;
+    }
+}
+
 /* RULE vfs_aio.c kern_aio_return: only a job on kaio_done (else EINVAL); returns its status (or
  * fails with its error) and frees it (aio_free_entry). Stock charges job->inblock/outblock to the
  * CALLING thread's td_ru and then stores error/status in the user aiocb; D33271 charged the
@@ -708,20 +729,8 @@ ssize_t aio_return(struct aiocb *cb)
     struct job *j = done_head;
     while (j && j->ujob != cb)
         j = j->done_next;
-    if (j) {
-        status = j->status;
-        error = j->error;
-        if (!kernel_d33144) {
-            inb = j->inblock;
-            oub = j->outblock;
-            ru_add(tid, inb, oub);
-        }
-        free_entry_locked(j);
-        if (!kernel_d33144) {
-            cb->_aiocb_private.error = error;
-            cb->_aiocb_private.status = status;
-        }
-    }
+    if (j)
+        reap_done_job_locked(j, tid, &status, &error, &inb, &oub);
     pthread_mutex_unlock(&K);
     /* what aiotrace-events.d prints: the td_ru delta across the call, in every kernel */
     REC(FBSDM_RU_CHARGE, FBSDM_N_AIO_RETURN, (int64_t)(uintptr_t)cb, 0, 0, inb, oub);
@@ -803,20 +812,8 @@ ssize_t aio_waitcomplete(struct aiocb **cbp, struct timespec *timeout)
         timed_wait(&K_done, timeout ? &dl : NULL);
     }
     if (done_head) {
-        struct job *j = done_head;
-        ujob = j->ujob;
-        status = j->status;
-        error = j->error;
-        if (!kernel_d33144) {
-            inb = j->inblock;
-            oub = j->outblock;
-            ru_add(tid, inb, oub);
-        }
-        free_entry_locked(j);
-        if (!kernel_d33144) { /* stock: store_error/store_status after the free, as kern_aio_return */
-            ujob->_aiocb_private.error = error;
-            ujob->_aiocb_private.status = status;
-        }
+        ujob = done_head->ujob;
+        reap_done_job_locked(done_head, tid, &status, &error, &inb, &oub);
     }
     pthread_mutex_unlock(&K);
     *cbp = ujob;
