@@ -2,6 +2,7 @@
 of skipping: CI machines are expected to have them."""
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
 from pathlib import Path
@@ -20,6 +21,17 @@ def need(condition: bool, what: str) -> None:
     if IN_CI:
         pytest.fail(f"CI machine lacks {what}", pytrace=False)
     pytest.skip(f"needs {what}")
+
+
+def need_module(name: str, what: str):
+    """Import ``name``; when it is missing, skip the calling test or module locally and fail in CI
+    (a built extension CI must have, not an optional one)."""
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        if IN_CI:
+            pytest.fail(f"CI machine lacks {what} ({exc})", pytrace=False)
+        pytest.skip(f"needs {what}", allow_module_level=True)
 
 
 def tracing_missing() -> str | None:

@@ -9,9 +9,9 @@ import os
 
 import pytest
 
-from conftest import REPO  # noqa: F401
+from conftest import need_module
 
-model = pytest.importorskip("workloads._fbsd_model", reason="the FreeBSD model extension is not built")
+model = need_module("workloads._fbsd_model", "the FreeBSD model extension (pip install -e .)")
 
 EV_ONESHOT, EV_CLEAR, EV_EOF, EV_ERROR, REAP = 0x10, 0x20, 0x8000, 0x4000, 0x4000
 SIGEV_NONE, SIGEV_KEVENT, EVFILT_AIO, RUSAGE_THREAD = 0, 3, -3, 1

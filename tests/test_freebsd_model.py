@@ -9,11 +9,11 @@ import itertools
 
 import pytest
 
-from conftest import REPO  # noqa: F401  (puts the repository on sys.path)
+from conftest import need_module  # (also puts the repository on sys.path)
 from tracer.model import load_bundle
 from workloads.spec import RunSpec
 
-pytest.importorskip("workloads._fbsd_model", reason="the FreeBSD model extension is not built (pip install -e .)")
+need_module("workloads._fbsd_model", "the FreeBSD model extension (pip install -e .)")
 
 from tracer.errors import SpecError  # noqa: E402
 from tracer.simulate import MODEL_LABEL, simulate  # noqa: E402

@@ -12,7 +12,7 @@ from tracer.model import ROLE_MAPS
 from tracer.schema import ROLES
 from workloads import spec
 
-from conftest import REPO
+from conftest import REPO, need_module
 
 
 def c_mode_table() -> dict[str, list[str]]:
@@ -47,7 +47,7 @@ def test_c_all_modes_table_matches_the_registry_per_os():
 
 
 def test_built_engine_lists_this_os_modes_in_registry_order():
-    pytest.importorskip("workloads._engine")
+    need_module("workloads._engine", "the built workload engine (pip install -e .)")
     import platform
 
     from workloads import driver
