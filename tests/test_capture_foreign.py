@@ -132,6 +132,11 @@ def test_fio_io_counts_and_submits_per_io_agree_with_fio_within_2_percent(captur
     # attribution without a per-I/O record: /proc task io bytes per thread against its submit calls
     charged = attribution.charged_by_syscall_role(model)
     assert charged["charged_blocks"].sum() > 0 and set(charged["charge_source"]) <= {"proc_io", "unknown"}
+    # every O_DIRECT read is charged to some thread, even one that exited between two /proc samples
+    # (fio's job process can do all 2,000 reads inside one sampling interval): taskstats exit counters
+    assert "taskstats exit counters" in (bundle / "raw" / "task_io.tsv").read_text().splitlines()[0]
+    read_blocks = IOS * 4096 / 512
+    assert abs(charged["charged_blocks"].sum() - read_blocks) / read_blocks <= 0.10, charged
     share = attribution.share_not_submitting(charged)
     if engine == "posixaio":  # glibc's helpers read; nobody makes a submit syscall
         assert share == 1.0 and (charged["submit_calls"] == 0).all()

@@ -15,8 +15,8 @@ pid         already running; the tracer attaches to it   never: capture only det
 
 A foreign program (command, pid) has no workload record: the model counts its I/Os from kernel
 and syscall events and names its threads by their comm (tracer.model). On Linux the per-thread
-``/proc/<pid>/task/<tid>/io`` counters are sampled while it runs (:class:`TaskIoSampler`) for
-rusage attribution.
+``/proc/<pid>/task/<tid>/io`` counters are sampled while it runs, and completed by each thread's
+taskstats exit counters (:class:`TaskIoSampler`), for rusage attribution.
 """
 from __future__ import annotations
 
@@ -195,45 +195,78 @@ def read_task_io(pid: int, tid: int) -> dict[str, int] | None:
 
 
 class TaskIoSampler(threading.Thread):
-    """Samples ``/proc/<pid>/task/<tid>/io`` and comm of the target and its descendants every
-    SAMPLE_S. ``baseline()`` marks the window start; each thread's figures are its last sample
-    minus its baseline (zero for threads born later). A thread that exits between two samples
-    loses at most SAMPLE_S of counts: a lower bound, said in the file's header."""
+    """Per-thread ``/proc/<pid>/task/<tid>/io`` and comm of the target and its descendants over
+    the window. ``baseline()`` marks the window start; each thread's figures are its final
+    counters minus its baseline (zero for threads born later).
 
-    def __init__(self, root_pid: int):
+    Final counters come from two places: a sample every SAMPLE_S, and, where the kernel allows
+    (root, CONFIG_TASKSTATS), the taskstats message each thread's exit sends
+    (tracer.capture.taskstats). Without the listener a thread that exits loses what it did after
+    its last sample (fio's job process can do all its reads between two samples); the file's
+    header says which case a bundle is in. Exit counters are rounded down to whole KiB, so each
+    field keeps the larger of the last sample and the exit value."""
+
+    def __init__(self, root_pid: int, listen_exits: bool = True):
         super().__init__(daemon=True)
         self.root = root_pid
         self.first: dict[tuple[int, int], dict[str, int]] = {}
         self.last: dict[tuple[int, int], dict[str, int]] = {}
         self.comm: dict[tuple[int, int], str] = {}
         self.seen_ns: dict[tuple[int, int], list[int]] = {}
+        self.exited: set[tuple[int, int]] = set()
+        self.pids: set[int] = {root_pid}  # the target's processes seen so far
         self.based = False
         self._stop_event = threading.Event()
+        self.listener, self.listener_note = None, "not asked for"
+        if listen_exits:
+            from tracer.capture.taskstats import open_listener
+            self.listener, self.listener_note = open_listener()
+
+    def _record(self, key: tuple[int, int], vals: dict[str, int], now: int, comm: str) -> None:
+        if key not in self.first:
+            self.first[key] = vals if not self.based else dict.fromkeys(TASK_IO_FIELDS, 0)
+            self.seen_ns[key] = [now, now]
+        prev = self.last.get(key)
+        self.last[key] = vals if prev is None else {f: max(prev.get(f, 0), vals.get(f, 0)) for f in TASK_IO_FIELDS}
+        self.seen_ns[key][1] = now
+        if comm:
+            self.comm[key] = comm
+
+    def _drain_exits(self, now: int) -> None:
+        if self.listener is None:
+            return
+        for ex in self.listener.drain():
+            pid = ex.tgid if ex.tgid is not None else next((p for p, t in self.last if t == ex.tid), None)
+            # a process born and gone between two samples is ours when its parent is
+            if pid is None or (pid not in self.pids and ex.ppid not in self.pids):
+                continue
+            self.pids.add(pid)
+            self._record((pid, ex.tid), ex.io, now, ex.comm)
+            self.exited.add((pid, ex.tid))
 
     def sample(self) -> None:
         now = time.monotonic_ns()
+        self._drain_exits(now)
         for pid in [self.root, *descendants(self.root)]:
+            self.pids.add(pid)
             for task in Path(f"/proc/{pid}/task").glob("*"):
                 try:
                     tid = int(task.name)
                 except ValueError:
                     continue
+                if (pid, tid) in self.exited:
+                    continue
                 vals = read_task_io(pid, tid)
                 if vals is None:
                     continue
-                key = (pid, tid)
-                if key not in self.first:
-                    self.first[key] = vals if not self.based else dict.fromkeys(TASK_IO_FIELDS, 0)
-                    self.seen_ns[key] = [now, now]
-                self.last[key] = vals
-                self.seen_ns[key][1] = now
-                name = comm_of(pid, tid)
-                if name:
-                    self.comm[key] = name
+                self._record((pid, tid), vals, now, comm_of(pid, tid))
 
     def baseline(self) -> None:
         """Start of the window: what each live thread had done so far is not counted."""
+        if self.listener is not None:
+            self.listener.drain()  # threads that exited before the window are not the window's
         self.first.clear()
+        self.last.clear()
         self.sample()
         self.based = True
 
@@ -246,12 +279,23 @@ class TaskIoSampler(threading.Thread):
         if self.is_alive():
             self.join(timeout=5)
         self.sample()
+        if self.listener is not None:
+            self.listener.close()
+
+    def header(self) -> str:
+        if self.listener is None:
+            how = (f"sampled every {SAMPLE_S} s, so a thread that exited may miss its last {SAMPLE_S} s "
+                   f"(no taskstats exit listener: {self.listener_note})")
+        else:
+            how = (f"sampled every {SAMPLE_S} s plus each thread's taskstats exit counters, so threads "
+                   "that exited are complete")
+            if self.listener.dropped:
+                how += f"; {self.listener.dropped} exit message batch(es) overran the socket buffer"
+        return f"# /proc/<pid>/task/<tid>/io over the capture window (final - baseline); {how}"
 
     def write(self, path: Path) -> None:
         cols = ("pid", "tid", "comm", "first_ns", "last_ns", *TASK_IO_FIELDS)
-        lines = ["# /proc/<pid>/task/<tid>/io over the capture window (last sample - baseline); "
-                 f"sampled every {SAMPLE_S} s, so a thread that exited may miss its last {SAMPLE_S} s",
-                 "\t".join(cols)]
+        lines = [self.header(), "\t".join(cols)]
         for key in sorted(self.last):
             first, last = self.first.get(key, {}), self.last[key]
             vals = [max(last.get(f, 0) - first.get(f, 0), 0) for f in TASK_IO_FIELDS]
