@@ -5,7 +5,7 @@ libbpf backend (per-event, no per-I/O uprobe), O_DIRECT random reads, depth 32, 
 
 USAGE:   python bench/bench_free_lag.py [--smoke] [--count N] [--json OUT]
 SIDES:   one `aiotrace capture --backend libbpf` per (mode, batch); tracer.analysis.free_timing
-         over each bundle. Release points (tracer/modes.py): libaio block completion -> the
+         over each bundle. Release points (tracer/base/modes.py): libaio block completion -> the
          io_getevents return that harvested it; glibc POSIX AIO helper pread return -> aio_return
          (user-space state); io_uring CQE posted -> CQ head advanced (the workload's reap).
 FIELDS:  n I/Os joined, p50, p99 and max free lag in microseconds, the release point, losses.
@@ -31,7 +31,7 @@ def run(count: int = 20_000, smoke: bool = False) -> dict:
     from tracer.capture.backends import BACKENDS
     from tracer.capture.runner import run_capture
     from tracer.model import load_bundle
-    from workloads.spec import LINUX_MODES, RunSpec
+    from tracer.base.spec import LINUX_MODES, RunSpec
 
     ok, why = BACKENDS["libbpf"].available()
     if not ok:

@@ -43,7 +43,7 @@ from common import REPO, Stats, alternate, machine_info, md_table, paired_ratios
 
 
 def gen_events(n_lines: int, seed: int = 1) -> bytes:
-    from tracer.schema import HEADER_LINE
+    from tracer.base.schema import HEADER_LINE
 
     rnd = random.Random(seed)
     out = ["Attaching 13 probes...", HEADER_LINE]
@@ -137,7 +137,7 @@ def pyarrow_plain(data: bytes):
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
-    from tracer.schema import EVENT_FIELDS, FIELD_NAMES
+    from tracer.base.schema import EVENT_FIELDS, FIELD_NAMES
 
     types = {"tag": pa.string(), **{f.name: {"uint64": pa.uint64(), "int64": pa.int64(), "string": pa.string()}[f.dtype]
                                     for f in EVENT_FIELDS}}

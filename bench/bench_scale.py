@@ -62,7 +62,7 @@ def write_bundle(root: Path, events: int) -> tuple[Path, int, int]:
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
-    from tracer.schema import FIELD_NAMES, HEADER_LINE
+    from tracer.base.schema import FIELD_NAMES, HEADER_LINE
 
     n_ios = _ios_for(events)
     n_batches = n_ios // BATCH

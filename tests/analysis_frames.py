@@ -1,4 +1,4 @@
-"""Small model tables built in tests, typed exactly as tracer.schema.MODEL_TABLES says.
+"""Small model tables built in tests, typed exactly as tracer.base.schema.MODEL_TABLES says.
 
 These are test inputs for the analyses (a run of N I/Os whose syscalls we lay out by hand, so
 the expected syscalls per I/O are known), never results shown to anyone.
@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from tracer.schema import MODEL_TABLES
+from tracer.base.schema import MODEL_TABLES
 
 
 def typed(table: str, rows: dict | pd.DataFrame | None = None) -> pd.DataFrame:

@@ -4,7 +4,7 @@ import pytest
 
 from analysis_frames import make_run, typed
 from tracer.analysis import amplification
-from tracer.errors import AnalysisError
+from tracer.base.errors import AnalysisError
 
 
 def roles(frame):

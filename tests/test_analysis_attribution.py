@@ -5,7 +5,7 @@ import pytest
 
 from analysis_frames import make_run, typed
 from tracer.analysis import attribution
-from tracer.errors import AnalysisError
+from tracer.base.errors import AnalysisError
 
 
 def test_stock_freebsd_charges_the_reaper():
@@ -93,7 +93,7 @@ def test_freebsd_fixture_bundles_are_attributed_in_operations():
 
 
 def test_attribution_figure_labels_each_unit(tmp_path):
-    from tracer.analysis import figures
+    from tracer.view import figures
 
     fb = attribution.by_thread(make_run("kevent", os_name="FreeBSD", threads="split", n=16))
     lx = attribution.by_thread(make_run("libaio", os_name="Linux", threads="split", charge="submitter", n=16,

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 
 from analysis_frames import make_run
-from tracer.analysis import compare, sweep
-from tracer.errors import AnalysisError
-from workloads.spec import RunSpec
+from tracer.analysis import compare
+from tracer.capture import sweep
+from tracer.base.errors import AnalysisError
+from tracer.base.spec import RunSpec
 
 
 def test_t_table():

@@ -5,7 +5,7 @@ import pytest
 
 from analysis_frames import make_run
 from tracer.analysis import free_timing, latency
-from tracer.errors import AnalysisError
+from tracer.base.errors import AnalysisError
 
 
 def test_reap_frees_at_completion_and_kevent_at_aio_return():

@@ -10,7 +10,7 @@ import pytest
 
 from analysis_frames import make_run, typed
 from tracer.analysis import compare, reap_projection
-from tracer.errors import AnalysisError
+from tracer.base.errors import AnalysisError
 
 FREEBSD = Path(__file__).parent / "data" / "freebsd"
 

@@ -109,7 +109,7 @@ def test_numbers_the_engine_cannot_hold_are_refused_up_front(capsys, tmp_path, m
 
 def test_sweep_validates_the_backend_before_any_run(capsys, tmp_path, monkeypatch):
     runs = []
-    monkeypatch.setattr("tracer.analysis.sweep.capture_one", lambda *a: runs.append(a))
+    monkeypatch.setattr("tracer.capture.sweep.capture_one", lambda *a: runs.append(a))
     one_line_error(capsys, ["sweep", "--backend", "foo", "--out", str(tmp_path / "s")], "unknown backend 'foo'")
     assert runs == [] and not (tmp_path / "s").exists()
 

@@ -87,7 +87,7 @@ def test_capture_smoke_has_every_condition_and_slowdown(tracing, capture_result)
 
 def test_free_lag_smoke_has_a_row_per_linux_mode_and_batch():
     from tracer.capture.backends import BACKENDS
-    from workloads.spec import LINUX_MODES
+    from tracer.base.spec import LINUX_MODES
     ok, why = BACKENDS["libbpf"].available()
     need(ok, f"the libbpf backend ({why})")
     import bench_free_lag

@@ -9,7 +9,7 @@ import pytest
 from tracer.capture import manifest as mf
 from tracer.capture.bundle import PARTIAL_SUFFIX, RUN_ID_RE, Bundle, make_run_id
 from tracer.capture.probe import filesystem_of, o_direct_works
-from tracer.errors import CaptureError
+from tracer.base.errors import CaptureError
 
 
 def test_run_id_has_utc_stamp_mode_backend_and_random_suffix():

@@ -15,8 +15,8 @@ from conftest import REPO, need
 from tracer import dscripts
 from tracer.capture.bundle import RUN_ID_RE
 from tracer.capture.backends import AGGREGATE_BACKENDS, BACKENDS, FREEBSD_WORKLOAD, KTRACE_POINTS, Context
-from tracer.errors import CaptureError
-from workloads.spec import RunSpec
+from tracer.base.errors import CaptureError
+from tracer.base.spec import RunSpec
 
 WORKLOAD_REL = str(FREEBSD_WORKLOAD.relative_to(REPO))
 

@@ -21,9 +21,9 @@ from tracer.capture import manifest as mf
 from tracer.capture.backends import BACKENDS, Backend
 from tracer.capture.bundle import PARTIAL_SUFFIX
 from tracer.capture.runner import Timeouts, run_capture
-from workloads.spec import RunSpec
+from tracer.base.spec import RunSpec
 
-# Speaks workloads/spec.py's handshake: READY line, then waits for the release word. STANDIN selects
+# Speaks tracer/base/spec.py's handshake: READY line, then waits for the release word. STANDIN selects
 # a behaviour; --count N makes N getppid() calls, so a trace must hold exactly N of them.
 STANDIN = r'''
 import json, os, sys, time

@@ -281,7 +281,7 @@ def test_bpftrace_program_gets_only_integers_for_a_command_or_pid(tmp_path):
 def test_freebsd_pid_and_command_dry_runs(backend, expected, tmp_path, monkeypatch):
     monkeypatch.setattr("tracer.capture.target.check_pid", lambda pid, needs_root: "x")
     from tracer.capture.backends import BACKENDS
-    from tracer.capture.cli import dry_run_lines
+    from tracer.capture.dryrun import dry_run_lines
     from tracer.capture.target import Target, command_target
 
     text = "\n".join(dry_run_lines(None, BACKENDS[backend], "requested", "events", tmp_path,

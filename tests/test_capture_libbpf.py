@@ -11,16 +11,16 @@ import numpy as np
 import pytest
 
 from conftest import REPO, need
-from tracer import modes
+from tracer.base import modes
 from tracer.analysis import amplification, attribution, free_timing
 from tracer.capture import libbpf
 from tracer.capture import manifest as mf
 from tracer.capture.backends import BACKENDS
 from tracer.capture.runner import run_capture
-from tracer.errors import ParseError
+from tracer.base.errors import ParseError
 from tracer.model import load_bundle
 from tracer.parse import parse_bytes
-from workloads.spec import LINUX_MODES, RunSpec
+from tracer.base.spec import LINUX_MODES, RunSpec
 
 COUNT = 2000
 HEADER = REPO / "dscripts" / "linux" / "aiotrace-bpf.h"

@@ -18,7 +18,7 @@ from tracer.capture import manifest as mf
 from tracer.capture.backends import BACKENDS
 from tracer.capture.runner import run_capture
 from tracer.parse import parse_bytes
-from workloads.spec import LINUX_MODES, RunSpec
+from tracer.base.spec import LINUX_MODES, RunSpec
 
 COUNT = 2000
 SYSCALL_NR = {name: int(nr) for nr, name in (

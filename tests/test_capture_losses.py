@@ -16,7 +16,7 @@ from tracer.capture import manifest as mf
 from tracer.model import load_bundle
 from tracer.parse import messages, parse_bytes
 from tracer.parse.losses import bundle_losses, stderr_losses, trace_losses
-from tracer.schema import HEADER_LINE
+from tracer.base.schema import HEADER_LINE
 
 # Stands in for bpftrace: prints the header (probes attached) and two event lines, and when
 # capture stops it with SIGINT, dies of SIGKILL before printing its @emitted trailer.

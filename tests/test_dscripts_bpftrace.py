@@ -1,6 +1,6 @@
 """The Linux bpftrace scripts, run for real (root + tracefs + bpftrace: the `tracing` fixture).
 
-Each run starts a process held at the start handshake (workloads/spec.py READY_LINE), attaches
+Each run starts a process held at the start handshake (tracer/base/spec.py READY_LINE), attaches
 bpftrace by pid with the exact command line of tracer.dscripts.bpftrace_argv, waits for the
 script's ready line, releases the process and reads everything bpftrace printed. Every line
 must be accounted for: an event line with the schema's field count and a known kind, the header,
@@ -28,9 +28,10 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, need
-from tracer import dscripts, schema
+from tracer import dscripts
+from tracer.base import schema
 from tracer.data import linux_syscall_names
-from workloads.spec import READY_LINE, RELEASE_WORD, RunSpec
+from tracer.base.spec import READY_LINE, RELEASE_WORD, RunSpec
 
 FIXTURE_C = REPO / "tests" / "data" / "dscripts_probe_fixture.c"
 N_PREADS = 40

@@ -9,13 +9,14 @@ from pathlib import Path
 import pytest
 
 from conftest import need
-from tracer import dscripts, schema
+from tracer import dscripts
+from tracer.base import schema
 from tracer.data import (
     LINUX_SYSCALLS_TSV, freebsd_syscall_names, freebsd_syscalls, gen_linux_syscalls, linux_syscall_names,
     vfs_aio_functions,
 )
-from tracer.errors import CaptureError
-from workloads.spec import PROBE_FUNCTIONS
+from tracer.base.errors import CaptureError
+from tracer.base.spec import PROBE_FUNCTIONS
 
 AVAILABLE_EVENTS = Path("/sys/kernel/tracing/available_events")
 D_SCRIPTS = [p for p in dscripts.all_scripts() if p.suffix == ".d"]

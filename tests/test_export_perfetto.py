@@ -6,7 +6,7 @@ from collections import defaultdict
 import pytest
 
 from analysis_frames import make_run
-from tracer.analysis import export_perfetto
+from tracer.view import export_perfetto
 
 
 def check_structure(doc: dict) -> dict:

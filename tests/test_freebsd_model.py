@@ -11,11 +11,11 @@ import pytest
 
 from conftest import need_module  # (also puts the repository on sys.path)
 from tracer.model import load_bundle
-from workloads.spec import RunSpec
+from tracer.base.spec import RunSpec
 
 need_module("workloads._fbsd_model", "the FreeBSD model extension (pip install -e .)")
 
-from tracer.errors import SpecError  # noqa: E402
+from tracer.base.errors import SpecError  # noqa: E402
 from tracer.simulate import MODEL_LABEL, simulate  # noqa: E402
 
 N, DEPTH, BS, LIO_BATCH = 64, 32, 4096, 8

@@ -9,7 +9,7 @@ import pandas as pd
 
 from tracer.model import build_model, load_bundle, model_from_trace
 from tracer.parse import parse_bytes
-from tracer.schema import HEADER_LINE, MODEL_TABLES
+from tracer.base.schema import HEADER_LINE, MODEL_TABLES
 
 PID, T = 50, 10
 

@@ -1,4 +1,4 @@
-"""The mode registry (tracer.modes) is the one place mode facts live: the C engine's table, the
+"""The mode registry (tracer.base.modes) is the one place mode facts live: the C engine's table, the
 spec, the model's roles, the floors and the release points all agree with it."""
 from __future__ import annotations
 
@@ -6,11 +6,11 @@ import re
 
 import pytest
 
-from tracer import modes
+from tracer.base import modes
 from tracer.analysis import amplification, free_timing
 from tracer.model import ROLE_MAPS
-from tracer.schema import ROLES
-from workloads import spec
+from tracer.base.schema import ROLES
+from tracer.base import spec
 
 from conftest import REPO, need_module
 
@@ -56,7 +56,7 @@ def test_built_engine_lists_this_os_modes_in_registry_order():
 
 def test_spec_and_cli_choices_come_from_the_registry():
     assert spec.ALL_MODES == modes.ALL_MODES and spec.POSIX_MODES == modes.POSIX_MODES
-    from workloads.spec import spec_options
+    from tracer.base.spec import spec_options
     import click
 
     @click.command()

@@ -15,9 +15,9 @@ import pandas as pd
 import pytest
 
 from conftest import REPO
-from tracer.analysis import report
+from tracer.view import report
 from tracer.analysis.requires import MODEL_LABEL
-from tracer.errors import AnalysisError
+from tracer.base.errors import AnalysisError
 
 FIXTURES = REPO / "tests" / "data" / "freebsd"
 

@@ -11,11 +11,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import REPO
-from tracer.errors import ParseError
+from tracer.base.errors import ParseError
 from tracer.parse import parse_bytes
 from tracer.parse.base import count_lines
 from tracer.parse.events import linux_syscall_names, parse_events
-from tracer.schema import EVENT_FIELDS, EVENT_KINDS, HEADER_LINE
+from tracer.base.schema import EVENT_FIELDS, EVENT_KINDS, HEADER_LINE
 
 EXAMPLE = REPO / "dscripts" / "linux" / "aiotrace-events_example.txt"
 
@@ -209,7 +209,7 @@ def test_syscall_names_fall_back_to_the_kernel_header(monkeypatch, tmp_path):
 
 def test_bpftrace_silent_output_loss_is_counted_from_the_emitted_trailer():
     from tracer.parse.events import parse_events
-    from tracer.schema import HEADER_LINE
+    from tracer.base.schema import HEADER_LINE
     ev = "E\t{ts}\t10\t11\tblk_done\tblock_rq_complete\t0\t8\t{ts}\t4096\t0\t0\n"
     body = HEADER_LINE + "\n" + "".join(ev.format(ts=100 + i) for i in range(3))
     ok = parse_events((body + "\n@emitted[blk_done]: 3\n").encode())

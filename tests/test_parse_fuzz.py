@@ -13,7 +13,7 @@ import pandas as pd
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tracer.errors import ParseError
+from tracer.base.errors import ParseError
 from tracer.parse import parse_bytes
 from tracer.parse.base import count_lines
 

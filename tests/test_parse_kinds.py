@@ -158,7 +158,7 @@ def test_c_scanners_agree_with_the_python_readers_on_any_truss_kdump_or_dtrace_l
     try:
         _same(payload, fmt, monkeypatch)
     except Exception as exc:
-        from tracer.errors import ParseError
+        from tracer.base.errors import ParseError
         if not isinstance(exc, ParseError):
             raise
 
@@ -179,7 +179,7 @@ def test_c_scanner_agrees_with_the_python_reader_on_any_strace_like_line(monkeyp
     try:
         _same(data, "strace", monkeypatch)
     except Exception as exc:  # a ParseError must be raised by both sides alike
-        from tracer.errors import ParseError
+        from tracer.base.errors import ParseError
         if not isinstance(exc, ParseError):
             raise
 
@@ -314,7 +314,7 @@ def test_dtrace_printa_rows_alone_are_recognised_as_dtrace():
 
 
 def test_every_dtrace_diagnostic_line_is_counted_in_event_line_output_too():
-    from tracer.schema import HEADER_LINE
+    from tracer.base.schema import HEADER_LINE
     text = (HEADER_LINE + "\nE\t1\t2\t3\tsys_enter\tread\t0\t0\t0\t0\t0\t0\n"
             "dtrace: WARNING: dtrace_dof_maxsize exceeded\ndtrace: 3 dynamic variable drops\n")
     r = parse_bytes(text.encode(), "events")

@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import REPO, SAMPLES, need
-from tracer.errors import ParseError
+from tracer.base.errors import ParseError
 from tracer.parse import parse_bytes
 from tracer.parse.base import count_lines
 from tracer.parse.detect import detect_format

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tracer.analysis import report
+from tracer.view import report
 from tracer.analysis.compare import load_models
 
 FREEBSD = Path(__file__).parent / "data" / "freebsd"

@@ -18,7 +18,8 @@ import pytest
 from analysis_frames import make_run
 from browser import chromium_missing, inspect
 from conftest import IN_CI, REPO, need, tracing_missing
-from tracer.analysis import compare, fmt, headline, report
+from tracer.analysis import compare
+from tracer.view import fmt, headline, report
 from tracer.analysis.requires import FIXTURE_LABEL, MODEL_LABEL
 
 FIXTURES = REPO / "tests" / "data" / "freebsd"
@@ -242,7 +243,8 @@ def test_compare_cli_a_b_shows_the_change_and_fits_100_columns():
 # ------------------------------------------------------------------ summary BUNDLE
 
 def test_summary_of_one_bundle_like_strace_c():
-    from tracer.analysis import amplification, summary
+    from tracer.analysis import amplification
+    from tracer.view import summary
     from tracer.model import load_bundle
 
     bundle = FIXTURES / "kevent" / "dtrace-split-stock"
@@ -317,7 +319,7 @@ def test_threads_are_named_by_role_and_unknowns_are_blank():
 
 def test_workload_names_its_threads_submitter_and_reaper(tmp_path):
     from workloads import driver
-    from workloads.spec import RunSpec
+    from tracer.base.spec import RunSpec
 
     try:
         driver.engine()
@@ -333,7 +335,7 @@ def test_workload_names_its_threads_submitter_and_reaper(tmp_path):
 
 
 def test_free_lag_figure_draws_every_series_even_a_single_value():
-    from tracer.analysis import figures
+    from tracer.view import figures
 
     rows = []
     for mode, lag in (("kevent", [28_000.0, 30_000.0, 36_000.0]), ("reap", [1_200.0]), ("waitcomplete", [1_200.0])):

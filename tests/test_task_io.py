@@ -18,7 +18,8 @@ import pytest
 
 from conftest import need
 from tracer.capture import taskstats
-from tracer.capture.target import SAMPLE_S, TaskIoSampler, read_task_io_file
+from tracer.capture.target import SAMPLE_S, TaskIoSampler
+from tracer.parse.task_io import read_task_io_file
 
 READ_BLOCKS = 64  # 64 x 4 KiB O_DIRECT reads by the child
 

@@ -12,7 +12,7 @@ import pytest
 from conftest import REPO, need
 from tracer import cli
 from tracer.capture import tracefs
-from tracer.errors import CaptureError
+from tracer.base.errors import CaptureError
 
 # In a private mount namespace the tracefs mount is unmounted for this process tree only.
 UNMOUNTED = ["unshare", "--mount", "--propagation", "private", "sh", "-c",

@@ -12,9 +12,9 @@ import sys
 import pytest
 
 from conftest import REPO, need
-from tracer.errors import SpecError
+from tracer.base.errors import SpecError
 from workloads import driver
-from workloads.spec import RunSpec, default_data_file
+from tracer.base.spec import RunSpec, default_data_file
 
 AIOTRACE = [sys.executable, "-m", "tracer.cli"]
 

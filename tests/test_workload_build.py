@@ -12,7 +12,7 @@ import pytest
 
 from conftest import need
 from workloads import elfcheck
-from workloads.spec import FREEBSD_MODES, PROBE_FUNCTIONS, USDT_PROVIDER
+from tracer.base.spec import FREEBSD_MODES, PROBE_FUNCTIONS, USDT_PROVIDER
 
 REPO = Path(__file__).resolve().parent.parent
 W = REPO / "workloads"

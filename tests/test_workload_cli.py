@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from conftest import need
-from workloads.spec import ALL_MODES, FREEBSD_MODES, LINUX_MODES, READY_LINE
+from tracer.base.spec import ALL_MODES, FREEBSD_MODES, LINUX_MODES, READY_LINE
 
 REPO = Path(__file__).resolve().parent.parent
 AIOTRACE = [sys.executable, "-m", "tracer.cli"]

@@ -11,10 +11,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tracer.errors import SpecError, WorkloadError
-from tracer.schema import IO_RECORD_COLUMNS, THREAD_RECORD_COLUMNS
+from tracer.base.errors import SpecError, WorkloadError
+from tracer.base.schema import IO_RECORD_COLUMNS, THREAD_RECORD_COLUMNS
 from workloads import driver
-from workloads.spec import LINUX_MODES, POSIX_MODES, RunSpec
+from tracer.base.spec import LINUX_MODES, POSIX_MODES, RunSpec
 
 pytestmark = pytest.mark.skipif(platform.system() != "Linux", reason="Linux modes")
 

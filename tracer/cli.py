@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from tracer.errors import AiotraceError, describe_oserror
+from tracer.base.errors import AiotraceError, describe_oserror
 
 # name -> "module:attribute" of a click.Command
 COMMANDS = {
@@ -17,11 +17,11 @@ COMMANDS = {
     "doctor": "tracer.capture.cli:doctor",
     "freebsd-kit": "tracer.capture.cli:freebsd_kit",
     "parse": "tracer.parse.cli:parse",
-    "sweep": "tracer.analysis.cli:sweep",
-    "report": "tracer.analysis.cli:report",
-    "compare": "tracer.analysis.cli:compare",
-    "export": "tracer.analysis.cli:export",
-    "summary": "tracer.analysis.cli:summary",
+    "sweep": "tracer.capture.cli:sweep",
+    "report": "tracer.view.cli:report",
+    "compare": "tracer.view.cli:compare",
+    "export": "tracer.view.cli:export",
+    "summary": "tracer.view.cli:summary",
     "demo": "tracer.commands.demo:demo",
     "simulate": "tracer.commands.simulate:simulate",
 }

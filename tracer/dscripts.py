@@ -1,5 +1,5 @@
 """The tracer scripts in dscripts/: where they are, the exact command lines that run them, and the
-static checks that keep them and the event-line contract (tracer/schema.py) from drifting apart.
+static checks that keep them and the event-line contract (tracer/base/schema.py) from drifting apart.
 
 Used by the capture layer (``bpftrace_argv``, ``bpftrace_env``, ``dtrace_argv``, ``is_ready_line``)
 and by tests (``extract_printfs``, ``check_printf_against_schema``, the probe extractors).
@@ -17,8 +17,8 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from tracer import schema
-from tracer.errors import CaptureError
+from tracer.base import schema
+from tracer.base.errors import CaptureError
 
 DSCRIPTS_DIR = Path(__file__).resolve().parent.parent / "dscripts"
 

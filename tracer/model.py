@@ -70,11 +70,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tracer import modes
-from tracer.errors import ParseError
-from tracer.schema import MODEL_TABLES
+from tracer.base import modes
+from tracer.base.errors import ParseError
+from tracer.base.schema import MODEL_TABLES
 
-# syscall -> role per OS: the union of the mode registry's per-mode roles (tracer.modes).
+# syscall -> role per OS: the union of the mode registry's per-mode roles (tracer.base.modes).
 # io_uring_enter is "submit" there and "wait" when to_submit == 0 (see roles()).
 ROLE_MAPS: dict[str, dict[str, str]] = {os_name: modes.role_map(os_name) for os_name in modes.OSES}
 QUEUE_SYSCALLS = ("aio_read", "aio_write", "aio_readv", "aio_writev", "aio_fsync")
@@ -267,7 +267,7 @@ def _build_bundle(bundle: Path, manifest: dict, cache: bool) -> Model:
     task_io = None
     task_io_rel = (manifest.get("target") or {}).get("task_io")
     if task_io_rel:
-        from tracer.capture.target import read_task_io_file
+        from tracer.parse.task_io import read_task_io_file
         task_io = read_task_io_file(bundle / task_io_rel)
     return build_model(result, manifest, summary, rec_ios, rec_threads, loss_report=report, task_io=task_io,
                        extents=extents)

@@ -5,11 +5,11 @@ of FreeBSD's AIO + kqueue (``workloads/fbsd_model``, module ``workloads._fbsd_mo
 the same driver as ``aiotrace run``. The model records what ``dscripts/freebsd/aiotrace-events.d``
 (plus ``aiotrace-ru-d33271.d`` on the d33144 kernel) would print for the run: every AIO/kqueue/
 getrusage system call per thread, kernel job queue/start/complete/notify/free, rusage charges and
-the workload's probes. This module writes them as event lines (``tracer.schema``) into a normal run
+the workload's probes. This module writes them as event lines (``tracer.base.schema``) into a normal run
 bundle (``raw/events.txt``, ``record/``, ``manifest.json``), so the same parser, model, analyses
 and report read it. Every bundle says MODEL_LABEL: a model, never a measurement.
 
-Record -> event line (fields of tracer.schema.EVENT_FIELDS; ``a`` = the record's a[0..7]):
+Record -> event line (fields of tracer.base.schema.EVENT_FIELDS; ``a`` = the record's a[0..7]):
 
     sys_enter   name, id = aiocb, a0..a2 = a[0..2] (the call's first arguments)
     sys_exit    name, id = aiocb (aio_waitcomplete: the one it returned), ret, err (FreeBSD errno)
@@ -35,9 +35,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tracer.errors import SpecError, WorkloadError
-from tracer.schema import HEADER_LINE
-from workloads.spec import FREEBSD_MODES, RunSpec
+from tracer.base.errors import SpecError, WorkloadError
+from tracer.base.schema import HEADER_LINE
+from tracer.base.spec import FREEBSD_MODES, RunSpec
 
 MODEL_LABEL = "FreeBSD semantics model (not a measurement)"
 KERNELS = {

@@ -11,8 +11,8 @@ import sys
 
 import click
 
-from tracer.errors import AiotraceError
-from workloads.spec import spec_from_options, spec_options
+from tracer.base.errors import AiotraceError
+from tracer.base.spec import spec_from_options, spec_options
 
 EXIT_NOT_RELEASED = 3
 

@@ -21,11 +21,11 @@ from typing import IO
 import numpy as np
 import pandas as pd
 
-from tracer.errors import OutputError, SpecError, WorkloadError
-from tracer.outputs import check_writable
-from tracer.schema import IO_RECORD_COLUMNS, THREAD_RECORD_COLUMNS
-from tracer import modes as mode_registry
-from workloads.spec import ALL_MODES, LIO_MODES, READY_LINE, RELEASE_WORD, RunSpec, default_data_file
+from tracer.base.errors import OutputError, SpecError, WorkloadError
+from tracer.base.outputs import check_writable
+from tracer.base.schema import IO_RECORD_COLUMNS, THREAD_RECORD_COLUMNS
+from tracer.base import modes as mode_registry
+from tracer.base.spec import ALL_MODES, LIO_MODES, READY_LINE, RELEASE_WORD, RunSpec, default_data_file
 
 OP_CODES = {"read": 0, "write": 1, "write-fsync": 1}
 OP_NAMES = np.array(["read", "write", "fsync"], dtype=object)

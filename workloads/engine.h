@@ -129,7 +129,7 @@ void aiot_result_free(struct aiot_result *res);
 uint64_t aiot_now_ns(void);
 
 /* Probe points (uprobe / dtrace pid provider targets; USDT provider "aiotrace" where
- * <sys/sdt.h> exists). Names and argument order are workloads/spec.py PROBE_FUNCTIONS. */
+ * <sys/sdt.h> exists). Names and argument order are tracer/base/spec.py PROBE_FUNCTIONS. */
 void aiotrace_probe_window_start(uint64_t planned_ios);
 void aiotrace_probe_window_stop(uint64_t completed_ios);
 void aiotrace_probe_submit(uint64_t first_id, uint32_t count, int64_t ret);

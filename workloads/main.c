@@ -10,7 +10,7 @@
  *
  * Prints one summary line of key=value pairs. With --hold it prints
  * "AIOTRACE-READY pid=<pid>" after opening the file and waits for "go" on stdin
- * (workloads/spec.py READY_LINE / RELEASE_WORD), so a tracer can attach first.
+ * (tracer/base/spec.py READY_LINE / RELEASE_WORD), so a tracer can attach first.
  * Exit: 0 ok, 2 bad input or refused mode, 1 workload failure, 3 not released.
  */
 #ifndef _GNU_SOURCE

@@ -16,7 +16,7 @@
  *   aio_waitcomplete,aio_cancel,aio_fsync,lio_listio,kqueue,kevent,compat11.kevent,getrusage},
  *   fbt::{aio_aqueue,aio_schedule,aio_process_rw,aio_complete,aio_bio_done_notify,filt_aio,
  *   aio_free_entry}, curthread->td_ru across aio_return/aio_waitcomplete, and
- *   pid$target::aiotrace_probe_* (workloads/spec.py PROBE_FUNCTIONS).
+ *   pid$target::aiotrace_probe_* (tracer/base/spec.py PROBE_FUNCTIONS).
  *
  * OUTPUT (stdout), all at exit except the first line:
  *   AIOTRACE-AGG<TAB>v1                                   from BEGIN: all probes are enabled

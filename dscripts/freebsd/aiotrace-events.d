@@ -29,15 +29,15 @@
  *   fbt::aio_free_entry:entry                                            -> job_free
  *   curthread->td_ru around aio_return/aio_waitcomplete                  -> ru_charge (stock kernels)
  *   fbt::aio_complete:entry job->td (add-on aiotrace-ru-d33271.d)         -> ru_charge (D33271)
- *   pid$target::aiotrace_probe_{window_start,window_stop,submit,reap,sync}:entry (workloads/spec.py)
+ *   pid$target::aiotrace_probe_{window_start,window_stop,submit,reap,sync}:entry (tracer/base/spec.py)
  *   Kernel-job probes are keyed by the kaiocb pointer and job->ujob (the user aiocb address, equal
  *   to kevent.ident and to aio_*(2)'s argument) and filtered by job->userproc->p_pid == $target,
  *   never by pid alone: the I/O runs in aiod kernel processes that have their own pids.
  *
- * OUTPUT (stdout): the header line tracer.schema.HEADER_LINE from BEGIN (DTrace fires BEGIN once
+ * OUTPUT (stdout): the header line tracer.base.schema.HEADER_LINE from BEGIN (DTrace fires BEGIN once
  *   every probe is enabled, so it is also the "attached" signal), then one event line per event:
  *   E<TAB>ts_ns<TAB>pid<TAB>tid<TAB>ev<TAB>name<TAB>id<TAB>a0<TAB>a1<TAB>a2<TAB>ret<TAB>err
- *   (fields and kinds: tracer/schema.py EVENT_FIELDS, EVENT_KINDS; ts_ns is DTrace `timestamp`).
+ *   (fields and kinds: tracer/base/schema.py EVENT_FIELDS, EVENT_KINDS; ts_ns is DTrace `timestamp`).
  *     sys_enter   name = syscall; a0..a2 = first three arguments; id = user aiocb for aio_read,
  *                 aio_write, aio_readv, aio_writev, aio_error, aio_return (arg0), aio_cancel and
  *                 aio_fsync (arg1); 0 otherwise
@@ -91,7 +91,7 @@
  *     the '.' is legal in a D probe specifier, but this name is UNVERIFIED on a live system.
  *   - The pid provider creates probes for objects mapped when dtrace starts: with -c, functions in
  *     a shared object loaded later (the Python cffi extension) do not exist yet. Attach with -p to
- *     the workload held at its start handshake (workloads/spec.py READY_LINE), or use the native
+ *     the workload held at its start handshake (tracer/base/spec.py READY_LINE), or use the native
  *     workload binary with -c.
  *   - copyin() of the aio_waitcomplete result runs in the caller's context at :return (safe).
  *   - printf conversions are %d/%u/%s only. libdtrace checks %ld/%lld/%llu with pfcheck_type,

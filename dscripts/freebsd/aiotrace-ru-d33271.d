@@ -12,7 +12,7 @@
  * TRACES:  fbt::aio_complete:entry. D33271 adds job->inblock/outblock to job->td->td_ru right
  *          there (RU_ATOMIC_ADD), instead of in kern_aio_return/kern_aio_waitcomplete.
  *
- * OUTPUT:  ru_charge event lines (tracer/schema.py): name aio_complete, pid = job->userproc->p_pid,
+ * OUTPUT:  ru_charge event lines (tracer/base/schema.py): name aio_complete, pid = job->userproc->p_pid,
  *          tid = job->td->td_tid (the thread charged, not the aiod running the probe),
  *          id = ujob, a0 = inblock added, a1 = oublock added. Then the aio_return/aio_waitcomplete
  *          ru_charge lines of aiotrace-events.d should show zero deltas.

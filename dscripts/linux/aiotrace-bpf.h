@@ -6,7 +6,7 @@
 
 #define AIOT_RECORD_MAGIC "AIOTBPF1" /* file header: magic, then u32 record size, u32 kinds */
 
-enum aiot_kind { /* tracer/schema.py EVENT_KINDS names, in this order */
+enum aiot_kind { /* tracer/base/schema.py EVENT_KINDS names, in this order */
 	AIOT_SYS_ENTER = 0,
 	AIOT_SYS_EXIT = 1,
 	AIOT_JOB_QUEUE = 2,

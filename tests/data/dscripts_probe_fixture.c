@@ -1,7 +1,7 @@
 /* Test fixture for tests/test_dscripts_bpftrace.py, built at test time into a shared object.
  *
  * It stands in for the workload's cffi extension: it exports the probe functions named in
- * workloads/spec.py PROBE_FUNCTIONS (non-inlined, same signatures, plus USDT probes of provider
+ * tracer/base/spec.py PROBE_FUNCTIONS (non-inlined, same signatures, plus USDT probes of provider
  * "aiotrace"), and fixture_run() makes a known number of syscalls between window_start and
  * window_stop: `n` O_DIRECT pread64 calls (block I/O), then `n_uring` io_uring reads.
  */

@@ -6,7 +6,7 @@ process, not per thread), divided by the I/Os the run did.
 
 Theoretical floor (:func:`theoretical_floor`): the fewest syscalls per I/O a mode can make, by
 role, when every call does the most work it can (after anchors.md D.5 and DESIGN.md's modes
-table); the terms per mode are the ``floor`` column of the mode registry (tracer.modes). ``b`` = submit batch (``lio``/``io_submit``/``io_uring_enter`` carry b I/Os; POSIX modes
+table); the terms per mode are the ``floor`` column of the mode registry (tracer.base.modes). ``b`` = submit batch (``lio``/``io_submit``/``io_uring_enter`` carry b I/Os; POSIX modes
 with ``submit=single`` pay 1 call per I/O), ``D`` = depth: one wait call can return at most D
 completions (``io_getevents(min_nr=r, nr=D)``, ``kevent(nevents=D)``, ``aio_suspend`` over D
 aiocbs). The reap batch ``r`` is the *minimum* a wait returns, so measured waits per I/O lie
@@ -38,9 +38,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tracer import modes
+from tracer.base import modes
 from tracer.analysis.requires import provenance, requires, with_provenance
-from tracer.schema import ROLES
+from tracer.base.schema import ROLES
 
 
 
@@ -88,7 +88,7 @@ def window_counts(model: Any) -> pd.DataFrame:
     if model.has("syscalls", "name"):
         sc = _windowed(model).assign(role=lambda d: d["role"].fillna("other"))
         return sc.groupby(["tid", "name", "role"], observed=True).size().rename("syscalls").reset_index()
-    from tracer.errors import AnalysisError
+    from tracer.base.errors import AnalysisError
     from tracer.model import roles
 
     agg = model.aggregates

@@ -20,8 +20,8 @@ import pandas as pd
 
 from tracer.analysis import amplification, attribution, free_timing, latency, reap_projection
 from tracer.analysis.requires import PROVENANCE_COLUMNS, can_run, provenance
-from tracer.errors import AnalysisError
-from tracer.schema import ROLES
+from tracer.base.errors import AnalysisError
+from tracer.base.schema import ROLES
 
 CONFIG_COLUMNS = ("os", "backend", "mode", "op", "depth", "batch", "reap_batch", "threads", "submit",
                   "direct", "kernel_variant", "source", "counts_only")
@@ -173,7 +173,7 @@ def select_bundles(paths: Iterable[str | Path], note: Callable[[str], None] | No
     ``status`` (failed, interrupted, unreadable...) and ``reason``, to be listed, never averaged in.
     A ``manifest.json`` that is not a run manifest (not JSON, not an object) is listed as
     ``not a bundle``."""
-    from tracer.errors import ParseError
+    from tracer.base.errors import ParseError
     from tracer.model import read_manifest
 
     paths = [Path(p) for p in paths]

@@ -1,7 +1,7 @@
 """Async-free timing: from kernel completion of an I/O to the release of its kernel state.
 
 Per I/O, ``free_lag_ns = release_ns - kernel_done_ns``. What "release" is depends on what the
-bundle can see (column ``release_point``, per mode in the registry's ``release`` column, tracer.modes):
+bundle can see (column ``release_point``, per mode in the registry's ``release`` column, tracer.base.modes):
 
 * FreeBSD (dtrace): ``job_free`` = ``aio_free_entry`` freeing the ``struct kaiocb``. Stock modes
   free at ``aio_return``/``aio_waitcomplete``, so the lag includes the program's reap delay; with
@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tracer import modes
+from tracer.base import modes
 from tracer.analysis.requires import provenance, requires, with_provenance
 
 MAX_AIO_QUEUE_PER_PROC = 256  # FreeBSD vfs.aio.max_aio_queue_per_proc default (MAX_AIO_QUEUE_PER_PROC)

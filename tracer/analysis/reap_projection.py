@@ -27,12 +27,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tracer import modes
+from tracer.base import modes
 from tracer.analysis.amplification import _windowed, io_count
 from tracer.analysis.requires import provenance, requires, with_provenance
-from tracer.schema import ROLES
+from tracer.base.schema import ROLES
 
-LEGACY_FREEBSD_MODES = modes.LEGACY_FREEBSD_MODES  # every FreeBSD mode but reap (tracer.modes)
+LEGACY_FREEBSD_MODES = modes.LEGACY_FREEBSD_MODES  # every FreeBSD mode but reap (tracer.base.modes)
 PROJECTION_LABEL = "projection for REAP (not a measurement)"
 COLUMNS = ["role", "syscalls", "ios", "measured_per_io", "reap_per_io", "saved_per_io",
            "observed_reap_batch", "batch_source", "source_note"]

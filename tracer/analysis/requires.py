@@ -2,7 +2,7 @@
 
 LISA's ``@requires_events`` in our terms: an analysis names the model tables and columns it reads
 (and the trace event kinds it needs). ``@requires`` checks them on the model passed as the first
-argument and raises :class:`tracer.errors.AnalysisError` with one sentence naming the bundle, the
+argument and raises :class:`tracer.base.errors.AnalysisError` with one sentence naming the bundle, the
 analysis and exactly what is missing. A column entry may be a tuple of alternatives: any one of
 them non-null is enough (e.g. ``("freed_ns", "fetched_ns")``).
 
@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import pandas as pd
 
-from tracer.errors import AnalysisError
+from tracer.base.errors import AnalysisError
 
 FIXTURE_LABEL = "FreeBSD fixture (not a measurement)"
 MODEL_LABEL = "FreeBSD semantics model (not a measurement)"  # aiotrace simulate (tracer.simulate)

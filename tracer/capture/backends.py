@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from tracer.errors import CaptureError
+from tracer.base.errors import CaptureError
 
 REPO = Path(__file__).resolve().parents[2]
 FREEBSD_WORKLOAD = REPO / "workloads" / "out" / "aiotrace-workload.x86_64-freebsd"

@@ -22,7 +22,7 @@ import shutil
 import time
 from pathlib import Path
 
-from tracer.errors import CaptureError
+from tracer.base.errors import CaptureError
 
 PARTIAL_SUFFIX = ".partial"
 RUN_ID_RE = re.compile(r"^(\d{8}T\d{6}Z)-([a-z0-9_-]+)-([a-z]+)-([0-9a-f]{6})$")

@@ -1,8 +1,7 @@
-"""`aiotrace capture` and `aiotrace doctor`."""
+"""`aiotrace capture`, `sweep`, `doctor` and `freebsd-kit`."""
 from __future__ import annotations
 
 import json
-import os
 import platform
 import shlex
 from pathlib import Path
@@ -10,100 +9,18 @@ from pathlib import Path
 import click
 
 from tracer.capture import tracefs
-from tracer.capture.backends import (AGGREGATE_BACKENDS, BACKENDS, REPO, Backend, Context, choose_backend)
-from tracer.capture.bundle import make_run_id
-from tracer.errors import CaptureError
-from tracer.modes import modes_for
-from workloads.spec import RunSpec, spec_from_options, spec_options
-
-PID_PLACEHOLDER = 4194303  # a valid pid_max-1 value, printed as $PID in dry runs
-
+from tracer.capture.backends import AGGREGATE_BACKENDS, BACKENDS, Backend, choose_backend
+from tracer.capture.dryrun import dry_run_lines
+from tracer.base.errors import CaptureError, SpecError
+from tracer.base.modes import LINUX_MODES, modes_for
+from tracer.base.outputs import check_writable
+from tracer.base.spec import RunSpec, spec_from_options, spec_options
 
 def _check(spec: RunSpec, backend: Backend, flavour: str) -> None:
     spec.validate(modes_for(backend.os_name))
     if flavour == "aggregate" and backend.name not in AGGREGATE_BACKENDS:
         raise CaptureError(f"backend {backend.name} has no aggregate flavour "
                            f"(aggregating backends: {', '.join(AGGREGATE_BACKENDS)})")
-
-
-def _render(argv: list[str], env: dict[str, str] | None = None, relative_to: Path | None = None) -> str:
-    tokens = []
-    for t in argv:
-        if t == str(PID_PLACEHOLDER):
-            tokens.append("$PID")
-            continue
-        if relative_to is not None:  # repository paths, also inside dtrace's -c string
-            t = t.replace(str(relative_to) + "/", "")
-        tokens.append(shlex.quote(t))
-    prefix = [f"{k}={shlex.quote(v)}" for k, v in sorted((env or {}).items())]
-    return " ".join(prefix + tokens)
-
-
-def dry_run_lines(spec: RunSpec | None, backend: Backend, why: str, flavour: str, out: Path,
-                  target=None) -> list[str]:
-    """The exact command lines a capture would run, as shell lines ('#' lines are comments; every
-    path in them is shell-quoted, so no part of --out can become a line of its own)."""
-    from tracer.capture import runner
-    from tracer.capture.target import launcher_argv
-
-    kind = target.kind if target is not None else "workload"
-    label = spec.mode if spec is not None else target.label
-    run_id = make_run_id(label, backend.name)
-    bundle = out / run_id
-    raw, record = bundle / "raw", bundle / "record"
-    q = lambda p: shlex.quote(str(p))  # noqa: E731
-    what = {"workload": "the workload", "command": "the command", "pid": f"pid {target.pid if target else ''}"}[kind]
-    lines = [f"# aiotrace capture --backend {backend.name} ({why}), flavour {flavour}, {what}: dry run, nothing was run",
-             f"# bundle: {q(bundle)} (a real capture writes it as {q(out / ('.' + run_id + '.partial'))} "
-             "and renames it when complete)"]
-    if kind == "pid":
-        ctx = Context(flavour=flavour, raw_dir=raw, workload_argv=[], pid=target.pid, target="pid",
-                      extra_pids=[])
-        cmds = backend.commands(ctx)
-        trace = backend.trace_path(ctx, cmds[0])
-        lines.append(f"# attach to the running pid {target.pid} (and, on Linux, its descendants alive then); "
-                     "detach at --duration, Ctrl-C or its exit; the process is never stopped")
-        lines.append(f"mkdir -p {q(raw)}")
-        redirect = f" > {q(trace)}" if backend.stdout_is_trace else ""
-        rel = REPO if backend.os_name == "FreeBSD" else None  # the run kit runs from the repository root
-        lines.append(_render(cmds[0], backend.env(ctx), rel) + redirect + f" 2> {q(raw / 'tracer.stderr')}")
-        for i, post in enumerate(cmds[1:]):
-            last = i == len(cmds) - 2
-            lines.append(_render(post, None, REPO) + (f" > {q(trace)}" if last else ""))
-        return lines
-    if backend.attach == "wrap":
-        argv = runner.workload_argv_freebsd(spec, record) if kind == "workload" else list(target.argv)
-        ctx = Context(flavour=flavour, raw_dir=raw, workload_argv=argv, target=kind)
-        cmds = backend.commands(ctx)
-        if kind == "workload":
-            lines.append(f"# {backend.os_name}, from the repository root: the tracer starts the workload "
-                         f"({os.path.relpath(argv[0], REPO)}, the Zig cross build of the C engine)")
-        else:
-            lines.append(f"# {backend.os_name}: the tracer starts the command (its words are argv, never program text)")
-        lines.append(f"mkdir -p {q(raw)} {q(record)}")
-        trace = backend.trace_path(ctx, cmds[0])
-        lines.append(_render(cmds[0], backend.env(ctx), REPO))
-        for post in cmds[1:]:
-            lines.append(_render(post, None, REPO) + " > " + q(trace))
-        return lines
-    argv = runner.workload_argv_linux(spec, record) if kind == "workload" else launcher_argv(list(target.argv))
-    engine = sorted((REPO / "workloads").glob("_engine*.so"))
-    ctx = Context(flavour=flavour, raw_dir=raw, workload_argv=argv, pid=PID_PLACEHOLDER, target=kind,
-                  engine_so=engine[0] if engine else Path("<engine .so mapped by the workload>"))
-    cmds = backend.commands(ctx)
-    trace = backend.trace_path(ctx, cmds[0])
-    held = "the workload" if kind == "workload" else "the command, held by aiotrace's launcher (it execs it on release)"
-    lines.append(f"# 1. start {held}; it prints 'AIOTRACE-READY pid=N' (N is $PID below)")
-    lines.append(f"mkdir -p {q(raw)} {q(record)}")
-    lines.append(_render(argv))
-    lines.append(f"# 2. attach the tracer; wait until it reports its probes attached, then type 'go' into {held.split(',')[0]}")
-    redirect = f" > {q(trace)}" if backend.stdout_is_trace else ""
-    lines.append(_render(cmds[0], backend.env(ctx)) + redirect + f" 2> {q(raw / 'tracer.stderr')}")
-    for post in cmds[1:]:
-        lines.append(_render(post))
-    if not backend.self_exits:
-        lines.append(f"# 3. when {held.split(',')[0]} exits, stop {backend.name} with SIGINT (it prints its maps at exit)")
-    return lines
 
 
 @click.command(context_settings={"allow_interspersed_args": False})
@@ -252,3 +169,57 @@ def freebsd_kit(out: str, **spec_kw):
     path = build_kit(out, **spec_kw)
     click.echo(f"aiotrace: FreeBSD run kit written; on the host run: sh {path}/run.sh", err=True)
     click.echo(str(path))
+
+
+SWEPT = ("mode", "depth", "batch", "reap_batch")  # sweep's list options replace these spec options
+
+
+def _ints(text: str, what: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.replace(" ", "").split(",") if v]
+    except ValueError:
+        raise click.BadParameter(f"{what} must be comma-separated integers, got {text!r}") from None
+    if not values:
+        raise click.BadParameter(f"{what} is empty")
+    return values
+
+
+@click.command()
+@click.option("--modes", default=",".join(LINUX_MODES), show_default=True, help="comma-separated completion modes")
+@click.option("--depths", default="32", show_default=True, help="comma-separated queue depths")
+@click.option("--batches", default="1", show_default=True, help="comma-separated submit batches")
+@click.option("--reap-batches", default="1,8,32", show_default=True, help="comma-separated reap batches")
+@click.option("--repeat", default=3, show_default=True, type=int, help="repetitions of each configuration")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="sweep directory (resumed if it exists)")
+@click.option("--backend", default="auto", show_default=True, help="capture backend (auto: bpftrace, else strace)")
+@spec_options(skip=SWEPT)
+def sweep(modes, depths, batches, reap_batches, repeat, out, backend, **spec_kw):
+    """Capture every combination (modes x depths x batches x reap batches x repeat), one bundle per
+    run; resumes an interrupted sweep in the same --out."""
+    from tracer.capture.sweep import run_sweep
+
+    mode_list = [m for m in modes.replace(" ", "").split(",") if m]
+    os_modes = modes_for(platform.system())
+    bad = [m for m in mode_list if m not in os_modes]
+    if not mode_list or bad:
+        raise SpecError(f"--modes: {', '.join(bad) or 'none given'} not available on {platform.system()} "
+                        f"(available: {', '.join(os_modes)})")
+    depth_l, batch_l, reap_l = _ints(depths, "--depths"), _ints(batches, "--batches"), _ints(reap_batches, "--reap-batches")
+    base = spec_from_options(mode=mode_list[0], depth=max(depth_l), batch=1, reap_batch=1, **spec_kw)
+    # The backend is checked once here, not by each of the runs.
+    chosen, why = choose_backend(backend, platform.system())
+    if chosen.os_name != platform.system():
+        raise SpecError(f"--backend {backend}: runs on {chosen.os_name}, this is {platform.system()}")
+    usable, detail = chosen.available()
+    if not usable:
+        raise SpecError(f"--backend {backend}: {chosen.name} cannot capture here: {detail} (see `aiotrace doctor`)")
+    check_writable(out, is_dir=True)
+    index = run_sweep(base, mode_list, depth_l, batch_l, reap_l, repeat, Path(out), backend=backend,
+                      log=lambda msg: click.echo(f"aiotrace: {msg}", err=True))
+    counts: dict[str, int] = {}
+    for r in index["runs"]:
+        counts[r["status"]] = counts.get(r["status"], 0) + 1
+    click.echo(f"aiotrace: sweep {', '.join(f'{v} {k}' for k, v in sorted(counts.items()))}", err=True)
+    click.echo(str(Path(out) / "sweep.json"))
+    if counts.get("failed"):
+        click.get_current_context().exit(1)

@@ -5,7 +5,7 @@ transfer, reading /proc), not a guess from what is installed. Report shape (``--
 
     {"os", "kernel", "machine", "cpus", "can_capture": bool, "auto_backend": str|null,
      "checks": [{"name", "ok": bool|null, "detail", "fix": str|null}], "backends": {name: {...}},
-     "modes": [{"mode", "available": bool, "reason", "needs"}]}   (one per row of tracer.modes)
+     "modes": [{"mode", "available": bool, "reason", "needs"}]}   (one per row of tracer.base.modes)
 
 ``ok`` is null for facts that are neither good nor bad (REAP on Linux: n/a).
 """
@@ -16,7 +16,7 @@ import platform
 import subprocess
 from pathlib import Path
 
-from tracer import modes
+from tracer.base import modes
 from tracer.capture.backends import AUTO_ORDER, BACKENDS, TRACEFS, effective_caps
 from tracer.capture.probe import o_direct_works, reap_support
 

@@ -13,7 +13,7 @@ every mode x backend (dtrace, ktrace+kdump, truss) and writes one run bundle per
 (default ``runs``), in the layout ``aiotrace capture`` writes, which ``aiotrace report OUT`` reads
 back on any machine. A failed run's bundle goes to ``OUT/.failed/`` (hidden: never read).
 
-The command lines come from :func:`tracer.capture.cli.dry_run_lines`, the function behind
+The command lines come from :func:`tracer.capture.dryrun.dry_run_lines`, the function behind
 ``aiotrace capture --dry-run``, with the bundle path replaced by the shell variable ``$P``: they are
 the same commands, by construction and by test. The kit runs inside DIR, as capture runs inside the
 repository, so the relative paths (workloads/out/..., dscripts/freebsd/...) are the same too.
@@ -30,8 +30,8 @@ from pathlib import Path
 
 from tracer import dscripts
 from tracer.capture.backends import FREEBSD_WORKLOAD, REPO, Context, get_backend
-from tracer.errors import CaptureError
-from workloads.spec import FREEBSD_MODES, RunSpec, spec_from_options
+from tracer.base.errors import CaptureError
+from tracer.base.spec import FREEBSD_MODES, RunSpec, spec_from_options
 
 KIT_BACKENDS = ("dtrace", "ktrace", "truss")
 BUNDLE_SENTINEL = Path("/AIOTRACE_KIT_OUT")  # stands for OUT in the generated lines
@@ -56,7 +56,7 @@ def kit_specs(**spec_kw) -> list[RunSpec]:
 def capture_lines(spec: RunSpec, backend_name: str) -> list[str]:
     """The command lines of ``aiotrace capture --backend NAME --dry-run`` for `spec`, with the
     bundle directory written as ``"$P"`` (comments and mkdir dropped: run.sh makes its own)."""
-    from tracer.capture.cli import dry_run_lines
+    from tracer.capture.dryrun import dry_run_lines
 
     lines = dry_run_lines(spec, get_backend(backend_name), "requested", "events", BUNDLE_SENTINEL)
     bundle = next(ln for ln in lines if ln.startswith("# bundle: ")).split()[2]

@@ -2,7 +2,7 @@
 
     python -m tracer.capture.launch -- COMMAND ARGS...
 
-prints ``AIOTRACE-READY pid=N`` (workloads.spec.READY_LINE) on stdout, waits for the release word
+prints ``AIOTRACE-READY pid=N`` (tracer.base.spec.READY_LINE) on stdout, waits for the release word
 on stdin, points stdin at /dev/null and ``execvp``s COMMAND: the tracer attached to pid N before
 the release sees every system call the command makes, from its first. The command's words are
 only ever argv (never a shell, never tracer program text). Exit status 3: the handshake ended
@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import sys
 
-from workloads.spec import READY_LINE, RELEASE_WORD
+from tracer.base.spec import READY_LINE, RELEASE_WORD
 
 NOT_RELEASED, CANNOT_EXEC = 3, 127
 

@@ -43,7 +43,8 @@ from pathlib import Path
 import numpy as np
 
 from tracer.capture.backends import Backend, Context, Losses, effective_caps
-from tracer.errors import CaptureError
+from tracer.base.errors import CaptureError
+from tracer.parse.libbpf import BLK_NAMES, HEADER_BYTES, KINDS, MAGIC, RECORD_DTYPE  # noqa: F401 (the file's layout)
 
 REPO = Path(__file__).resolve().parents[2]
 SRC_DIR = REPO / "dscripts" / "linux"
@@ -55,14 +56,6 @@ VMLINUX_BTF = Path("/sys/kernel/btf/vmlinux")
 PACKAGES = ("clang", "llvm", "libbpf-dev", "bpftool", "libelf-dev", "zlib1g-dev")
 RING_MB = 64  # BPF ring buffer: about 930k records, drained every 2 ms (1 s at 1 M records/s)
 
-MAGIC = b"AIOTBPF1"
-HEADER_BYTES = 16  # magic, u32 record size, u32 kinds
-KINDS = ("sys_enter", "sys_exit", "job_queue", "job_done", "blk_queue", "blk_done",  # enum aiot_kind
-         "window_start", "window_stop")
-BLK_NAMES = ("block_io_start", "block_bio_frontmerge", "block_bio_backmerge")  # enum aiot_blk_sub
-RECORD_DTYPE = np.dtype([("ts_ns", "<u8"), ("pid", "<u4"), ("tid", "<u4"), ("kind", "<u4"), ("sub", "<u4"),
-                         ("id", "<i8"), ("a0", "<i8"), ("a1", "<i8"), ("a2", "<i8"), ("a3", "<i8"),
-                         ("ret", "<i8")])
 READY = "AIOTRACE-BPF\tready"
 STATS = re.compile(r"^AIOTRACE-BPF\tstats\trecords=(\d+)\tdropped=(\d+)\temitted=([\d,]+)\tlag_unmatched=(\d+)",
                    re.M)

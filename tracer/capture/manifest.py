@@ -27,7 +27,7 @@ tracer_env             dict         environment variables set for the tracer
                                     (``BPFTRACE_PERF_RB_PAGES``)
 attach                 str          ``"pid"`` (workload held at its handshake, tracer attached by
                                     pid, then released) | ``"wrap"`` (the tracer starts the workload)
-spec                   dict         the RunSpec (``workloads.spec.RunSpec.to_dict()``)
+spec                   dict         the RunSpec (``tracer.base.spec.RunSpec.to_dict()``)
 features               dict         ``reap_supported`` (bool: the workload's run-time test of
                                     AIO_KEVENT_FLAG_REAP when it made one, else false with the reason:
                                     n/a off FreeBSD), ``reap_detail`` (str), ``o_direct`` (bool|null:
@@ -85,7 +85,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from tracer.errors import CaptureError
+from tracer.base.errors import CaptureError
 
 SCHEMA = "aiotrace.manifest/1"
 BACKENDS = ("libbpf", "bpftrace", "strace", "dtrace", "ktrace", "truss", "none", "model")
@@ -173,7 +173,7 @@ def _count_lines(path: Path, fmt: str = "") -> int:
     if not Path(path).exists():
         return 0
     if fmt == "libbpf":  # binary: its records are its lines
-        from tracer.capture import libbpf
+        from tracer.parse import libbpf
         return max(Path(path).stat().st_size - libbpf.HEADER_BYTES, 0) // libbpf.RECORD_DTYPE.itemsize
     n = 0
     with open(path, "rb") as fh:

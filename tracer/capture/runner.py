@@ -45,9 +45,9 @@ from tracer.capture.launch import CANNOT_EXEC
 from tracer.capture.target import (Target, TaskIoSampler, check_pid, descendants, launcher_argv, pid_alive,
                                    resolve_command)
 from tracer.dscripts import PROC_EXTRA_PIDS
-from tracer.errors import CaptureError
+from tracer.base.errors import CaptureError
 from tracer.parse.losses import bundle_losses
-from workloads.spec import READY_LINE, RELEASE_WORD, RunSpec
+from tracer.base.spec import READY_LINE, RELEASE_WORD, RunSpec
 
 READY_RE = re.compile("^" + re.escape(READY_LINE).replace(re.escape("{pid}"), r"(\d+)") + r"\s*$")
 READY_TIMEOUT_S = 180.0  # the workload may first create its data file
@@ -133,7 +133,7 @@ def engine_object(pid: int) -> Path:
 
     Read from /proc/PID/maps of the held workload (everything is loaded before READY), so the
     path is exactly what the uprobes must attach to, whatever the build directory."""
-    from workloads.spec import PROBE_FUNCTIONS
+    from tracer.base.spec import PROBE_FUNCTIONS
 
     symbol = PROBE_FUNCTIONS["submit"].encode()
     try:

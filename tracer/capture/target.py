@@ -29,7 +29,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tracer.errors import CaptureError
+from tracer.base.errors import CaptureError
 
 PF_KTHREAD = 0x00200000  # include/linux/sched.h: the task is a kernel thread
 TASK_IO_FIELDS = ("rchar", "wchar", "syscr", "syscw", "read_bytes", "write_bytes", "cancelled_write_bytes")
@@ -302,14 +302,6 @@ class TaskIoSampler(threading.Thread):
             comm = self.comm.get(key, "").replace("\t", " ")
             lines.append("\t".join(map(str, (*key, comm, *self.seen_ns[key], *vals))))
         path.write_text("\n".join(lines) + "\n")
-
-
-def read_task_io_file(path: Path):
-    """raw/task_io.tsv as a DataFrame (None when absent)."""
-    import pandas as pd
-    if not Path(path).is_file():
-        return None
-    return pd.read_csv(path, sep="\t", skiprows=1, dtype={"comm": "string"}, keep_default_na=False)
 
 
 def launcher_argv(argv: list[str]) -> list[str]:

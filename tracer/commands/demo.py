@@ -48,14 +48,14 @@ def _parse_ints(text: str) -> list[int]:
 def demo(out: str, count: int, reap_batches: str, repeat: int, attribution: bool, backend: str,
          file: str | None, file_size: str, untraced: bool, notebooks: bool) -> None:
     """Sweep every Linux completion mode under a tracer, then write the report; print its path."""
-    from tracer.analysis.report import NOTEBOOKS, build_report
-    from tracer.analysis.sweep import run_sweep, untraced_one
+    from tracer.view.report import NOTEBOOKS, build_report
+    from tracer.capture.sweep import run_sweep, untraced_one
     from tracer.capture import tracefs
     from tracer.capture.backends import choose_backend
-    from tracer.errors import CaptureError, SpecError, writing
-    from tracer.outputs import check_writable
+    from tracer.base.errors import CaptureError, SpecError, writing
+    from tracer.base.outputs import check_writable
     from workloads import driver
-    from workloads.spec import LINUX_MODES, spec_from_options
+    from tracer.base.spec import LINUX_MODES, spec_from_options
 
     if platform.system() != "Linux":
         raise SpecError(f"aiotrace demo captures on Linux; this is {platform.system()} "
@@ -137,8 +137,8 @@ def print_headlines(paths, console=None) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from tracer.analysis import headline
-    from tracer.analysis.report import Study
+    from tracer.view import headline
+    from tracer.view.report import Study
 
     console = console or Console(width=160)
     study = Study.load([str(p) for p in paths])

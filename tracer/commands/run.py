@@ -5,7 +5,7 @@ import json
 
 import click
 
-from workloads.spec import spec_from_options, spec_options
+from tracer.base.spec import spec_from_options, spec_options
 
 
 @click.command()

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from workloads.spec import spec_from_options, spec_options
+from tracer.base.spec import spec_from_options, spec_options
 
 
 @click.command()

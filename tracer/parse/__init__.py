@@ -8,7 +8,7 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
-from tracer.errors import ParseError
+from tracer.base.errors import ParseError
 from tracer.parse.base import FORMATS, ParseResult
 
 # format -> "module:function(data: bytes) -> ParseResult"

@@ -1,7 +1,7 @@
 """What every parser returns, and the helpers they share.
 
 A parser turns one trace file into a :class:`ParseResult`: an ``events`` table in the event-line
-schema (tracer.schema.EVENT_FIELDS plus ``line``, the 1-based input line that produced the row),
+schema (tracer.base.schema.EVENT_FIELDS plus ``line``, the 1-based input line that produced the row),
 an ``unparsed`` table (line, text, reason), the losses the tracer reported, and ``counts``: how
 many input lines went to each kind of known non-event message (banners, drop reports, blank
 lines, aggregation printouts, continuation lines...). Every input line lands in exactly one place:
@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from tracer.errors import ParseError
-from tracer.schema import EVENT_FIELDS, FIELD_NAMES, MODEL_TABLES
+from tracer.base.errors import ParseError
+from tracer.base.schema import EVENT_FIELDS, FIELD_NAMES, MODEL_TABLES
 
 FORMATS = ("events", "dtrace", "bpftrace", "kdump", "truss", "strace", "libbpf")
 EVENT_COLUMNS = (*FIELD_NAMES, "line")

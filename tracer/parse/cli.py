@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from tracer.errors import ParseError
+from tracer.base.errors import ParseError
 from tracer.parse.base import FORMATS
 
 

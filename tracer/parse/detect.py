@@ -4,8 +4,8 @@ from __future__ import annotations
 import json
 import re
 
-from tracer.errors import ParseError
-from tracer.schema import EVENT_TAG, HEADER_TAG
+from tracer.base.errors import ParseError
+from tracer.base.schema import EVENT_TAG, HEADER_TAG
 
 _KDUMP = re.compile(r"^\s*\d+(:\d+)?( +\d+)? +\S.*?\s(CALL|RET |NAMI|GIO |PSIG|CSW |USER|STRU|SCTL|CAP |PFLT|PRET)  ")
 _STRACE = re.compile(r"^(\[pid +\d+\] |\d+ +)?(\d+[:.]\d[\d:.]* )?([a-z_0-9]+\(|--- SIG|\+\+\+ |<\.\.\. )")

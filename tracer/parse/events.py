@@ -1,4 +1,4 @@
-"""The event-line format (tracer.schema): pyarrow's C CSV reader over the event lines.
+"""The event-line format (tracer.base.schema): pyarrow's C CSV reader over the event lines.
 
 No Python call per event line: numpy finds line boundaries, the ``E<TAB>`` tag and the tab count
 of every line at once; the (few) other lines -- the ``AIOTRACE`` header, tracer banners, ``Lost N
@@ -24,7 +24,7 @@ import pyarrow.csv as pacsv
 import tracer.data
 from tracer.parse import messages
 from tracer.parse.base import ParseResult, empty_events, unparsed_frame
-from tracer.schema import EVENT_FIELDS, EVENT_KINDS, EVENT_TAG, FIELD_NAMES
+from tracer.base.schema import EVENT_FIELDS, EVENT_KINDS, EVENT_TAG, FIELD_NAMES
 
 N_TABS = len(EVENT_FIELDS)  # tabs in an event line: tag + fields
 _ARROW_TYPES = {"uint64": pa.uint64(), "int64": pa.int64(), "string": pa.string()}

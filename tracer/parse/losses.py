@@ -83,7 +83,7 @@ def bundle_losses(trace: Path | None, fmt: str, stderr: Path | None, backend: st
                   flavour: str | None, cache: bool = True) -> tuple[LossReport, object | None]:
     """(losses, parse result) of a bundle's raw trace and tracer stderr. A trace that cannot be
     parsed at all is itself a loss (message), and the result is None."""
-    from tracer.errors import ParseError
+    from tracer.base.errors import ParseError
     from tracer.parse import parse_file
 
     report, result = LossReport(), None

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from tracer.schema import HEADER_TAG
+from tracer.base.schema import HEADER_TAG
 
 # (kind, regex, group holding a drop count or None). Order matters only for overlaps.
 _PATTERNS: tuple[tuple[str, re.Pattern, int | None], ...] = tuple(

@@ -46,7 +46,7 @@ TRACER_ARGV = {
 def render(backend: str, records, pid: int, origin_ns: int) -> tuple[str, str, str]:
     """(bundle-relative trace path, raw format, text) of one backend for a model record."""
     from tracer.freebsd_render import kdump_text, truss_text
-    from tracer.schema import HEADER_LINE
+    from tracer.base.schema import HEADER_LINE
     from tracer.simulate import event_lines
 
     if backend == "ktrace":
@@ -59,7 +59,7 @@ def render(backend: str, records, pid: int, origin_ns: int) -> tuple[str, str, s
 def write_bundle(mode: str, backend: str, threads: str, kernel: str, data_file: str) -> Path:
     from tracer.capture.manifest import write_manifest
     from tracer.simulate import simulate
-    from workloads.spec import RunSpec
+    from tracer.base.spec import RunSpec
 
     spec = RunSpec(mode=mode, depth=DEPTH, reap_batch=REAP_BATCH, count=N, bs=BS, file=data_file,
                    file_size=1 << 20, threads=threads)

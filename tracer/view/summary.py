@@ -57,8 +57,9 @@ def print_summary(model: Any, console=None) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from tracer.analysis import amplification, attribution, fmt, free_timing
-    from tracer.analysis.headline import configuration
+    from tracer.analysis import amplification, attribution, free_timing
+    from tracer.view import fmt
+    from tracer.view.headline import configuration
     from tracer.analysis.requires import NOT_MEASURED, can_run, loss_note, provenance
 
     console = console or Console(width=100)

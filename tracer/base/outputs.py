@@ -7,7 +7,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from tracer.errors import OutputError, writing
+from tracer.base.errors import OutputError, writing
 
 
 def check_writable(target: str | os.PathLike, *, is_dir: bool = False) -> Path:

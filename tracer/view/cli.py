@@ -1,77 +1,11 @@
-"""`aiotrace sweep`, `report`, `compare` and `export`."""
+"""`aiotrace report`, `compare`, `export` and `summary`."""
 from __future__ import annotations
 
-import platform
-from pathlib import Path
 
 import click
 
-from tracer.errors import AnalysisError, SpecError
-from tracer.outputs import atomic_write, check_writable
-from tracer.modes import LINUX_MODES, modes_for
-from workloads.spec import OPS, PATTERNS, SUBMITS, THREADS, default_data_file, spec_from_options
-
-
-def _ints(text: str, what: str) -> list[int]:
-    try:
-        values = [int(v) for v in text.replace(" ", "").split(",") if v]
-    except ValueError:
-        raise click.BadParameter(f"{what} must be comma-separated integers, got {text!r}") from None
-    if not values:
-        raise click.BadParameter(f"{what} is empty")
-    return values
-
-
-@click.command()
-@click.option("--modes", default=",".join(LINUX_MODES), show_default=True, help="comma-separated completion modes")
-@click.option("--depths", default="32", show_default=True, help="comma-separated queue depths")
-@click.option("--batches", default="1", show_default=True, help="comma-separated submit batches")
-@click.option("--reap-batches", default="1,8,32", show_default=True, help="comma-separated reap batches")
-@click.option("--repeat", default=3, show_default=True, type=int, help="repetitions of each configuration")
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="sweep directory (resumed if it exists)")
-@click.option("--backend", default="auto", show_default=True, help="capture backend (auto: bpftrace, else strace)")
-@click.option("--op", type=click.Choice(OPS), default="read", show_default=True)
-@click.option("--bs", default="4k", show_default=True)
-@click.option("--count", "-n", type=int, default=2000, show_default=True, help="I/Os per run")
-@click.option("--file", "-f", "file", default=lambda: default_data_file(),
-              show_default="$XDG_CACHE_HOME/aiotrace/aiotrace.dat")
-@click.option("--file-size", default="64M", show_default=True)
-@click.option("--direct/--no-direct", default=False, show_default=True, help="O_DIRECT")
-@click.option("--pattern", type=click.Choice(PATTERNS), default="rand", show_default=True)
-@click.option("--seed", type=int, default=1, show_default=True)
-@click.option("--threads", type=click.Choice(THREADS), default="single", show_default=True)
-@click.option("--submit", type=click.Choice(SUBMITS), default="single", show_default=True)
-def sweep(modes, depths, batches, reap_batches, repeat, out, backend, **spec_kw):
-    """Capture every combination (modes x depths x batches x reap batches x repeat), one bundle per
-    run; resumes an interrupted sweep in the same --out."""
-    from tracer.analysis.sweep import run_sweep
-    from tracer.capture.backends import choose_backend
-
-    mode_list = [m for m in modes.replace(" ", "").split(",") if m]
-    os_modes = modes_for(platform.system())
-    bad = [m for m in mode_list if m not in os_modes]
-    if not mode_list or bad:
-        raise SpecError(f"--modes: {', '.join(bad) or 'none given'} not available on {platform.system()} "
-                        f"(available: {', '.join(os_modes)})")
-    depth_l, batch_l, reap_l = _ints(depths, "--depths"), _ints(batches, "--batches"), _ints(reap_batches, "--reap-batches")
-    base = spec_from_options(mode=mode_list[0], depth=max(depth_l), batch=1, reap_batch=1, **spec_kw)
-    # The backend is checked once here, not by each of the runs.
-    chosen, why = choose_backend(backend, platform.system())
-    if chosen.os_name != platform.system():
-        raise SpecError(f"--backend {backend}: runs on {chosen.os_name}, this is {platform.system()}")
-    usable, detail = chosen.available()
-    if not usable:
-        raise SpecError(f"--backend {backend}: {chosen.name} cannot capture here: {detail} (see `aiotrace doctor`)")
-    check_writable(out, is_dir=True)
-    index = run_sweep(base, mode_list, depth_l, batch_l, reap_l, repeat, Path(out), backend=backend,
-                      log=lambda msg: click.echo(f"aiotrace: {msg}", err=True))
-    counts: dict[str, int] = {}
-    for r in index["runs"]:
-        counts[r["status"]] = counts.get(r["status"], 0) + 1
-    click.echo(f"aiotrace: sweep {', '.join(f'{v} {k}' for k, v in sorted(counts.items()))}", err=True)
-    click.echo(str(Path(out) / "sweep.json"))
-    if counts.get("failed"):
-        click.get_current_context().exit(1)
+from tracer.base.errors import AnalysisError
+from tracer.base.outputs import atomic_write, check_writable
 
 
 @click.command()
@@ -81,8 +15,8 @@ def sweep(modes, depths, batches, reap_batches, repeat, out, backend, **spec_kw)
               help="also execute the four notebooks into <out>/notebooks/ (slower)")
 def report(paths, out, notebooks):
     """Write <out>/index.html (the answers first, figures embedded) with figures/ and tables/."""
-    from tracer.analysis.report import NOTEBOOKS, build_report
-    from tracer.errors import writing
+    from tracer.view.report import NOTEBOOKS, build_report
+    from tracer.base.errors import writing
 
     check_writable(out)  # the report is built beside it, then renamed
     with writing(out):
@@ -105,7 +39,7 @@ def metric_label(m: str) -> str:
 
 
 def _cell(r, side: str, unit: str) -> str:
-    from tracer.analysis import fmt
+    from tracer.view import fmt
 
     text = fmt.value(r[f"mean_{side}"], unit)
     spread = fmt.spread(r[f"n_{side}"], r[f"ci_low_{side}"], r[f"ci_high_{side}"], r[f"min_{side}"], r[f"max_{side}"], unit)
@@ -113,7 +47,7 @@ def _cell(r, side: str, unit: str) -> str:
 
 
 def _ratio_cell(r) -> str:
-    from tracer.analysis import fmt
+    from tracer.view import fmt
 
     if fmt.missing(r["ratio"]):
         return "-"
@@ -137,8 +71,8 @@ def compare(paths, metrics, csv_path, wide):
     from rich.table import Table
 
     from tracer.analysis import compare as cmp
-    from tracer.analysis import fmt
-    from tracer.analysis.headline import configuration
+    from tracer.view import fmt
+    from tracer.view.headline import configuration
     from tracer.analysis.requires import NOT_MEASURED
 
     if csv_path:
@@ -193,7 +127,7 @@ def compare(paths, metrics, csv_path, wide):
         summary = cmp.summarize(runs)
         if csv_path:
             _write_csv(summary, csv_path)
-        from tracer.analysis.headline import short_configurations
+        from tracer.view.headline import short_configurations
 
         summary = summary.assign(config=summary.apply(lambda r: f"{r['os']} {r['mode']} {configuration(r)}", axis=1))
         firsts = summary.drop_duplicates("config")
@@ -249,7 +183,7 @@ def _write_csv(frame, path) -> None:
 def export(bundle, output):
     """Export a bundle as Chrome trace-event JSON: syscall slices per thread, an async track per I/O,
     flow arrows from submitting to reaping thread."""
-    from tracer.analysis.export_perfetto import export as do_export
+    from tracer.view.export_perfetto import export as do_export
     from tracer.model import load_bundle
 
     check_writable(output)
@@ -262,7 +196,7 @@ def export(bundle, output):
 def summary(bundle):
     """One bundle at a glance, like `strace -c`: the three answers, then calls, errors and time per
     syscall and per thread in the measurement window."""
-    from tracer.analysis.summary import print_summary
+    from tracer.view.summary import print_summary
     from tracer.model import load_bundle
 
     print_summary(load_bundle(bundle))

@@ -25,9 +25,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
-from tracer.errors import AiotraceError, AnalysisError, OutputError, SpecError, writing
-from tracer.outputs import atomic_write
-from workloads.spec import RunSpec
+from tracer.base.errors import AiotraceError, AnalysisError, OutputError, SpecError, writing
+from tracer.base.outputs import atomic_write
+from tracer.base.spec import RunSpec
 
 SCHEMA = "aiotrace.sweep/1"
 INDEX = "sweep.json"
@@ -178,7 +178,7 @@ def untraced_one(spec: RunSpec, backend: str, out: Path) -> tuple[str, str | Non
     from tracer.capture.bundle import Bundle
     from tracer.capture.manifest import SCHEMA, write_manifest
     from tracer.capture.probe import probe_features
-    from tracer.errors import WorkloadError
+    from tracer.base.errors import WorkloadError
     from workloads import driver
 
     bundle = Bundle.create(out, spec.mode, "none")

@@ -1,6 +1,6 @@
 """The completion-mode registry: every fact about a mode in one row.
 
-Base layer: imports nothing from aiotrace but ``tracer.schema``'s role names, so ``workloads/``
+Base layer: imports nothing from aiotrace but ``tracer.base.schema``'s role names, so ``workloads/``
 (spec, driver), the capture layer, the model and the analyses all read it. Adding a mode means one
 C file (``workloads/mode_*.c`` plus its entry in engine.c's ``all_modes``) and one row here;
 ``tests/test_modes.py`` checks the two agree.

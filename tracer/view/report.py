@@ -33,9 +33,9 @@ from typing import Any, Callable, Iterable
 
 import pandas as pd
 
-from tracer.analysis import fmt
+from tracer.view import fmt
 from tracer.analysis.requires import FIXTURE_LABEL, MODEL_LABEL, NOT_MEASURED, bundle_name, can_run
-from tracer.errors import AnalysisError
+from tracer.base.errors import AnalysisError
 
 REPO = Path(__file__).resolve().parents[2]
 NOTEBOOK_DIR = REPO / "notebooks"
@@ -144,7 +144,7 @@ class Study:
         return self.cache[fn.__name__ + fn.__module__]
 
     def headline(self, key: str) -> pd.DataFrame:
-        from tracer.analysis import headline
+        from tracer.view import headline
 
         q = {q.key: q for q in (*headline.QUESTIONS, headline.BASICS)}[key]
         return headline.table(self.summary, self.runs, q) if len(self.runs) else pd.DataFrame()
@@ -155,7 +155,8 @@ class Study:
     def figure(self, key: str):
         """The figure answering question ``key`` (amplification, attribution, free_timing), or
         the probe-effect figure (basics); None when no run answers it."""
-        from tracer.analysis import figures, free_timing
+        from tracer.view import figures
+        from tracer.analysis import free_timing
 
         s = self.summary
         if key == "amplification" and (s["metric"] == "total_per_io").any():
@@ -268,7 +269,8 @@ def _html(nb, exclude_input: bool) -> str:
 
 def _detail_sections(study: Study, out: Outputs) -> list[str]:
     """Everything after the answers: probe effect, by syscall, per thread, latency, skipped analyses."""
-    from tracer.analysis import amplification, attribution, figures, headline, latency, page
+    from tracer.analysis import amplification, attribution, latency
+    from tracer.view import figures, headline, page
 
     html_parts = ['<section class="details" id="details"><h2>Details</h2>']
     pe = headline.probe_effect(study.summary) if len(study.runs) else pd.DataFrame()
@@ -359,13 +361,13 @@ def _free_timing_fn():
 
 
 def _colors(frame: pd.DataFrame) -> dict[str, str]:
-    from tracer.analysis.figures import mode_color
+    from tracer.view.figures import mode_color
 
     return {m: mode_color(m) for m in frame["mode"].dropna().unique()} if "mode" in frame else {}
 
 
 def _figure_html(out: Outputs, fig, name: str, css_class: str, question: str, caption: str) -> str:
-    from tracer.analysis import page
+    from tracer.view import page
 
     png = out.figure(fig, name)
     return (f"<figure>{page.png_img(png, caption, css_class, question)}"
@@ -374,7 +376,7 @@ def _figure_html(out: Outputs, fig, name: str, css_class: str, question: str, ca
 
 def write_page(study: Study, out_dir: Path, notebooks: Iterable[str] = ()) -> Path:
     """Write ``out_dir``/index.html (and its figures/ and tables/) for ``study``."""
-    from tracer.analysis import headline, page
+    from tracer.view import headline, page
 
     out = Outputs(out_dir, show=False)
     out.table(study.runs, "runs")
@@ -468,7 +470,7 @@ def show_headline(study: Study, key: str) -> pd.DataFrame:
     """In a notebook: display question ``key``'s headline table as the report shows it; returns it."""
     from IPython.display import HTML, Markdown, display
 
-    from tracer.analysis import headline, page
+    from tracer.view import headline, page
 
     q = {q.key: q for q in (*headline.QUESTIONS, headline.BASICS)}[key]
     t = study.headline(key)
@@ -485,6 +487,6 @@ def show_table(frame: pd.DataFrame, columns: dict[str, str], numeric: Iterable[s
     """In a notebook: display already formatted values as the report's detail tables do."""
     from IPython.display import HTML, display
 
-    from tracer.analysis import page
+    from tracer.view import page
 
     display(HTML(page.plain_table(frame, columns, numeric=numeric, limit=limit)))

@@ -15,9 +15,9 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 
-from tracer.analysis import fmt
+from tracer.view import fmt
 from tracer.analysis.compare import CONFIG_COLUMNS, METRICS
-from tracer.schema import ROLES
+from tracer.base.schema import ROLES
 
 ROW_KEYS = ("os", "mode", "configuration", "source")
 

@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 
 import click
 
-from tracer.errors import SpecError
-# Mode facts live in the registry (tracer.modes); these names are kept for importers.
-from tracer.modes import ALL_MODES, FREEBSD_MODES, LINUX_MODES, LIO_MODES, POSIX_MODES  # noqa: F401
+from tracer.base.errors import SpecError
+# Mode facts live in the registry (tracer.base.modes); these names are kept for importers.
+from tracer.base.modes import ALL_MODES, FREEBSD_MODES, LINUX_MODES, LIO_MODES, POSIX_MODES  # noqa: F401
 
 OPS = ("read", "write", "write-fsync")
 PATTERNS = ("rand", "seq")
@@ -148,39 +148,54 @@ def _size(text: str) -> int:
     return int(value)
 
 
-def spec_options(func):
-    """click options for every RunSpec field; the command receives them as keyword arguments
-    and builds the spec with spec_from_options(**kwargs)."""
-    opts = [
-        click.option("--mode", "-m", required=True, type=click.Choice(ALL_MODES), help="completion mode"),
-        click.option("--op", type=click.Choice(OPS), default="read", show_default=True),
-        click.option("--depth", "-q", type=int, default=32, show_default=True, help="I/Os in flight at most"),
-        click.option("--batch", "-b", type=int, default=1, show_default=True, help="I/Os per submit call"),
-        click.option("--reap-batch", "-r", type=int, default=1, show_default=True, help="minimum completions per wait"),
-        click.option("--bs", type=str, default="4k", show_default=True, help="block size"),
-        click.option("--count", "-n", type=int, default=10000, show_default=True, help="I/Os to do"),
-        click.option("--duration", type=float, default=None, help="seconds to run (overrides --count)"),
-        click.option("--file", "-f", "file", type=str, default=lambda: default_data_file(),
-                     show_default="$XDG_CACHE_HOME/aiotrace/aiotrace.dat",
-                     help="data file (created with offset stamps), or with --no-verify an existing file or disk device"),
-        click.option("--file-size", type=str, default="64M", show_default=True),
-        click.option("--direct/--no-direct", default=False, show_default=True, help="O_DIRECT"),
-        click.option("--pattern", type=click.Choice(PATTERNS), default="rand", show_default=True),
-        click.option("--seed", type=int, default=1, show_default=True),
-        click.option("--threads", type=click.Choice(THREADS), default="single", show_default=True,
-                     help="single: one thread submits and reaps; split: submitter + reaper threads"),
-        click.option("--submit", type=click.Choice(SUBMITS), default="single", show_default=True,
-                     help="single: aio_read/aio_write per I/O; lio: lio_listio batches (POSIX modes)"),
-        click.option("--verify/--no-verify", default=True, show_default=True,
-                     help="check every read's data; --no-verify reads any existing file or device, read-only"),
-    ]
-    for opt in reversed(opts):
-        func = opt(func)
-    return func
+# click options for every RunSpec field: field -> (parameter declarations, keyword arguments).
+# `run`, `capture` and `simulate` take them all; `sweep` takes all but the fields it sweeps
+# (it has list options for those), so defaults and help are written once, here.
+SPEC_OPTIONS: dict[str, tuple[tuple[str, ...], dict]] = {
+    "mode": (("--mode", "-m"), dict(required=True, type=click.Choice(ALL_MODES), help="completion mode")),
+    "op": (("--op",), dict(type=click.Choice(OPS), default="read", show_default=True)),
+    "depth": (("--depth", "-q"), dict(type=int, default=32, show_default=True, help="I/Os in flight at most")),
+    "batch": (("--batch", "-b"), dict(type=int, default=1, show_default=True, help="I/Os per submit call")),
+    "reap_batch": (("--reap-batch", "-r"), dict(type=int, default=1, show_default=True,
+                                               help="minimum completions per wait")),
+    "bs": (("--bs",), dict(type=str, default="4k", show_default=True, help="block size")),
+    "count": (("--count", "-n"), dict(type=int, default=10000, show_default=True, help="I/Os to do")),
+    "duration": (("--duration",), dict(type=float, default=None, help="seconds to run (overrides --count)")),
+    "file": (("--file", "-f", "file"), dict(type=str, default=lambda: default_data_file(),
+                                            show_default="$XDG_CACHE_HOME/aiotrace/aiotrace.dat",
+                                            help="data file (created with offset stamps), or with --no-verify an "
+                                                 "existing file or disk device")),
+    "file_size": (("--file-size",), dict(type=str, default="64M", show_default=True)),
+    "direct": (("--direct/--no-direct",), dict(default=False, show_default=True, help="O_DIRECT")),
+    "pattern": (("--pattern",), dict(type=click.Choice(PATTERNS), default="rand", show_default=True)),
+    "seed": (("--seed",), dict(type=int, default=1, show_default=True)),
+    "threads": (("--threads",), dict(type=click.Choice(THREADS), default="single", show_default=True,
+                                     help="single: one thread submits and reaps; split: submitter + reaper threads")),
+    "submit": (("--submit",), dict(type=click.Choice(SUBMITS), default="single", show_default=True,
+                                   help="single: aio_read/aio_write per I/O; lio: lio_listio batches (POSIX modes)")),
+    "verify": (("--verify/--no-verify",), dict(default=True, show_default=True,
+                                               help="check every read's data; --no-verify reads any existing file "
+                                                    "or device, read-only")),
+}
 
 
-SPEC_OPTION_NAMES = ("mode", "op", "depth", "batch", "reap_batch", "bs", "count", "duration", "file",
-                     "file_size", "direct", "pattern", "seed", "threads", "submit", "verify")
+def spec_options(func=None, *, skip: tuple[str, ...] = ()):
+    """click options for every RunSpec field but ``skip``; the command receives them as keyword
+    arguments and builds the spec with spec_from_options(**kwargs). ``@spec_options`` or
+    ``@spec_options(skip=(...))``."""
+    unknown = set(skip) - set(SPEC_OPTIONS)
+    if unknown:
+        raise ValueError(f"spec_options(skip=...): no such spec field {sorted(unknown)}")
+
+    def decorate(f):
+        for name in reversed([n for n in SPEC_OPTIONS if n not in skip]):
+            decls, kw = SPEC_OPTIONS[name]
+            f = click.option(*decls, **kw)(f)
+        return f
+    return decorate(func) if func is not None else decorate
+
+
+SPEC_OPTION_NAMES = tuple(SPEC_OPTIONS)
 
 
 def spec_from_options(**kw) -> RunSpec:

@@ -13,7 +13,7 @@ from typing import Iterable
 
 import pandas as pd
 
-from tracer.analysis import fmt
+from tracer.view import fmt
 from tracer.analysis.requires import NOT_MEASURED
 
 CSS = """

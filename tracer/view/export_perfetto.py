@@ -26,8 +26,8 @@ import pandas as pd
 
 from tracer.analysis import free_timing
 from tracer.analysis.requires import bundle_name, can_run, provenance, requires
-from tracer.errors import AnalysisError
-from tracer.outputs import atomic_write
+from tracer.base.errors import AnalysisError
+from tracer.base.outputs import atomic_write
 
 MARKER_NS = 1000.0  # longest marker slice
 MAX_COUNTER_POINTS = 20000

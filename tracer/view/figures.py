@@ -17,7 +17,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from tracer.analysis.requires import NOT_MEASURED  # noqa: E402
-from tracer.schema import ROLES  # noqa: E402
+from tracer.base.schema import ROLES  # noqa: E402
 
 ROLE_COLORS = {"submit": "#4c72b0", "wait": "#55a868", "status": "#c44e52", "result": "#8172b2", "other": "#999999"}
 # one colour per mode, fixed, so a mode looks the same in every figure and every report
@@ -84,7 +84,7 @@ def _pick_series(frame: pd.DataFrame, per_mode: int = 1) -> pd.DataFrame:
 
 
 def _ordered_modes(frame: pd.DataFrame) -> list[str]:
-    from tracer.analysis.headline import mode_rank
+    from tracer.view.headline import mode_rank
 
     return sorted(set(frame["mode"].dropna().astype(str)), key=lambda m: (mode_rank(m), m))
 
@@ -103,7 +103,7 @@ def amplification_by_reap_batch(summary: pd.DataFrame) -> plt.Figure:
     """Question 1: total syscalls per I/O against reap batch, small multiples by OS, one colour per
     mode (one configuration per mode: the one run at the most reap batches), interval bars over
     repetitions (the range below three runs), the mode's floor dashed."""
-    from tracer.analysis.headline import short_configurations
+    from tracer.view.headline import short_configurations
 
     tot = summary[summary["metric"] == "total_per_io"].copy()
     floor = summary[summary["metric"] == "total_floor"]
@@ -155,7 +155,7 @@ def attribution_share(summary: pd.DataFrame, runs: pd.DataFrame) -> plt.Figure:
     configuration, small multiples by OS, each bar labelled with the thread charged most. Where an
     OS has runs with a separate reaper thread only those are drawn (with one thread the submitter
     is trivially the one charged, unless a helper is)."""
-    from tracer.analysis.headline import mode_rank, short_configurations
+    from tracer.view.headline import mode_rank, short_configurations
 
     d = summary[summary["metric"] == "share_not_submitter"].copy()
     split_os = set(d[d["threads"] == "split"]["os"])
@@ -184,7 +184,7 @@ def attribution_share(summary: pd.DataFrame, runs: pd.DataFrame) -> plt.Figure:
 
 def _charged(g: pd.DataFrame, runs: pd.DataFrame) -> list[str]:
     from tracer.analysis.compare import CONFIG_COLUMNS
-    from tracer.analysis.headline import _runs_of
+    from tracer.view.headline import _runs_of
 
     out = []
     for _, r in g.iterrows():
@@ -213,7 +213,7 @@ def free_timing_overview(lags: pd.DataFrame, alive: pd.DataFrame) -> plt.Figure:
     """Question 3, per OS: the free lag as an ECDF (one line per mode, repetitions pooled, every
     series drawn, a single value as a visible step) and the jobs alive as a time-weighted
     distribution per mode (box: quartiles, whiskers: 5th-95th percentile, | mean, x maximum)."""
-    from tracer.analysis.headline import short_configurations
+    from tracer.view.headline import short_configurations
 
     lags = lags.assign(series=lags["mode"].astype(str) + "|" + short_configurations(lags)[0].to_numpy(),
                        n=1)
@@ -294,7 +294,7 @@ def _occupancy(ax, alive: pd.DataFrame, os_name: str) -> None:
 
 def run_label(row: pd.Series | dict) -> str:
     """Short label of a run: ``<os> <mode> <configuration>`` (+ ``*lossy*``)."""
-    from tracer.analysis.headline import configuration
+    from tracer.view.headline import configuration
 
     r = dict(row)
     return f"{r.get('os') or '?'} {r.get('mode')} {configuration(r)}" + (" *lossy*" if r.get("lossy") else "")
@@ -402,7 +402,7 @@ def latency_bars(lat: pd.DataFrame) -> plt.Figure:
 def probe_effect_bars(summary: pd.DataFrame) -> plt.Figure:
     """IOPS of each configuration under the tracer (solid) and without it (hatched), one colour per
     mode, with interval bars: the probe effect at a glance."""
-    from tracer.analysis.headline import _sort_key, configuration, mode_rank
+    from tracer.view.headline import _sort_key, configuration, mode_rank
 
     d = summary[summary["metric"] == "iops"].copy()
     d["configuration"] = d.drop(columns=["backend"]).apply(configuration, axis=1)
