@@ -90,7 +90,7 @@ def capture_once(args: list[str], backend: str, aggregate: bool) -> tuple[float,
         shutil.rmtree(out, ignore_errors=True)
 
 
-def run(smoke: bool = False, reps: int = 3) -> dict:
+def run(smoke: bool = False, reps: int = 5) -> dict:
     data = ensure_data_file()
     cases = SMOKE_CASES if smoke else FULL_CASES
     reps = 1 if smoke else reps
@@ -139,7 +139,7 @@ def markdown(rows: list[dict], conditions: tuple[str, ...]) -> str:
 
 
 def main() -> None:
-    bench_main(__doc__, run, default_reps=3)
+    bench_main(__doc__, run, default_reps=5)
 
 
 if __name__ == "__main__":

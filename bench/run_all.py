@@ -139,9 +139,24 @@ def plot(results: dict, path: Path, info: dict) -> None:
         bars(axes[0][0], [f"{r['ours_mode']}/{r['fio_engine']} {r['batch']}/{r['reap_batch']}" for r in fio_rows],
              [Stats(r["ratio"]) for r in fio_rows], "IOPS ours / fio (median, min–max)", "ratio", ref=1.0)
     cap = [r for r in results.get("capture", {}).get("rows", []) if r["condition"] != "untraced"]
-    if cap:
-        bars(axes[0][1], [f"{r['mode']} {r['condition']}" for r in cap], [Stats(r["slowdown"]) for r in cap],
-             "capture slowdown vs untraced (x, log)", "untraced IOPS / traced IOPS", ref=1.0, log=True)
+    if cap:  # grouped: one group per mode, one colour per capture condition
+        ax = axes[0][1]
+        modes = list(dict.fromkeys(r["mode"] for r in cap))
+        conds = list(dict.fromkeys(r["condition"] for r in cap))
+        width = 0.8 / len(conds)
+        colors = ("#4c72b0", "#55a868", "#c44e52", "#8172b2", "#ccb974")
+        for j, cond in enumerate(conds):
+            rows = {r["mode"]: Stats(r["slowdown"]) for r in cap if r["condition"] == cond}
+            xs = [i + (j - (len(conds) - 1) / 2) * width for i, m in enumerate(modes) if m in rows]
+            st = [rows[m] for m in modes if m in rows]
+            ax.bar(xs, [x.median for x in st], width, label=cond, color=colors[j % len(colors)],
+                   yerr=[[x.median - x.min for x in st], [x.max - x.median for x in st]], capsize=2)
+        ax.set_xticks(range(len(modes)), modes, rotation=20, ha="right", fontsize=8)
+        ax.set_yscale("log")
+        ax.axhline(1.0, color="grey", lw=1, ls="--")
+        ax.set_title("capture slowdown vs untraced (x, log; median, min–max)", fontsize=10)
+        ax.set_ylabel("untraced IOPS / traced IOPS")
+        ax.legend(fontsize=7, loc="upper left", ncol=2)
     prs = results.get("parsers", {}).get("rows", [])
     if prs:
         bars(axes[1][0], [r["format"] for r in prs], [Stats(r["mb_per_s"]) for r in prs], "parser throughput", "MB/s")
