@@ -65,8 +65,9 @@ def spec_args(c: Case, ios: int, data: Path) -> list[str]:
             "--count", str(ios), "--file", str(data), "--file-size", str(data.stat().st_size), "--no-direct"]
 
 
-def capture_once(args: list[str], backend: str, aggregate: bool) -> tuple[float, dict]:
-    """One `aiotrace capture`; returns (workload IOPS, manifest facts)."""
+def capture_once(args: list[str], backend: str, aggregate: bool, bpf_stats: bool = False) -> tuple[float, dict]:
+    """One `aiotrace capture`; returns (workload IOPS, manifest facts). ``bpf_stats``: the libbpf
+    consumer times each BPF program (AIOTRACE_BPF_STATS=1); facts["program_costs"] has them."""
     out = Path(tempfile.mkdtemp(prefix="aiotrace-bench-cap-"))
     try:
         # --allow-loss: a tracer warning (strace's "ptrace_syscall_info.op == 2") or a loss must not
@@ -74,8 +75,8 @@ def capture_once(args: list[str], backend: str, aggregate: bool) -> tuple[float,
         cmd = [PY, "-m", "tracer.cli", "capture", "--backend", backend, "--allow-loss", "--out", str(out), *args]
         if aggregate:
             cmd.append("--aggregate")
-        r = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=REPO,
-                           env={**os.environ, "PYTHONPATH": str(REPO)})
+        env = {**os.environ, "PYTHONPATH": str(REPO), **({"AIOTRACE_BPF_STATS": "1"} if bpf_stats else {})}
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=REPO, env=env)
         if r.returncode != 0:
             raise RuntimeError(f"capture failed ({r.returncode}): {' '.join(cmd)}\n{r.stderr[-2000:]}")
         bundle = Path(r.stdout.strip().splitlines()[-1])
@@ -85,6 +86,9 @@ def capture_once(args: list[str], backend: str, aggregate: bool) -> tuple[float,
         summary = json.loads((bundle / "record" / "summary.json").read_text())
         facts = {"status": manifest.get("status"), "trace_lines": (manifest.get("raw") or {}).get("lines"),
                  "dropped_events": (manifest.get("losses") or {}).get("dropped_events", 0)}
+        if bpf_stats:
+            from tracer.capture.libbpf import program_costs
+            facts["program_costs"] = program_costs((bundle / "raw" / "tracer.stdout").read_text())
         return float(summary["iops"]), facts
     finally:
         shutil.rmtree(out, ignore_errors=True)
@@ -98,7 +102,7 @@ def run(smoke: bool = False, reps: int = 5) -> dict:
     libbpf_ok = BACKENDS["libbpf"].available()[0]
     conditions = tuple(c for c in CONDITIONS if (have_bpftrace() or not c.startswith("bpftrace"))
                        and (libbpf_ok or not c.startswith("libbpf")))
-    rows = []
+    rows, costs = [], []
     for c in cases:
         facts: dict[str, list] = {k: [] for k in conditions}
 
@@ -120,7 +124,33 @@ def run(smoke: bool = False, reps: int = 5) -> dict:
             rows.append({"case": c.label, "mode": c.mode, "condition": cond, "ios": c.ios[cond], "reps": reps,
                          "iops": stats[cond].values, "slowdown": slowdown.values, "facts": facts[cond]})
             print(f"  {c.label} {cond}: IOPS {stats[cond].fmt(',.0f')} slowdown x{slowdown.fmt('.2f')}", flush=True)
-    return {"rows": rows, "markdown": markdown(rows, conditions)}
+        for cond in (x for x in conditions if x.startswith("libbpf")):
+            # one more run, timed by the kernel: what each BPF program costs per I/O (the timing
+            # adds two clock reads per run, so these runs are not in the slowdown above)
+            _, f = capture_once(spec_args(c, c.ios[cond], data), "libbpf", cond.endswith("-aggregate"), bpf_stats=True)
+            costs.append({"case": c.label, "condition": cond, "ios": c.ios[cond], "programs": f["program_costs"]})
+            print(f"  {c.label} {cond}: BPF ns per I/O {sum(ns for _, ns in f['program_costs'].values()) / c.ios[cond]:.0f}",
+                  flush=True)
+    return {"rows": rows, "costs": costs, "markdown": markdown(rows, conditions) + cost_markdown(costs)}
+
+
+def cost_markdown(costs: list[dict]) -> str:
+    """Per case and libbpf flavour: each program's runs per I/O, ns per run and ns per I/O."""
+    if not costs:
+        return ""
+    body = []
+    for c in costs:
+        total = sum(ns for _, ns in c["programs"].values()) / c["ios"]
+        for name, (runs, ns) in sorted(c["programs"].items(), key=lambda kv: -kv[1][1]):
+            if ns / c["ios"] < 1:
+                continue
+            body.append([c["case"], c["condition"], name, f"{runs / c['ios']:.3f}", f"{ns / runs:,.0f}",
+                         f"{ns / c['ios']:,.0f}"])
+        body.append([c["case"], c["condition"], "**all programs**", "", "", f"**{total:,.0f}**"])
+    return ("\n\nWhat each BPF program costs (one extra run per case with the kernel's BPF run-time "
+            "statistics on; ns per run include the statistics' own two clock reads; runs count every "
+            "hit of the hook, other processes' too):\n\n"
+            + md_table(["case", "flavour", "program", "runs per I/O", "ns per run", "ns per I/O"], body))
 
 
 def markdown(rows: list[dict], conditions: tuple[str, ...]) -> str:

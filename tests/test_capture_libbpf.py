@@ -139,6 +139,21 @@ def test_aggregate_capture_agrees_with_the_workload(bundles, bpf, mode):
     check_blocks(model)
 
 
+def test_program_costs_count_every_hook_run(bpf, tmp_path, monkeypatch):
+    """AIOTRACE_BPF_STATS=1: the consumer times each BPF program; io_uring_complete runs once per
+    CQE, and the window uprobes once each."""
+    monkeypatch.setenv("AIOTRACE_BPF_STATS", "1")
+    spec = RunSpec(mode="io_uring", depth=32, batch=8, reap_batch=8, count=COUNT, direct=False,
+                   file=str(tmp_path / "data.dat"), file_size=16 << 20)
+    bundle = run_capture(spec, BACKENDS["libbpf"], "requested", "aggregate", tmp_path / "runs").bundle
+    assert mf.read_manifest(bundle)["status"] == "ok"
+    costs = libbpf.program_costs((bundle / "raw" / "tracer.stdout").read_text())
+    assert costs["on_iou_complete"][0] == COUNT and costs["on_iou_complete"][1] > 0
+    assert costs["on_window_start"][0] == costs["on_window_stop"][0] == 1
+    assert costs["on_sys_enter"][0] >= COUNT // 8  # at least the workload's own io_uring_enter calls
+    assert libbpf.program_costs("AIOTRACE-BPF\tready\n") == {}
+
+
 @pytest.mark.parametrize("mode", LINUX_MODES)
 def test_free_timing_has_rows_for_every_linux_mode(bundles, bpf, mode):
     _, _, model = _ok(bundles, (mode, "events"))

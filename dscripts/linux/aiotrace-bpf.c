@@ -2,7 +2,7 @@
  * aiotrace-bpf.c  User-space side of the `libbpf` capture backend: loads aiotrace.bpf.c (through
  *                 its bpftool skeleton), attaches it to one process and writes what it collects.
  *
- * USAGE:   aiotrace-bpf -p PID -f events|aggregate -o OUT [-r RING_MB] [-l] [-u ENGINE_SO]
+ * USAGE:   aiotrace-bpf -p PID -f events|aggregate -o OUT [-r RING_MB] [-l] [-s] [-u ENGINE_SO]
  *   -p PID   the workload's pid (it stays held at its handshake until we print the ready line)
  *   -f       events: drain the ring buffer into OUT as fixed-size records;
  *            aggregate: only in-kernel counts/histograms, written to OUT at exit as NDJSON
@@ -10,6 +10,10 @@
  *   -r MB    ring buffer size in MiB, a power of two (default 64; halved while the load fails
  *            with ENOMEM, down to 8, printed as "AIOTRACE-BPF<TAB>ring_mb=N")
  *   -l       libaio free lag: histogram block completion -> io_getevents harvest in the kernel
+ *   -s       cost of each BPF program: turn on the kernel's run-time statistics
+ *            (BPF_ENABLE_STATS) while attached and print, at exit, one line per program that ran:
+ *            "AIOTRACE-BPF<TAB>prog<TAB>NAME<TAB>runs=N<TAB>run_ns=T" (T includes the two clock
+ *            reads the statistics add to every run, so it is an upper bound)
  *   -u SO    the shared object defining aiotrace_probe_window_start/stop: attach the two window
  *            uprobes (two hits per run), so counts inside the workload's window are kept apart
  *
@@ -204,16 +208,16 @@ static void dump_aggregate(struct aiotrace_bpf *skel)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: aiotrace-bpf -p PID -f events|aggregate -o OUT [-r RING_MB] [-l] [-u ENGINE_SO]\n");
+	fprintf(stderr, "usage: aiotrace-bpf -p PID -f events|aggregate -o OUT [-r RING_MB] [-l] [-s] [-u ENGINE_SO]\n");
 	exit(2);
 }
 
 int main(int argc, char **argv)
 {
 	long pid = 0, ring_mb = 64;
-	int per_event = -1, libaio_lag = 0, c;
+	int per_event = -1, libaio_lag = 0, prog_stats = 0, stats_fd = -1, c;
 	const char *path = NULL;
-	while ((c = getopt(argc, argv, "p:f:o:r:lu:")) != -1) {
+	while ((c = getopt(argc, argv, "p:f:o:r:lsu:")) != -1) {
 		switch (c) {
 		case 'p': pid = strtol(optarg, NULL, 10); break;
 		case 'f':
@@ -222,6 +226,7 @@ int main(int argc, char **argv)
 		case 'o': path = optarg; break;
 		case 'r': ring_mb = strtol(optarg, NULL, 10); break;
 		case 'l': libaio_lag = 1; break;
+		case 's': prog_stats = 1; break;
 		case 'u': engine_so = optarg; break;
 		default: usage();
 		}
@@ -303,6 +308,13 @@ int main(int argc, char **argv)
 			return 1;
 		}
 	}
+	if (prog_stats) {
+		stats_fd = bpf_enable_stats(BPF_STATS_RUN_TIME);
+		if (stats_fd < 0) {
+			fprintf(stderr, "aiotrace-bpf: cannot enable BPF run-time statistics: %s\n", strerror(-stats_fd));
+			return 1;
+		}
+	}
 	printf("AIOTRACE-BPF\tready\n");
 	fflush(stdout);
 
@@ -328,6 +340,19 @@ int main(int argc, char **argv)
 		printf("%s%llu", k ? "," : "", (unsigned long long)n);
 	}
 	printf("\tlag_unmatched=%llu\n", (unsigned long long)skel->bss->lag_unmatched);
+	if (stats_fd >= 0) {
+		struct bpf_program *prog;
+		bpf_object__for_each_program(prog, skel->obj) {
+			struct bpf_prog_info info = {};
+			__u32 len = sizeof(info);
+			if (bpf_program__fd(prog) < 0 || bpf_obj_get_info_by_fd(bpf_program__fd(prog), &info, &len))
+				continue;
+			if (info.run_cnt)
+				printf("AIOTRACE-BPF\tprog\t%s\truns=%llu\trun_ns=%llu\n", bpf_program__name(prog),
+				       (unsigned long long)info.run_cnt, (unsigned long long)info.run_time_ns);
+		}
+		close(stats_fd);
+	}
 	ring_buffer__free(rb);
 	aiotrace_bpf__destroy(skel);
 	return 0;

@@ -25,7 +25,10 @@ kind are compared with the records that arrived.
 
 Build: clang -target bpf, bpftool (vmlinux.h from /sys/kernel/btf/vmlinux, then the skeleton),
 cc with -lbpf -lelf -lz; cached under workloads/out/libbpf/<hash of the sources>/.
-``AIOTRACE_AIOTRACE_BPF=/path`` replaces the consumer binary.
+``AIOTRACE_AIOTRACE_BPF=/path`` replaces the consumer binary. ``AIOTRACE_BPF_STATS=1`` runs it
+with ``-s``: the kernel times every BPF program run, and raw/tracer.stdout ends with each
+program's runs and total run time (:func:`program_costs`; bench/bench_capture.py prints them per
+I/O). The timing itself costs two clock reads per run, so leave it off for real captures.
 """
 from __future__ import annotations
 
@@ -40,7 +43,6 @@ import struct
 import subprocess
 from pathlib import Path
 
-import numpy as np
 
 from tracer.capture.backends import Backend, Context, Losses, effective_caps
 from tracer.base.errors import CaptureError
@@ -187,7 +189,18 @@ def build_argv(b: Backend, ctx: Context) -> list[list[str]]:
         argv += ["-u", str(ctx.engine_so)]
     if ctx.flavour == "aggregate" and _workload_mode(ctx.workload_argv) == "libaio":
         argv.append("-l")  # the libaio free-lag histogram (block completion -> io_getevents)
+    if os.environ.get("AIOTRACE_BPF_STATS") == "1":
+        argv.append("-s")
     return [argv]
+
+
+PROG_LINE = re.compile(r"^AIOTRACE-BPF\tprog\t(\w+)\truns=(\d+)\trun_ns=(\d+)$", re.M)
+
+
+def program_costs(stdout_text: str) -> dict[str, tuple[int, int]]:
+    """{BPF program: (runs, total run ns)} from the consumer's stdout under ``-s`` (else empty).
+    Runs count every hit of the hook, other processes' included (each returns at the pid test)."""
+    return {m.group(1): (int(m.group(2)), int(m.group(3))) for m in PROG_LINE.finditer(stdout_text)}
 
 
 def _workload_mode(argv: list[str]) -> str | None:
