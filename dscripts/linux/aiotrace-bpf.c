@@ -180,8 +180,59 @@ static void dump_hist(int fd, __u32 which, int keyed)
 	free(rows);
 }
 
+/* Add `n` to a per-CPU u64 map's `key` (into CPU 0's slot). */
+static void add_percpu(int fd, __u64 key, __u64 n)
+{
+	__u64 vals[ncpus > 0 ? ncpus : 1];
+	if (bpf_map_lookup_elem(fd, &key, vals))
+		memset(vals, 0, sizeof(vals));
+	vals[0] += n;
+	if (bpf_map_update_elem(fd, &key, vals, BPF_ANY))
+		fprintf(stderr, "aiotrace-bpf: cannot update a count map: %s\n", strerror(errno));
+}
+
+/* The kernel side makes one hash update per syscall: undo that split here. Flagged window keys
+ * (io_uring_enter with to_submit > 0) become @window_iou_enter_submit counts and plain keys;
+ * every window count is added to `syscalls` (which the kernel fills outside the window only). */
+static void fold_syscall_counts(struct aiotrace_bpf *skel)
+{
+	int win = bpf_map__fd(skel->maps.window_syscalls), all = bpf_map__fd(skel->maps.syscalls);
+	int stat = bpf_map__fd(skel->maps.tidstat);
+	__u64 key, next, val;
+	void *prev = NULL;
+	size_t n = 0, cap = 0;
+	__u64 (*flagged)[2] = NULL;
+	while (bpf_map_get_next_key(win, prev, &next) == 0) {
+		key = next;
+		prev = &key;
+		if (lookup_sum(win, &key, 1, &val) || !val)
+			continue;
+		add_percpu(all, key & ~AIOT_SUBMIT_FLAG, val);
+		if (key & AIOT_SUBMIT_FLAG) { /* changed after the walk: deleting now would upset it */
+			if (n == cap) {
+				cap = cap ? 2 * cap : 64;
+				flagged = realloc(flagged, cap * sizeof(*flagged));
+				if (!flagged) {
+					fprintf(stderr, "aiotrace-bpf: out of memory\n");
+					exit(1);
+				}
+			}
+			flagged[n][0] = key;
+			flagged[n++][1] = val;
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		key = flagged[i][0];
+		add_percpu(win, key & ~AIOT_SUBMIT_FLAG, flagged[i][1]);
+		add_percpu(stat, (key >> 32) << 32 | AIOT_STAT_WINDOW_IOU_ENTER_SUBMIT, flagged[i][1]);
+		bpf_map_delete_elem(win, &key);
+	}
+	free(flagged);
+}
+
 static void dump_aggregate(struct aiotrace_bpf *skel)
 {
+	fold_syscall_counts(skel);
 	fprintf(out, "{\"type\": \"printf\", \"data\": \"AIOTRACE-AGG\\tv1\\n\"}\n");
 	dump_keyed(bpf_map__fd(skel->maps.syscalls), "@syscalls", -1);
 	dump_keyed(bpf_map__fd(skel->maps.window_syscalls), "@window_syscalls", -1);

@@ -38,6 +38,10 @@ enum aiot_stat { /* tidstat map: per-thread counters */
 	AIOT_STAT_WINDOW_IOU_ENTER_SUBMIT = 5,
 };
 
+/* window_syscalls key bit: an io_uring_enter with to_submit > 0 (the consumer turns these into
+ * @window_iou_enter_submit[tid] and clears the bit) */
+#define AIOT_SUBMIT_FLAG (1ULL << 31)
+
 enum aiot_hist { /* hist map: log2 ns histograms */
 	AIOT_HIST_SYSCALL = 0, /* key = syscall nr: enter -> exit */
 	AIOT_HIST_IOU = 1,     /* unused: io_uring latency is in the workload's record */

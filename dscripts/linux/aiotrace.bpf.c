@@ -29,6 +29,8 @@
  *                                         joined by the request pointer (not by sector)
  *   tp_btf/block_io_done                  the same for batched completions, which skip
  *                                         block_rq_complete (the first of the two wins)
+ *   tp_btf/sched_process_exit             aggregate: a thread of the pid exits (its last io_uring
+ *                                         completion counts are added to tidstat)
  *   uprobe aiotrace_probe_window_{start,stop}  the workload's window: two hits per run, attached
  *                                         only when the consumer is given the engine object (-u);
  *                                         never a per-I/O uprobe
@@ -39,8 +41,9 @@
  *   A full ring drops the record and counts it in `dropped` (the manifest's losses).
  *   always: `emitted[kind]` (per CPU) records reserved or events counted per kind; aggregate maps
  *   (the counters are per-CPU maps the consumer sums):
- *     syscalls[tid,nr], syscall_errors[tid,nr]   counts, from attach to exit
- *     window_syscalls[tid,nr]                    counts inside the workload's window
+ *     syscalls[tid,nr], syscall_errors[tid,nr]   counts outside the window, errors from attach to
+ *                                                exit (the consumer adds the window's counts)
+ *     window_syscalls[tid,nr|submit flag]        counts inside the workload's window
  *     tidstat[tid,stat]                          (inside the window when windowed) io_uring
  *                                                submitted/completed/errors, block
  *                                                requests started and their bytes, in-window
@@ -51,7 +54,9 @@
  *   In per-event mode the aggregate maps are not updated (the records hold it all).
  *
  * COST: one tracepoint hit plus a 72-byte ring-buffer copy per event; the ring is drained by
- *   polling (BPF_RB_NO_WAKEUP), so no event wakes the consumer.
+ *   polling (BPF_RB_NO_WAKEUP), so no event wakes the consumer. Arguments are read by direct
+ *   loads through the BTF-typed pointers (CO-RE relocated by vmlinux.h's preserve_access_index),
+ *   not by bpf_probe_read helper calls. `aiotrace-bpf -s` prints each program's cost.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -128,6 +133,11 @@ struct {
 struct enter_state {
 	__u64 ts;
 	__s64 nr;
+	/* aggregate: io_uring completions (and errors) this thread posted, not yet added to
+	 * tidstat. A hash update per CQE cost most of the aggregate flavour's overhead; they are
+	 * added once per syscall exit of the thread and at its exit instead (flush_completions) */
+	__u64 iou_done;
+	__u64 iou_errors;
 };
 
 struct {
@@ -240,6 +250,21 @@ static __always_inline void tid_add(__u32 stat, __u64 n)
 	add_pc(&tidstat, &key, n);
 }
 
+static __always_inline void flush_completions(struct enter_state *st)
+{
+	/* the counts were gated by the window when each CQE was posted: add them as they are */
+	if (!st || !(st->iou_done | st->iou_errors))
+		return;
+	__u64 tid = (__u32)bpf_get_current_pid_tgid();
+	__u64 key = tid << 32 | AIOT_STAT_IOU_COMPLETED;
+	add_pc(&tidstat, &key, st->iou_done);
+	if (st->iou_errors) {
+		key = tid << 32 | AIOT_STAT_IOU_ERRORS;
+		add_pc(&tidstat, &key, st->iou_errors);
+	}
+	st->iou_done = st->iou_errors = 0;
+}
+
 SEC("tp_btf/sys_enter")
 int BPF_PROG(on_sys_enter, struct pt_regs *regs, long id)
 {
@@ -249,20 +274,25 @@ int BPF_PROG(on_sys_enter, struct pt_regs *regs, long id)
 		struct aiot_record *r = reserve(AIOT_SYS_ENTER, (__u32)id);
 		if (!r)
 			return 0;
-		r->a0 = BPF_CORE_READ(regs, di);
-		r->a1 = BPF_CORE_READ(regs, si);
-		r->a2 = BPF_CORE_READ(regs, dx);
-		r->a3 = BPF_CORE_READ(regs, r10);
+		r->a0 = regs->di;
+		r->a1 = regs->si;
+		r->a2 = regs->dx;
+		r->a3 = regs->r10;
 		emit(r);
 		return 0;
 	}
+	/* one hash update per call: outside the window into `syscalls`, inside into
+	 * `window_syscalls`, with io_uring_enter(fd, to_submit > 0) (the submit role) flagged in the
+	 * key; the consumer folds them back into @syscalls, @window_syscalls and
+	 * @window_iou_enter_submit before writing them */
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 	__u64 key = ((__u64)tid << 32) | (__u32)id;
-	add_pc(&syscalls, &key, 1);
 	if (in_window) {
+		if (id == 426 && regs->si > 0)
+			key |= AIOT_SUBMIT_FLAG;
 		add_pc(&window_syscalls, &key, 1);
-		if (id == 426 && BPF_CORE_READ(regs, si) > 0) /* io_uring_enter(fd, to_submit > 0): submit role */
-			tid_add(AIOT_STAT_WINDOW_IOU_ENTER_SUBMIT, 1);
+	} else {
+		add_pc(&syscalls, &key, 1);
 	}
 	struct enter_state *st = bpf_task_storage_get(&enter_ns, bpf_get_current_task_btf(), 0,
 						      BPF_LOCAL_STORAGE_GET_F_CREATE);
@@ -304,7 +334,7 @@ int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
 {
 	if (!mine())
 		return 0;
-	long nr = BPF_CORE_READ(regs, orig_ax);
+	long nr = regs->orig_ax;
 	if (per_event) {
 		struct aiot_record *r = reserve(AIOT_SYS_EXIT, (__u32)nr);
 		if (!r)
@@ -321,6 +351,7 @@ int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
 		add_pc(&syscall_errors, &key, 1);
 	}
 	struct enter_state *st = bpf_task_storage_get(&enter_ns, bpf_get_current_task_btf(), 0, 0);
+	flush_completions(st);
 	if (st && st->ts) {
 		if (st->nr == nr)
 			hist_add(AIOT_HIST_SYSCALL, (__u32)nr, now - st->ts);
@@ -340,9 +371,9 @@ int BPF_PROG(on_iou_submit, struct io_kiocb *req)
 		struct aiot_record *r = reserve(AIOT_JOB_QUEUE, 0);
 		if (!r)
 			return 0;
-		r->id = BPF_CORE_READ(req, cqe.user_data);
+		r->id = req->cqe.user_data;
 		r->a0 = (__u64)req;
-		r->a1 = BPF_CORE_READ(req, opcode);
+		r->a1 = req->opcode;
 		emit(r);
 		return 0;
 	}
@@ -358,32 +389,53 @@ int BPF_PROG(on_iou_complete, struct io_ring_ctx *ring, void *req, struct io_uri
 {
 	if (!mine())
 		return 0;
-	__s32 res = BPF_CORE_READ(cqe, res);
+	__s32 res = cqe->res;
 	if (per_event) {
 		struct aiot_record *r = reserve(AIOT_JOB_DONE, 0);
 		if (!r)
 			return 0;
-		r->id = BPF_CORE_READ(cqe, user_data);
+		r->id = cqe->user_data;
 		r->a0 = (__u64)req;
-		r->a1 = BPF_CORE_READ(cqe, flags);
+		r->a1 = cqe->flags;
 		r->ret = res;
 		emit(r);
 		return 0;
 	}
 	count(AIOT_JOB_DONE);
-	tid_add(AIOT_STAT_IOU_COMPLETED, 1);
+	if (windowed && !in_window)
+		return 0;
+	struct enter_state *st = bpf_task_storage_get(&enter_ns, bpf_get_current_task_btf(), 0,
+						      BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!st) { /* storage busy (e.g. a completion in interrupt context): count it directly */
+		tid_add(AIOT_STAT_IOU_COMPLETED, 1);
+		if (res < 0)
+			tid_add(AIOT_STAT_IOU_ERRORS, 1);
+		return 0;
+	}
+	st->iou_done++;
 	if (res < 0)
-		tid_add(AIOT_STAT_IOU_ERRORS, 1);
+		st->iou_errors++;
+	return 0;
+}
+
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(on_task_exit, struct task_struct *task)
+{
+	/* each exiting thread of the pid (io_uring's iou-sqp and iou-wrk threads make no syscalls):
+	 * its last completion counts (the consumer dumps only after the process is gone) */
+	if (per_event || !mine())
+		return 0;
+	flush_completions(bpf_task_storage_get(&enter_ns, bpf_get_current_task_btf(), 0, 0));
 	return 0;
 }
 
 static __always_inline __u64 rq_dev(struct request *rq)
 {
 	/* the tracepoints' dev: disk_devt(rq->q->disk) = MKDEV(major, first_minor), kernel dev_t */
-	struct gendisk *disk = BPF_CORE_READ(rq, q, disk);
+	struct gendisk *disk = rq->q->disk;
 	if (!disk)
 		return 0;
-	return ((__u64)BPF_CORE_READ(disk, major) << 20) | (__u32)BPF_CORE_READ(disk, first_minor);
+	return ((__u64)disk->major << 20) | (__u32)disk->first_minor;
 }
 
 SEC("tp_btf/block_io_start")
@@ -392,14 +444,14 @@ int BPF_PROG(on_blk_start, struct request *rq)
 	if (!mine())
 		return 0;
 	__u64 key = (__u64)rq, now = bpf_ktime_get_ns();
-	__u32 bytes = BPF_CORE_READ(rq, __data_len);
+	__u32 bytes = rq->__data_len;
 	bpf_map_update_elem(&blk_pending, &key, &now, BPF_ANY);
 	if (per_event) {
 		struct aiot_record *r = reserve(AIOT_BLK_QUEUE, AIOT_BLK_IO_START);
 		if (!r)
 			return 0;
 		r->a0 = rq_dev(rq);
-		r->a1 = BPF_CORE_READ(rq, __sector);
+		r->a1 = rq->__sector;
 		r->a2 = bytes;
 		r->a3 = key;
 		emit(r);
@@ -416,15 +468,15 @@ static __always_inline int on_merge(struct bio *bio, __u32 sub)
 	if (!mine())
 		return 0;
 	if (!per_event) {
-		tid_add(AIOT_STAT_BLK_BYTES, BPF_CORE_READ(bio, bi_iter.bi_size));
+		tid_add(AIOT_STAT_BLK_BYTES, bio->bi_iter.bi_size);
 		return 0;
 	}
 	struct aiot_record *r = reserve(AIOT_BLK_QUEUE, sub);
 	if (!r)
 		return 0;
-	r->a0 = BPF_CORE_READ(bio, bi_bdev, bd_dev); /* kernel dev_t, as the tracepoints print it */
-	r->a1 = BPF_CORE_READ(bio, bi_iter.bi_sector);
-	r->a2 = BPF_CORE_READ(bio, bi_iter.bi_size);
+	r->a0 = bio->bi_bdev->bd_dev; /* kernel dev_t, as the tracepoints print it */
+	r->a1 = bio->bi_iter.bi_sector;
+	r->a2 = bio->bi_iter.bi_size;
 	emit(r);
 	return 0;
 }
@@ -454,7 +506,7 @@ static __always_inline int blk_done(struct request *rq, long status, __u64 bytes
 		if (!r)
 			return 0;
 		r->a0 = rq_dev(rq);
-		r->a1 = BPF_CORE_READ(rq, __sector);
+		r->a1 = rq->__sector;
 		r->a2 = bytes;
 		r->a3 = key;
 		r->ret = -status; /* blk_status_t, not an errno: 0 = ok */
@@ -479,7 +531,7 @@ int BPF_PROG(on_blk_done, struct request *rq, blk_status_t error, unsigned int n
 SEC("tp_btf/block_io_done")
 int BPF_PROG(on_blk_io_done, struct request *rq)
 {
-	return blk_done(rq, 0, BPF_CORE_READ(rq, __data_len), AIOT_BLK_IO_DONE);
+	return blk_done(rq, 0, rq->__data_len, AIOT_BLK_IO_DONE);
 }
 
 static __always_inline int window_edge(int open, __u64 ios, __u32 kind)
