@@ -80,9 +80,14 @@ def test_capture_smoke_has_every_condition_and_slowdown(tracing, capture_result)
             assert r["slowdown"] == [1.0]
         else:
             assert r["facts"][0]["status"] == "ok" and r["facts"][0]["trace_lines"] > 0
-    lines = res["markdown"].splitlines()
+    lines = res["markdown"].split("\n\n")[0].splitlines()
     assert "slowdown vs untraced (x)" in lines[0]
     assert len(lines) == 2 + len(bench_capture.CONDITIONS)
+    # what each BPF program costs: one timed run per libbpf flavour, every CQE hook run counted
+    assert [c["condition"] for c in res["costs"]] == ["libbpf-aggregate", "libbpf-events"]
+    for c in res["costs"]:
+        assert c["programs"]["on_iou_complete"][0] == c["ios"] and c["programs"]["on_iou_complete"][1] > 0
+    assert res["markdown"].count("**all programs**") == 2
 
 
 def test_free_lag_smoke_has_a_row_per_linux_mode_and_batch():
