@@ -33,7 +33,7 @@ setup: sysdeps $(VENV)/.stamp
 test: setup
 	$(PY) -m pytest -q tests
 
-# No tracer, no long run (markers in tests/conftest.py), one worker per CPU: under a minute.
+# No tracer, no long run (markers in tests/conftest.py), one worker per CPU: about a minute on 2 CPUs.
 test-fast: setup
 	$(PY) -m pytest -q -n auto -m "not slow and not tracing" tests
 

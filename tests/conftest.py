@@ -45,12 +45,12 @@ def tracing_missing() -> str | None:
 
 
 # `make test-fast` runs `-m "not slow and not tracing"`; `make test` runs everything.
-# tracing: the test runs a tracer (bpftrace, strace) or a capture; every test that asks for the
-# `tracing` or `strace_bin` fixture is marked by that alone. slow: minutes of real workloads,
+# tracing: the test runs a tracer (bpftrace, strace, the libbpf consumer) or a capture; every test
+# that asks for one of TRACING_FIXTURES is marked by that alone. slow: minutes of real workloads,
 # notebooks, benchmarks, a cross build, or 100+ hypothesis examples (the fuzzers run in `make test`).
 # New files may mark tests themselves with
 # @pytest.mark.slow / @pytest.mark.tracing; these tables cover whole modules.
-TRACING_FIXTURES = {"tracing", "strace_bin"}
+TRACING_FIXTURES = {"tracing", "strace_bin", "bpf", "demo_run"}  # bpf: libbpf captures; demo_run: a demo
 TRACING_MODULES = {"test_capture_linux", "test_capture_faults", "test_capture_doctor", "test_dscripts_bpftrace",
                    "test_tracefs", "test_notebooks", "test_bench_smoke", "test_capture_foreign"}
 SLOW_MODULES = {"test_workload_cli", "test_notebooks", "test_bench_smoke", "test_workload_build",
