@@ -86,3 +86,26 @@ def strace_bin():
     path = shutil.which("strace")
     need(path is not None, "strace")
     return path
+
+
+def zig_available() -> bool:
+    """The ziglang package (the FreeBSD cross build): a test extra, not a system package."""
+    try:
+        import ziglang  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def ok_workload_bundle(bundle, count: int) -> tuple[dict, dict]:
+    """(manifest, workload summary) of a capture of the workload that must be clean: status ok,
+    no loss of any kind, every one of ``count`` I/Os done without error."""
+    import json
+    from tracer.capture import manifest as mf
+
+    m = mf.read_manifest(bundle)
+    assert m["status"] == "ok", m["reason"]
+    assert m["losses"] == {"dropped_events": 0, "messages": [], "allowed": False}
+    summary = json.loads((bundle / "record" / "summary.json").read_text())
+    assert summary["ios"] == count and summary["errors"] == 0
+    return m, summary

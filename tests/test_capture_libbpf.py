@@ -3,14 +3,13 @@ workload's own counts (syscalls by role, I/Os, per-thread blocks), the free timi
 mode, and the record format (C header vs numpy dtype, parser on synthetic records: no root)."""
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conftest import REPO, need
+from conftest import REPO, need, ok_workload_bundle
 from tracer.base import modes
 from tracer.analysis import amplification, attribution, free_timing
 from tracer.capture import libbpf
@@ -54,13 +53,8 @@ def bpf():
 
 
 def _ok(bundles, key):
-    bundle = bundles[key]
-    m = mf.read_manifest(bundle)
-    assert m["status"] == "ok", m["reason"]
-    assert m["losses"] == {"dropped_events": 0, "messages": [], "allowed": False}
-    summary = json.loads((bundle / "record" / "summary.json").read_text())
-    assert summary["ios"] == COUNT and summary["errors"] == 0
-    return m, summary, load_bundle(bundle)
+    m, summary = ok_workload_bundle(bundles[key], COUNT)
+    return m, summary, load_bundle(bundles[key])
 
 
 def _roles(model) -> dict[str, int]:

@@ -13,8 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, tracing_missing
-from tracer.capture import manifest as mf
+from conftest import REPO, ok_workload_bundle, tracing_missing
 from tracer.capture.backends import BACKENDS
 from tracer.capture.runner import run_capture
 from tracer.parse import parse_bytes
@@ -63,13 +62,8 @@ def bundles(tmp_path_factory) -> dict[tuple[str, str, str], Path]:
 
 
 def _get(bundles, tracing, key) -> tuple[dict, dict, Path]:
-    bundle = bundles[key]
-    m = mf.read_manifest(bundle)
-    assert m["status"] == "ok", m["reason"]
-    assert m["losses"] == {"dropped_events": 0, "messages": [], "allowed": False}
-    summary = json.loads((bundle / "record" / "summary.json").read_text())
-    assert summary["ios"] == COUNT and summary["errors"] == 0
-    return m, summary, bundle
+    m, summary = ok_workload_bundle(bundles[key], COUNT)
+    return m, summary, bundles[key]
 
 
 def agg_maps(path: Path) -> dict[str, object]:

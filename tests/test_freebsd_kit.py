@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from conftest import need
+from conftest import need, zig_available
 from tracer.capture import kit
 from tracer.capture.manifest import read_manifest
 from tracer.cli import cli
@@ -23,17 +23,9 @@ FREEBSD = Path(__file__).parent / "data" / "freebsd"
 SPEC = ["--depth", "8", "--reap-batch", "4", "--count", "16", "--file-size", "4M", "--direct"]
 
 
-def _zig_available() -> bool:
-    try:
-        import ziglang  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 @pytest.fixture(scope="module")
 def kit_dir(tmp_path_factory):
-    need(_zig_available() or kit.FREEBSD_WORKLOAD.is_file(), "the ziglang package (pip install -e '.[test]')")
+    need(zig_available() or kit.FREEBSD_WORKLOAD.is_file(), "the ziglang package (pip install -e '.[test]')")
     out = tmp_path_factory.mktemp("kit") / "fbsd-kit"
     r = CliRunner().invoke(cli, ["freebsd-kit", "--out", str(out), *SPEC])
     assert r.exit_code == 0, r.output

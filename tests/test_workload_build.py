@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import need
+from conftest import need, zig_available
 from workloads import elfcheck
 from tracer.base.spec import FREEBSD_MODES, PROBE_FUNCTIONS, USDT_PROVIDER
 
@@ -19,17 +19,9 @@ W = REPO / "workloads"
 LINUX_SOURCES = ["main.c", "engine.c", "mode_posix.c", "mode_libaio.c", "mode_uring.c"]
 
 
-def _zig_available() -> bool:
-    try:
-        import ziglang  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 @pytest.fixture(scope="module")
 def freebsd_binary(tmp_path_factory) -> Path:
-    need(_zig_available(), "the ziglang package (pip install -e '.[test]')")
+    need(zig_available(), "the ziglang package (pip install -e '.[test]')")
     need(shutil.which("make") is not None, "make")
     out = tmp_path_factory.mktemp("fbsd") / "aiotrace-workload.x86_64-freebsd"
     r = subprocess.run(["make", "-s", "freebsd-build", f"PY={sys.executable}", f"FREEBSD_OUT={out}"],
@@ -130,7 +122,7 @@ def test_reap_mode_needs_no_aio_return():
 
 
 def test_freebsd_modes_compile_when_the_headers_define_the_reap_flag(tmp_path):
-    need(_zig_available(), "the ziglang package")
+    need(zig_available(), "the ziglang package")
     r = subprocess.run([sys.executable, "-m", "ziglang", "cc", "-target", "x86_64-freebsd", "-std=c11", "-O2",
                         "-Wall", "-Wextra", "-Werror", "-DAIO_KEVENT_FLAG_REAP=0x4000", "-c",
                         str(W / "mode_freebsd_reap.c"), "-o", str(tmp_path / "reap.o")],

@@ -438,6 +438,16 @@ static __always_inline __u64 rq_dev(struct request *rq)
 	return ((__u64)disk->major << 20) | (__u32)disk->first_minor;
 }
 
+/* a block request's record fields: dev, sector, bytes, and the request pointer that joins start
+ * and completion */
+static __always_inline void fill_rq(struct aiot_record *r, struct request *rq, __u64 bytes)
+{
+	r->a0 = rq_dev(rq);
+	r->a1 = rq->__sector;
+	r->a2 = bytes;
+	r->a3 = (__u64)rq;
+}
+
 SEC("tp_btf/block_io_start")
 int BPF_PROG(on_blk_start, struct request *rq)
 {
@@ -450,10 +460,7 @@ int BPF_PROG(on_blk_start, struct request *rq)
 		struct aiot_record *r = reserve(AIOT_BLK_QUEUE, AIOT_BLK_IO_START);
 		if (!r)
 			return 0;
-		r->a0 = rq_dev(rq);
-		r->a1 = rq->__sector;
-		r->a2 = bytes;
-		r->a3 = key;
+		fill_rq(r, rq, bytes);
 		emit(r);
 		return 0;
 	}
@@ -505,10 +512,7 @@ static __always_inline int blk_done(struct request *rq, long status, __u64 bytes
 		struct aiot_record *r = reserve(AIOT_BLK_DONE, sub);
 		if (!r)
 			return 0;
-		r->a0 = rq_dev(rq);
-		r->a1 = rq->__sector;
-		r->a2 = bytes;
-		r->a3 = key;
+		fill_rq(r, rq, bytes);
 		r->ret = -status; /* blk_status_t, not an errno: 0 = ok */
 		emit(r);
 		return 0;

@@ -187,7 +187,7 @@ def build_argv(b: Backend, ctx: Context) -> list[list[str]]:
         write_extents(ctx.raw_dir, ctx.workload_argv)
     if ctx.engine_so is not None:  # the two window uprobes (one hit each per run)
         argv += ["-u", str(ctx.engine_so)]
-    if ctx.flavour == "aggregate" and _workload_mode(ctx.workload_argv) == "libaio":
+    if ctx.flavour == "aggregate" and _workload_option(ctx.workload_argv, "--mode") == "libaio":
         argv.append("-l")  # the libaio free-lag histogram (block completion -> io_getevents)
     if os.environ.get("AIOTRACE_BPF_STATS") == "1":
         argv.append("-s")
@@ -203,20 +203,12 @@ def program_costs(stdout_text: str) -> dict[str, tuple[int, int]]:
     return {m.group(1): (int(m.group(2)), int(m.group(3))) for m in PROG_LINE.finditer(stdout_text)}
 
 
-def _workload_mode(argv: list[str]) -> str | None:
+def _workload_option(argv: list[str], option: str) -> str | None:
+    """The value of ``--option V`` or ``--option=V`` in the workload's argv (None if absent)."""
     for i, word in enumerate(argv):
-        if word == "--mode" and i + 1 < len(argv):
+        if word == option and i + 1 < len(argv):
             return argv[i + 1]
-        if word.startswith("--mode="):
-            return word.split("=", 1)[1]
-    return None
-
-
-def _workload_file(argv: list[str]) -> str | None:
-    for i, word in enumerate(argv):
-        if word == "--file" and i + 1 < len(argv):
-            return argv[i + 1]
-        if word.startswith("--file="):
+        if word.startswith(option + "="):
             return word.split("=", 1)[1]
     return None
 
@@ -304,7 +296,7 @@ def file_extents(path: str, max_extents: int = 4096) -> dict:
 def write_extents(raw: Path, workload_argv: list[str]) -> None:
     """raw/extents.json for the workload's data file (the model joins libaio's block completions
     to I/Os with it). Taken when the tracer is built: the held workload has created its file."""
-    path = _workload_file(workload_argv)
+    path = _workload_option(workload_argv, "--file")
     if path is None or not os.path.exists(path):
         return
     try:

@@ -97,6 +97,23 @@ def string_series(arr: pa.Array) -> pd.Series:
     return pd.Series(pd.arrays.ArrowStringArray(arr.cast(pa.large_string())), copy=False)
 
 
+def _scan_out(cols: LineColumns, n: int):
+    """(struct scan_out pointing at ``cols``' arrays, ptr(ctype, array), the list keeping every
+    array passed to ptr alive: cffi pointers do not keep their buffers alive)."""
+    out = ffi.new("struct scan_out *")
+    keep: list = []
+
+    def ptr(ctype, arr):
+        keep.append(arr)
+        return ffi.cast(ctype, ffi.from_buffer(arr))
+
+    out.n = n
+    out.kind, out.tkind, out.has_ret = (ptr("int8_t *", a) for a in (cols.kind, cols.tkind, cols.has_ret))
+    for c in _INT_COLS:
+        setattr(out, c, ptr("int64_t *", getattr(cols, c)))
+    return out, ptr, keep
+
+
 def scan(fmt: str, data: bytes, n: int, symbols: dict[str, int] | None = None) -> LineColumns:
     """Columns for ``n`` lines of ``data``, the common lines read by the C scanner of ``fmt``
     (all kind 0 when the scanner is not built). ``symbols``: the reader's table of argument
@@ -110,17 +127,7 @@ def scan(fmt: str, data: bytes, n: int, symbols: dict[str, int] | None = None) -
     name_len = np.zeros(n, np.int32)
     aux_off = np.zeros(n, np.int64)
     aux_len = np.zeros(n, np.int32)
-    out = ffi.new("struct scan_out *")
-    keep = []  # cffi pointers do not keep their buffers alive
-
-    def ptr(ctype, arr):
-        keep.append(arr)
-        return ffi.cast(ctype, ffi.from_buffer(arr))
-
-    out.n = n
-    out.kind, out.tkind, out.has_ret = (ptr("int8_t *", a) for a in (cols.kind, cols.tkind, cols.has_ret))
-    for c in _INT_COLS:
-        setattr(out, c, ptr("int64_t *", getattr(cols, c)))
+    out, ptr, keep = _scan_out(cols, n)
     out.name_buf, out.aux_buf = ptr("char *", name_buf), ptr("char *", aux_buf)
     out.name_off, out.aux_off = ptr("int64_t *", name_off), ptr("int64_t *", aux_off)
     out.name_len, out.aux_len = ptr("int32_t *", name_len), ptr("int32_t *", aux_len)
@@ -156,16 +163,6 @@ def classify(fmt: str, data: bytes, n: int) -> LineColumns | None:
     cols = LineColumns.empty(n)
     if n == 0:
         return cols
-    out = ffi.new("struct scan_out *")
-    keep = []
-
-    def ptr(ctype, arr):
-        keep.append(arr)
-        return ffi.cast(ctype, ffi.from_buffer(arr))
-
-    out.n = n
-    out.kind, out.tkind, out.has_ret = (ptr("int8_t *", a) for a in (cols.kind, cols.tkind, cols.has_ret))
-    for c in _INT_COLS:
-        setattr(out, c, ptr("int64_t *", getattr(cols, c)))
+    out, ptr, keep = _scan_out(cols, n)  # noqa: F841 (keep holds the buffers alive)
     getattr(lib, f"scan_{fmt}")(ffi.from_buffer(data), len(data), out)
     return cols
